@@ -1,0 +1,166 @@
+"""``reglab`` command line: train | evaluate | predict | data inspect | demo.
+
+Exit codes: 0 success, 2 a user error (one line on stderr naming the file or key), 1 a bug,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from importlib import resources
+from pathlib import Path
+
+from .errors import UserError
+
+
+def default_run_dir(name: str) -> Path:
+    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def reporter_for(quiet: bool):
+    from .progress import Silent, Terminal
+
+    return Silent() if quiet else Terminal()
+
+
+def cmd_train(args) -> None:
+    from .recipe import load_recipe
+    from .train import train
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
+    train(recipe, out, reporter_for(args.quiet))
+
+
+def cmd_demo(args) -> None:
+    from .recipe import load_recipe
+    from .train import train
+
+    with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
+        recipe = load_recipe(path, args.overrides)
+    train(recipe, args.out or default_run_dir("demo"), reporter_for(args.quiet))
+
+
+def print_metrics(title: str, result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in result.get("per_class", {}).items():
+        table.add_row(name, *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+    console = Console()
+    console.print(table)
+    shown = ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc", "micro_roc_auc")
+    console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result))
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(args.run, args.data, args.source, args.labels, args.device)
+    print_metrics(f"{args.run} on {args.data} ({result['samples']} samples)", result)
+
+
+def cmd_predict(args) -> None:
+    from .evaluate import predict_folder
+
+    count, scores = predict_folder(args.run, args.images, args.out, args.labels, args.device)
+    print(f"wrote {count} predictions to {args.out}")
+    if scores:
+        print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+
+def cmd_inspect(args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data.inspect import summarize
+
+    summary = summarize(args.path)
+    table = Table(title=f"{summary.path} ({summary.layout}, {summary.total} images)")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    for name, count in sorted(summary.counts.items(), key=lambda item: -item[1]):
+        table.add_row(name, str(count))
+    console = Console()
+    if summary.counts:
+        console.print(table)
+        console.print(f"classes {len(summary.counts)}  imbalance ratio (largest/smallest) {summary.imbalance:.2f}")
+    sizes = ", ".join(f"{w}x{h}: {n}" for (w, h), n in summary.sizes.most_common())
+    console.print(f"image sizes (width x height: images) {sizes}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reglab", description="Controlled regularization studies for deep classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def run_options(sub, with_out=True):
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=0.01")
+        if with_out:
+            sub.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
+        sub.add_argument("--quiet", action="store_true", help="no progress output")
+
+    train = commands.add_parser("train", help="train one run from a recipe")
+    train.add_argument("recipe", help="YAML recipe file")
+    run_options(train)
+    train.set_defaults(func=cmd_train)
+
+    demo = commands.add_parser("demo", help="train the built-in demo (digits, under a minute on a laptop)")
+    run_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    evaluate = commands.add_parser("evaluate", help="score a finished run on a labelled data set")
+    evaluate.add_argument("run", help="run directory")
+    evaluate.add_argument("--data", required=True, help="image folder, CIFAR folder, Tiny-ImageNet root or test folder")
+    evaluate.add_argument("--source", choices=["image_folder", "test_folder", "cifar", "tiny_imagenet"], help="layout (default: detected)")
+    evaluate.add_argument("--labels", help="id,label CSV for an unlabelled test folder")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="write id,label predictions for a folder of images")
+    predict.add_argument("run", help="run directory")
+    predict.add_argument("--images", required=True, help="folder of <id>.png images")
+    predict.add_argument("--out", required=True, help="submission CSV to write")
+    predict.add_argument("--labels", help="answer key (id,label CSV) to score the submission against")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    predict.set_defaults(func=cmd_predict)
+
+    data = commands.add_parser("data", help="look at a data set")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    inspect = data_commands.add_parser("inspect", help="class counts, imbalance ratio and image sizes")
+    inspect.add_argument("path", help="data folder")
+    inspect.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"reglab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reglab: interrupted; finished epochs and checkpoints are in the run directory", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not the user's fault
+        if os.environ.get("REGLAB_DEBUG"):
+            traceback.print_exc()
+        print(f"reglab: internal error: {type(exc).__name__}: {exc} (set REGLAB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The in-memory form every source produces: uint8 images and their targets as tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class ImageData:
+    """``x``: uint8 ``[N, C, H, W]``; ``y``: class indices ``[N]`` (or ``None`` when unlabelled);
+    ``ids``: one name per sample (file stem or index) for predictions and submissions."""
+
+    x: torch.Tensor
+    y: Optional[torch.Tensor]
+    classes: list[str]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: torch.Tensor) -> "ImageData":
+        picked = index.tolist()
+        return ImageData(
+            self.x[index], None if self.y is None else self.y[index], self.classes, [self.ids[i] for i in picked]
+        )
+
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.y, minlength=len(self.classes))
+
+
+def select_classes(y: torch.Tensor, all_classes: list[str], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mask of samples whose class is kept, and their labels renumbered in ``classes`` order."""
+    keep_ids = torch.tensor([all_classes.index(name) for name in classes])
+    keep = torch.isin(y, keep_ids)
+    renumber = torch.full((len(all_classes),), -1, dtype=torch.long)
+    renumber[keep_ids] = torch.arange(len(classes))
+    return keep, renumber[y[keep]]

@@ -1,0 +1,88 @@
+"""Losses over soft targets ``[B, C]`` (one-hot, smoothed or mixed), each averaged over the batch.
+
+- ``cross_entropy``: softmax cross-entropy.
+- ``focal``: softmax focal loss, α·(1 − p)^γ·(−log p) (Lin et al. 2017, "Focal Loss for Dense
+  Object Detection"); γ = 0 and α = 1 is cross-entropy.
+- ``ovr_bce`` / ``bce``: one sigmoid per class with binary cross-entropy, averaged over classes;
+  on single-label data this is the one-vs-all ("multiple BCE") classifier, on multi-label data the
+  usual multi-label loss.
+
+Class weights multiply each sample's loss by its class's weight and the batch is averaged as in
+Keras' ``class_weight`` (not normalized by the weights' sum); for the BCE losses they weight the
+positive term (``pos_weight``). Label smoothing (Szegedy et al. 2016) mixes the targets with the
+uniform distribution (softmax) or with 0.5 (sigmoid).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UserError
+
+SIGMOID_LOSSES = {"ovr_bce", "bce"}
+
+
+def class_weights(spec, counts: torch.Tensor) -> Optional[torch.Tensor]:
+    """``none``, ``inverse_frequency`` (n / (C·n_c), scikit-learn's "balanced") or a list."""
+    if spec == "none":
+        return None
+    if spec == "inverse_frequency":
+        counts = counts.float()
+        return counts.sum() / (len(counts) * counts.clamp_min(1.0))
+    if len(spec) != len(counts):
+        raise UserError(f"loss.class_weights: {len(spec)} weights given for {len(counts)} classes")
+    return torch.tensor(spec, dtype=torch.float32)
+
+
+class SoftmaxLoss(nn.Module):
+    """Cross-entropy, or focal loss when ``gamma`` > 0 or ``alpha`` != 1."""
+
+    def __init__(self, weight=None, label_smoothing=0.0, alpha=1.0, gamma=0.0):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.label_smoothing, self.alpha, self.gamma = label_smoothing, alpha, gamma
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        n_classes = logits.shape[1]
+        if self.label_smoothing:
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / n_classes
+        log_p = F.log_softmax(logits.float(), dim=1)
+        per_class = -log_p * targets
+        if self.gamma or self.alpha != 1.0:
+            per_class = self.alpha * (1 - log_p.exp()).pow(self.gamma) * per_class
+        if self.weight is not None:
+            per_class = per_class * self.weight
+        return per_class.sum(dim=1).mean()
+
+
+class SigmoidLoss(nn.Module):
+    """Binary cross-entropy per class, averaged over classes then over the batch."""
+
+    def __init__(self, pos_weight=None, label_smoothing=0.0):
+        super().__init__()
+        self.register_buffer("pos_weight", pos_weight)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.label_smoothing:
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=self.pos_weight)
+
+
+def create_loss(config, counts: torch.Tensor) -> nn.Module:
+    """``config`` is the recipe's ``loss`` section; ``counts`` the training samples per class."""
+    weight = class_weights(config.class_weights, counts)
+    if config.name in SIGMOID_LOSSES:
+        return SigmoidLoss(weight, config.label_smoothing)
+    if config.name == "focal":
+        return SoftmaxLoss(weight, config.label_smoothing, config.alpha, config.gamma)
+    return SoftmaxLoss(weight, config.label_smoothing)
+
+
+def probabilities(logits: torch.Tensor, loss_name: str) -> torch.Tensor:
+    """Class probabilities as the loss models them: sigmoid for BCE losses, softmax otherwise."""
+    return torch.sigmoid(logits.float()) if loss_name in SIGMOID_LOSSES else F.softmax(logits.float(), dim=1)

@@ -1,0 +1,85 @@
+"""Classification metrics for single-label and multi-label data, all from scikit-learn.
+
+Single-label targets are class indices ``[N]`` scored on ``argmax`` of the probabilities;
+multi-label targets are 0/1 matrices ``[N, C]`` scored on ``probs >= threshold``. ROC-AUC is
+computed over the classes that have both positives and negatives in ``y_true`` (a class absent
+from a small validation split would otherwise make it undefined).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+# Every per-epoch value a run records; monitors (early stopping, plateau) must name one of these.
+EPOCH_METRICS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "val_micro_f1",
+    "val_macro_roc_auc",
+    "val_micro_roc_auc",
+    "gap_loss",
+    "gap_accuracy",
+)
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.int64)[labels]
+
+
+def predictions(probs: np.ndarray, multilabel: bool, threshold=0.5) -> np.ndarray:
+    return (probs >= threshold).astype(np.int64) if multilabel else probs.argmax(axis=1)
+
+
+def roc_auc(y_onehot: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """(macro, micro) ROC-AUC over the classes that are both present and absent somewhere."""
+    positives = y_onehot.sum(axis=0)
+    scorable = (positives > 0) & (positives < len(y_onehot))
+    if not scorable.any():
+        return float("nan"), float("nan")
+    macro = roc_auc_score(y_onehot[:, scorable], probs[:, scorable], average="macro")
+    micro = roc_auc_score(y_onehot.ravel(), probs.ravel())
+    return float(macro), float(micro)
+
+
+def summary(y_true: np.ndarray, probs: np.ndarray, multilabel: bool = False, threshold=0.5) -> dict:
+    """Accuracy, macro/micro F1 and macro/micro ROC-AUC."""
+    n_classes = probs.shape[1]
+    y_pred = predictions(probs, multilabel, threshold)
+    labels = list(range(n_classes))
+    y_onehot = y_true if multilabel else one_hot(y_true, n_classes)
+    macro_auc, micro_auc = roc_auc(y_onehot, probs)
+    average_kw = {} if multilabel else {"labels": labels}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0, **average_kw)),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0, **average_kw)),
+        "macro_roc_auc": macro_auc,
+        "micro_roc_auc": micro_auc,
+    }
+
+
+def detailed(y_true: np.ndarray, probs: np.ndarray, classes: list[str], multilabel: bool = False, threshold=0.5) -> dict:
+    """``summary`` plus per-class precision/recall/F1/support and (single-label) the confusion matrix."""
+    result = summary(y_true, probs, multilabel, threshold)
+    y_pred = predictions(probs, multilabel, threshold)
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=None if multilabel else labels, zero_division=0
+    )
+    result["per_class"] = {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+    }
+    if not multilabel:
+        result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return result

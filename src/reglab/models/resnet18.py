@@ -1,0 +1,57 @@
+"""ResNet-18 (He et al. 2016) with BasicBlocks [2, 2, 2, 2], trained from scratch.
+
+``model.stem``: ``small`` is a 3x3/1 convolution without max-pooling (for CIFAR-sized inputs);
+``standard`` is the ImageNet 7x7/2 convolution + 3x3/2 max-pool. ``model.width`` scales the
+64-128-256-512 channels; ``model.batch_norm: false`` replaces batch norm by identity."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import block_dropout, channels, head_dropout, norm2d
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, bn: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=not bn)
+        self.bn1 = norm2d(bn, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=not bn)
+        self.bn2 = norm2d(bn, cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not bn), norm2d(bn, cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, config, input_shape: tuple[int, int, int], n_classes: int):
+        super().__init__()
+        bn = config.batch_norm is not False
+        widths = [channels(n, config.width) for n in (64, 128, 256, 512)]
+        if config.stem == "small":
+            stem = [nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=not bn), norm2d(bn, widths[0]), nn.ReLU(inplace=True)]
+        else:
+            stem = [
+                nn.Conv2d(input_shape[0], widths[0], 7, 2, 3, bias=not bn), norm2d(bn, widths[0]),
+                nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+            ]  # fmt: skip
+        stages, cin = [], widths[0]
+        for index, cout in enumerate(widths):
+            stride = 1 if index == 0 else 2
+            stages += [BasicBlock(cin, cout, stride, bn), BasicBlock(cout, cout, 1, bn), block_dropout(config)]
+            cin = cout
+        self.features = nn.Sequential(*stem, *stages, nn.AdaptiveAvgPool2d(1))
+        self.head = nn.Sequential(head_dropout(config), nn.Linear(cin, n_classes))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))

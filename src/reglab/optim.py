@@ -1,0 +1,70 @@
+"""Optimizers and the two weight penalties users confuse.
+
+- ``optim.l2`` is a penalty λ·Σw² added to the loss (Keras' ``kernel_regularizer=l2(λ)``): its
+  gradient 2λw flows through momentum and Adam's moment estimates.
+- ``optim.weight_decay`` is decoupled decay, w ← w·(1 − lr·wd) at every step, separate from the
+  gradient (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"); with Adam this is
+  AdamW. ``adamw`` is Adam with that decay.
+
+Both touch only the parameter kinds in ``optim.penalize`` (default: conv and dense weights, never
+biases or normalization layers, as timm's ``param_groups_weight_decay`` does).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+
+def penalized_parameters(model: nn.Module, kinds: list[str]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Split parameters into (penalized, free) by layer kind: conv, linear, norm, bias."""
+    penalized, free = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if name == "bias":
+                kind = "bias"
+            elif isinstance(module, nn.modules.conv._ConvNd):
+                kind = "conv"
+            elif isinstance(module, nn.Linear):
+                kind = "linear"
+            elif isinstance(module, NORM_LAYERS):
+                kind = "norm"
+            else:
+                kind = "other"
+            (penalized if kind in kinds else free).append(param)
+    return penalized, free
+
+
+class Optimizer:
+    """A torch optimizer plus reglab's penalties; ``penalty()`` is added to the loss and
+    ``step()`` applies decoupled decay before the optimizer's own update."""
+
+    def __init__(self, config, model: nn.Module):
+        self.config = config
+        self.penalized, free = penalized_parameters(model, config.penalize)
+        groups = [{"params": self.penalized}, {"params": free}]
+        if config.name == "sgd":
+            self.torch = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+        else:
+            self.torch = torch.optim.Adam(groups, lr=config.lr, betas=config.betas)
+
+    def penalty(self) -> torch.Tensor | float:
+        if not self.config.l2 or not self.penalized:
+            return 0.0
+        return self.config.l2 * sum(p.pow(2).sum() for p in self.penalized)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self.config.weight_decay and self.penalized:
+            lr = self.torch.param_groups[0]["lr"]
+            torch._foreach_mul_(self.penalized, 1.0 - lr * self.config.weight_decay)
+        self.torch.step()
+
+    def zero_grad(self) -> None:
+        self.torch.zero_grad(set_to_none=True)
+
+    @property
+    def lr(self) -> float:
+        return self.torch.param_groups[0]["lr"]

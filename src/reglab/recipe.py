@@ -1,0 +1,255 @@
+"""Recipe schema, YAML loading and dotted command-line overrides.
+
+One schema carries every experiment: a recipe has the sections ``data``, ``model``, ``loss``,
+``optim``, ``schedule`` and ``train``; every key has a default, unknown keys are refused, and any
+key can be overridden from the command line as ``section.key=value`` (the value is read as YAML,
+so ``train.epochs=3``, ``loss.class_weights=[1,2,3]`` and ``data.classes=null`` all work).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+from .metrics import EPOCH_METRICS
+
+MonitorMode = Literal["auto", "min", "max"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_monitor(name: str) -> str:
+    if name not in EPOCH_METRICS:
+        close = difflib.get_close_matches(name, EPOCH_METRICS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; one of {', '.join(EPOCH_METRICS)}"
+        raise ValueError(f"unknown metric '{name}'{hint}")
+    return name
+
+
+Monitor = Annotated[str, AfterValidator(_check_monitor)]
+
+
+def resolve_mode(monitor: str, mode: str) -> str:
+    """``auto`` means minimise losses and maximise everything else."""
+    if mode != "auto":
+        return mode
+    return "min" if monitor.endswith("loss") or monitor.endswith("gap") else "max"
+
+
+class DataConfig(Section):
+    source: Literal["digits", "image_folder", "test_folder", "cifar", "tiny_imagenet"] = "digits"
+    path: Optional[str] = Field(None, description="folder of the data set (not needed for digits)")
+    labels: Optional[str] = Field(None, description="id,label CSV for a test_folder source")
+    image_size: Optional[int] = Field(None, gt=0, description="resize to this square size; null keeps the native size")
+    channels: Optional[Literal[1, 3]] = Field(None, description="1 (grey) or 3 (RGB); null: the source's own")
+    classes: Union[None, int, list[str]] = Field(None, description="keep only these classes (or the first N by name)")
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.source != "digits" and not self.path:
+            raise ValueError(f"data.path is required for source '{self.source}'")
+        if isinstance(self.classes, int) and self.classes < 2:
+            raise ValueError("data.classes must keep at least 2 classes")
+        return self
+
+
+class DropoutConfig(Section):
+    rate: float = Field(0.0, ge=0.0, lt=1.0)
+    where: Literal["head", "blocks"] = "head"
+
+
+class ModelConfig(Section):
+    name: str = "resnet18"
+    width: float = Field(1.0, gt=0.0, description="multiplier on every layer's channel count")
+    dropout: DropoutConfig = DropoutConfig()
+    batch_norm: Optional[bool] = Field(None, description="null: the architecture's default")
+    lrn: bool = Field(False, description="local response normalization (alexnet_like)")
+    stem: Literal["small", "standard"] = Field("small", description="resnet18: 3x3/1 stem for small images, or 7x7/2 + max-pool")
+
+    @field_validator("dropout", mode="before")
+    @classmethod
+    def _rate_shorthand(cls, value: Any) -> Any:
+        """``model.dropout=0.4`` is shorthand for ``{rate: 0.4}``."""
+        return {"rate": value} if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from .models import MODELS
+
+        if name not in MODELS:
+            close = difflib.get_close_matches(name, MODELS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(sorted(MODELS))}"
+            raise ValueError(f"unknown model '{name}'; {hint}")
+        return name
+
+
+class LossConfig(Section):
+    name: Literal["cross_entropy", "ovr_bce", "bce", "focal"] = "cross_entropy"
+    class_weights: Union[Literal["none", "inverse_frequency"], list[float]] = "none"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    alpha: float = Field(1.0, gt=0.0, description="focal loss weight α")
+    gamma: float = Field(2.0, ge=0.0, description="focal loss focusing γ")
+
+
+class OptimConfig(Section):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.01, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    l2: float = Field(0.0, ge=0.0, description="Keras-style penalty: λ·Σw² added to the loss")
+    weight_decay: float = Field(0.0, ge=0.0, description="decoupled decay: w ← w·(1 − lr·wd) each step")
+    penalize: list[Literal["conv", "linear", "norm", "bias"]] = Field(
+        ["conv", "linear"], description="which parameters l2 and weight_decay touch"
+    )
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("optim.nesterov needs optim.name=sgd with optim.momentum > 0")
+        return self
+
+
+class ScheduleConfig(Section):
+    name: Literal["none", "step", "plateau", "cosine"] = "none"
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="step/plateau: multiply the rate by this")
+    patience: int = Field(3, ge=0, description="plateau: epochs without improvement")
+    monitor: Monitor = "val_loss"
+    mode: MonitorMode = "auto"
+    min_lr: float = Field(0.0, ge=0.0)
+
+
+class EarlyStoppingConfig(Section):
+    monitor: Monitor = Field("val_loss", description="also decides which epoch best.pt holds")
+    mode: MonitorMode = "auto"
+    patience: Optional[int] = Field(None, ge=1, description="null: never stop early")
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = Field(False, description="end with the best epoch's weights")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+
+class Recipe(Section):
+    name: Optional[str] = None
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=0.01"`` -> ``(["optim", "lr"], 0.01)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"override '{text}' is not of the form section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = tree
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                if child is not None:
+                    raise UserError(f"override '{text}': '{'.'.join(keys[: depth + 1])}' is not a section")
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = value
+    return tree
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The valid key names of the section that ``loc`` points into."""
+    for key in loc:
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(error: dict, schema: type[BaseModel]) -> str:
+    loc = tuple(part for part in error["loc"] if isinstance(part, str))
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        valid = _fields_at(schema, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+        hint = f"did you mean '{'.'.join(loc[:-1] + (close[0],))}'?" if close else f"valid keys: {', '.join(valid)}"
+        return f"unknown key '{key}'; {hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("value_error", "assertion_error") and not key:
+        return message
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f"{key or 'recipe'}: {message}{shown}"
+
+
+def validate(tree: Any, origin: str, schema: type[BaseModel] = Recipe) -> BaseModel:
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise UserError(f"{origin}: a recipe must be a mapping of sections, got {type(tree).__name__}")
+    try:
+        return schema.model_validate(tree)
+    except ValidationError as exc:
+        raise UserError(f"{origin}: {_describe(exc.errors()[0], schema)}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: recipe file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
+    """Read a recipe file (or the defaults when ``path`` is None) and apply the overrides."""
+    tree = read_yaml(path) if path is not None else {}
+    if tree is not None and not isinstance(tree, dict):
+        raise UserError(f"{path}: a recipe must be a mapping of sections")
+    tree = apply_overrides(tree or {}, list(overrides))
+    return validate(tree, str(path) if path is not None else "recipe")
+
+
+def save_recipe(recipe: Recipe, path: Path) -> None:
+    path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))

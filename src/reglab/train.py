@@ -1,0 +1,167 @@
+"""The training loop: recipe in, run directory out.
+
+Data sits on the device as uint8 tensors; every batch is an index into them (airbench-style, no
+DataLoader, no per-sample Python). Loss and accuracy are summed on the device and read once per
+epoch; the live loss in the progress bar costs one read every ``REFRESH_EVERY`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as data_sources
+from .data.split import stratified_split
+from . import metrics
+from .callbacks import EarlyStopping
+from .device import autocast, pick_device, seed_everything
+from .errors import UserError
+from .losses import create_loss, probabilities
+from .models import create_model
+from .optim import Optimizer
+from .progress import Silent
+from .recipe import Recipe
+from .rundir import RunDir
+from .schedules import Schedule
+
+REFRESH_EVERY = 10
+
+
+@dataclass
+class RunResult:
+    path: Path
+    status: str  # "completed", "early_stopped" or "diverged"
+    history: list[dict]
+    metrics: dict
+
+
+def targets_for(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Soft targets ``[B, C]``: one-hot for class indices, unchanged for multi-hot rows."""
+    return F.one_hot(y, n_classes).float() if y.dim() == 1 else y.float()
+
+
+@torch.no_grad()
+def predict_logits(model, x: torch.Tensor, batch_size: int, amp) -> torch.Tensor:
+    model.eval()
+    with amp:
+        return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+
+
+def train_epoch(model, x, y, n_classes, loss_fn, optimizer, batch_size, generator, amp, reporter) -> tuple[float, float]:
+    """One pass over the training tensors in a seeded random order; returns (loss, accuracy)."""
+    model.train()
+    n = len(x)
+    order = torch.randperm(n, generator=generator).to(x.device)
+    n_batches = n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size)  # no batch of 1 for BN
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    seen = 0
+    for step in range(n_batches):
+        index = order[step * batch_size : (step + 1) * batch_size]
+        xb, yb = x[index], y[index]
+        targets = targets_for(yb, n_classes)
+        with amp:
+            logits = model(xb)
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad()
+        (loss + optimizer.penalty()).backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(index)
+        correct += (logits.detach().argmax(1) == targets.argmax(1)).sum()
+        seen += len(index)
+        if (step + 1) % REFRESH_EVERY == 0 or step + 1 == n_batches:
+            reporter.batch_end(step + 1, loss_sum.item() / seen)
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+def validate(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, np.ndarray]:
+    logits = predict_logits(model, x, batch_size, amp)
+    loss = loss_fn(logits, targets_for(y, logits.shape[1])).item()
+    return loss, probabilities(logits, loss_name).cpu().numpy()
+
+
+def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary) -> dict:
+    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss}
+    row.update({f"val_{k}": v for k, v in val_summary.items()})
+    row["gap_loss"] = train_loss - val_loss  # train minus val
+    row["gap_accuracy"] = train_acc - row["val_accuracy"]
+    row["seconds"] = round(seconds, 3)
+    return row
+
+
+def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
+    """Train one run as the recipe says and write everything to ``out``."""
+    reporter = reporter or Silent()
+    if recipe.data.source == "test_folder":
+        raise UserError("data.source: test_folder is unlabelled; train on image_folder, cifar, tiny_imagenet or digits")
+    device = pick_device(recipe.train.device)
+    amp = autocast(device, recipe.train.amp)
+    generator = seed_everything(recipe.train.seed)
+
+    full = data_sources.load(recipe.data, "train")
+    train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
+    classes, input_shape = full.classes, tuple(full.x.shape[1:])
+    x_train, y_train = train_set.x.to(device), train_set.y.to(device)
+    x_val, y_val = val_set.x.to(device), val_set.y.to(device)
+
+    model = create_model(recipe.model, input_shape, len(classes))
+    model.fit(train_set.x)
+    model.to(device)
+    loss_fn = create_loss(recipe.loss, train_set.class_counts()).to(device)
+    optimizer = Optimizer(recipe.optim, model)
+    schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs)
+    stopper = EarlyStopping(recipe.train.early_stopping)
+
+    run = RunDir.create(out, recipe)
+    meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
+            "n_train": len(train_set), "n_val": len(val_set)}  # fmt: skip
+    run.write_json("meta.json", meta)
+    reporter.start(run.path, len(train_set), len(val_set), str(device))
+
+    history, status, batch = [], "completed", recipe.train.batch_size
+    for epoch in range(1, recipe.train.epochs + 1):
+        started = time.perf_counter()
+        n_batches = math.ceil(len(train_set) / batch)
+        reporter.epoch_start(epoch, recipe.train.epochs, n_batches)
+        lr = optimizer.lr
+        train_loss, train_acc = train_epoch(model, x_train, y_train, len(classes), loss_fn, optimizer, batch, generator, amp, reporter)
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - started}, "  diverged")
+            break
+        val_loss, val_probs = validate(model, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
+        val_summary = metrics.summary(val_set.y.numpy(), val_probs)
+        row = epoch_row(epoch, lr, time.perf_counter() - started, train_loss, train_acc, val_loss, val_summary)
+        history.append(row)
+        run.append_history(row)
+        improved = stopper.update(epoch, row)
+        if improved:
+            run.save_checkpoint(model, "best.pt")
+        run.save_checkpoint(model, "last.pt")
+        reporter.epoch_end(row, "  *" if improved else "")
+        schedule.step(row)
+        if stopper.should_stop and epoch < recipe.train.epochs:
+            status = "early_stopped"
+            break
+
+    final_checkpoint = "last.pt"  # after a divergence: the last finite epoch's weights
+    if recipe.train.early_stopping.restore_best and stopper.best_epoch:
+        final_checkpoint = "best.pt"
+    if history and (final_checkpoint == "best.pt" or status == "diverged"):
+        model.load_state_dict(run.load_state(final_checkpoint))
+    final = {"status": status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
+             f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
+    if history:
+        val_loss, val_probs = validate(model, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
+        final.update({"val_loss": val_loss, **metrics.detailed(val_set.y.numpy(), val_probs, classes)})
+        run.write_predictions("val_predictions.csv", val_set.ids, classes, val_probs, val_set.y.numpy())
+    run.write_json("metrics.json", final)
+    run.write_json("meta.json", {**meta, "status": status, "final_checkpoint": final_checkpoint})
+    reporter.finish(final, run.path, status)
+    return RunResult(run.path, status, history, final)
