@@ -47,6 +47,8 @@ class Terminal(Silent):
         self.console.print(f"[bold]reglab[/] {n_train} training / {n_val} validation samples on {device} → {run_path}", soft_wrap=True)
 
     def epoch_start(self, epoch, epochs, n_batches):
+        if not self.console.is_terminal:  # logs and CI get the per-epoch line only
+            return
         self.progress = Progress(
             TextColumn(f"Epoch {epoch}/{epochs}"),
             BarColumn(),
@@ -60,11 +62,15 @@ class Terminal(Silent):
         self.progress.start()
 
     def batch_end(self, done, loss):
+        if self.progress is None:
+            return
         fields = {"loss": f"loss {loss:.4f}"} if loss is not None else {}
         self.progress.update(self.task, completed=done, **fields)
 
     def epoch_end(self, row, note=""):
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
         shown = "  ".join(f"{label} {_fmt(row[key])}" for key, label in SHOWN.items() if key in row)
         self.console.print(f"Epoch {row['epoch']:>3}  {shown}  {row['seconds']:.1f}s{note}", soft_wrap=True)
 

@@ -1,0 +1,86 @@
+"""Shared fixtures: paths to ../shared data and writers of tiny data sets in each layout."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def write_png(path: Path, rng: np.random.Generator, size=(12, 12), shade: int | None = None) -> None:
+    """A small RGB image; ``shade`` biases the colour so classes are learnable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = rng.integers(0, 60, size=(size[1], size[0], 3), dtype=np.uint8)
+    if shade is not None:
+        pixels[..., shade % 3] += 150
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture
+def image_tree(tmp_path) -> Path:
+    """``train/<class>/*.png`` with 3 colour-coded classes of 12, 8 and 6 images."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for shade, (name, count) in enumerate({"red": 12, "green": 8, "blue": 6}.items()):
+        for i in range(count):
+            write_png(root / name / f"{name}_{i:03d}.png", rng, shade=shade)
+    return root
+
+
+@pytest.fixture
+def test_folder(tmp_path) -> tuple[Path, Path]:
+    """A competition-style folder of ``<id>.png`` plus its ``id,label`` answer key."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "test"
+    rows = ["id,label"]
+    for i, (shade, name) in enumerate([(0, "red"), (1, "green"), (2, "blue")] * 3):
+        write_png(folder / f"{i:04d}.png", rng, shade=shade)
+        rows.append(f"{i:04d},{name}")
+    labels = tmp_path / "test_labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    return folder, labels
+
+
+@pytest.fixture
+def cifar_tree(tmp_path) -> Path:
+    """CIFAR-10 python batches: two training batches and a test batch of 3 classes."""
+    rng = np.random.default_rng(2)
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+
+    def batch(n, name):
+        labels = [i % 3 for i in range(n)]
+        data = rng.integers(0, 255, size=(n, 3072), dtype=np.uint8)
+        with (root / name).open("wb") as handle:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, handle)
+
+    batch(12, "data_batch_1")
+    batch(9, "data_batch_2")
+    batch(6, "test_batch")
+    with (root / "batches.meta").open("wb") as handle:
+        pickle.dump({b"label_names": [b"airplane", b"automobile", b"bird"]}, handle)
+    return root
+
+
+@pytest.fixture
+def tiny_imagenet_tree(tmp_path) -> Path:
+    """``train/<wnid>/images/*.JPEG`` and ``val/images`` with ``val_annotations.txt``."""
+    rng = np.random.default_rng(3)
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n01443537", "n01629819", "n01641577"]
+    notes = []
+    for shade, wnid in enumerate(wnids):
+        for i in range(4):
+            write_png(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", rng, shade=shade)
+        for i in range(2):
+            name = f"val_{shade * 2 + i}.JPEG"
+            write_png(root / "val" / "images" / name, rng, shade=shade)
+            notes.append(f"{name}\t{wnid}\t0\t0\t11\t11")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(notes) + "\n")
+    return root

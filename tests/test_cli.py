@@ -1,0 +1,103 @@
+"""The command line as a user meets it: exit codes, one-line errors, files written."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from reglab.cli import main
+
+from .conftest import SHARED_DATA
+
+
+def write_recipe(tmp_path, body: str):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(body)
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optim.lrr=0.1"], "unknown key 'optim.lrr'; did you mean 'optim.lr'?"),
+        (["train.epochs=two"], "train.epochs: Input should be a valid integer"),
+        (["optim.lr=-0.01"], "optim.lr: Input should be greater than 0"),
+        (["model.dropout.rate=1.5"], "model.dropout.rate: Input should be less than 1"),
+        (["data.path=does/not/exist"], "does/not/exist: image folder not found"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, overrides, message):
+    recipe = write_recipe(tmp_path, "data: {source: image_folder, path: somewhere}\nmodel: {name: linear}\n")
+    code, out, err = run_cli(capsys, "train", recipe, *overrides, "--out", tmp_path / "run", "--quiet")
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_console_script_exit_code_and_stderr(tmp_path):
+    recipe = write_recipe(tmp_path, "optim: {lr: -1}\n")
+    done = subprocess.run([sys.executable, "-m", "reglab.cli", "train", str(recipe)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"reglab: error: {recipe}: optim.lr: Input should be greater than 0 (got -1)"
+
+
+def test_train_evaluate_predict_on_image_folders(tmp_path, capsys, image_tree, test_folder):
+    recipe = write_recipe(tmp_path, f"""
+data: {{source: image_folder, path: {image_tree}, image_size: 12, val_fraction: 0.3}}
+model: {{name: linear}}
+optim: {{name: adam, lr: 0.01}}
+train: {{epochs: 3, batch_size: 8}}
+""")
+    run = tmp_path / "run"
+    code, out, _ = run_cli(capsys, "train", recipe, "--out", run, "--quiet")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "evaluate", run, "--data", image_tree)
+    assert code == 0 and "macro_f1" in out and (run / "eval_images.json").exists()
+    folder, labels = test_folder
+    submission = tmp_path / "submission.csv"
+    code, out, _ = run_cli(capsys, "predict", run, "--images", folder, "--out", submission, "--labels", labels)
+    assert code == 0 and "wrote 9 predictions" in out and "accuracy" in out
+    rows = list(csv.DictReader(submission.open()))
+    assert [r["id"] for r in rows] == [f"{i:04d}" for i in range(9)]
+    assert {r["label"] for r in rows} <= {"red", "green", "blue"}
+    code, _, err = run_cli(capsys, "evaluate", run, "--data", folder)
+    assert code == 2 and "pass --labels" in err
+
+
+def test_evaluate_a_cifar_run_on_its_test_batch(tmp_path, capsys, cifar_tree):
+    recipe = write_recipe(tmp_path, f"data: {{source: cifar, path: {cifar_tree}}}\nmodel: {{name: linear}}\ntrain: {{epochs: 1}}\n")
+    assert run_cli(capsys, "train", recipe, "--out", tmp_path / "run", "--quiet")[0] == 0
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "run", "--data", cifar_tree)
+    assert code == 0 and "6 samples" in out
+
+
+def test_data_inspect(capsys, cifar_tree):
+    code, out, _ = run_cli(capsys, "data", "inspect", cifar_tree)
+    assert code == 0 and "cifar" in out and "imbalance ratio (largest/smallest) 1.00" in out
+    code, _, err = run_cli(capsys, "data", "inspect", cifar_tree / "missing")
+    assert code == 2 and "data folder not found" in err
+
+
+def test_shared_typefaces_submission_has_the_competition_format(tmp_path, capsys):
+    """Real data: train briefly on the shared typeface set and write its submission."""
+    typefaces = SHARED_DATA / "typefaces"
+    recipe = write_recipe(tmp_path, f"""
+data: {{source: image_folder, path: {typefaces / 'train'}, image_size: 32}}
+model: {{name: linear}}
+optim: {{name: adam, lr: 0.001}}
+train: {{epochs: 1}}
+""")
+    assert run_cli(capsys, "train", recipe, "--out", tmp_path / "run", "--quiet")[0] == 0
+    submission = tmp_path / "submission.csv"
+    code, out, _ = run_cli(capsys, "predict", tmp_path / "run", "--images", typefaces / "test", "--out", submission,
+                           "--labels", typefaces / "test_labels.csv")  # fmt: skip
+    assert code == 0 and "wrote 380 predictions" in out
+    sample = list(csv.DictReader((typefaces / "sample_submission.csv").open()))
+    written = list(csv.DictReader(submission.open()))
+    assert [r["id"] for r in written] == [r["id"] for r in sample]

@@ -1,0 +1,54 @@
+import torch
+import torch.nn.functional as F
+
+from reglab.losses import SigmoidLoss, SoftmaxLoss, class_weights
+from reglab.recipe import LossConfig
+from reglab.losses import create_loss
+
+
+def batch(n=16, c=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, generator=g) * 3
+    labels = torch.randint(0, c, (n,), generator=g)
+    return logits, labels, F.one_hot(labels, c).float()
+
+
+def test_focal_with_gamma_0_alpha_1_is_cross_entropy():
+    logits, labels, targets = batch()
+    focal = create_loss(LossConfig(name="focal", alpha=1.0, gamma=0.0), torch.ones(5))
+    assert torch.allclose(focal(logits, targets), F.cross_entropy(logits, labels), atol=1e-6)
+
+
+def test_focal_down_weights_easy_examples_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    p = torch.softmax(logits, 1)[:, 0]
+    expected = (0.25 * (1 - p) ** 2 * -torch.log(p)).mean()
+    assert torch.allclose(SoftmaxLoss(alpha=0.25, gamma=2.0)(logits, targets), expected)
+
+
+def test_class_weights_scale_each_sample_keras_style():
+    logits, labels, targets = batch()
+    weight = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    expected = (F.cross_entropy(logits, labels, reduction="none") * weight[labels]).mean()
+    assert torch.allclose(SoftmaxLoss(weight)(logits, targets), expected)
+
+
+def test_label_smoothing_matches_torch():
+    logits, labels, targets = batch()
+    assert torch.allclose(SoftmaxLoss(label_smoothing=0.1)(logits, targets), F.cross_entropy(logits, labels, label_smoothing=0.1))
+
+
+def test_inverse_frequency_weights_are_sklearn_balanced():
+    counts = torch.tensor([10, 30, 60])
+    weights = class_weights("inverse_frequency", counts)
+    assert torch.allclose(weights, torch.tensor([100 / 30, 100 / 90, 100 / 180]))
+    assert torch.allclose((weights * counts).sum(), torch.tensor(100.0))  # total weight is preserved
+
+
+def test_bce_with_pos_weight_by_hand():
+    logits = torch.tensor([[0.0, 1.0]])
+    targets = torch.tensor([[1.0, 0.0]])
+    loss = SigmoidLoss(pos_weight=torch.tensor([3.0, 1.0]))(logits, targets)
+    expected = (3.0 * -torch.log(torch.sigmoid(torch.tensor(0.0))) - torch.log(1 - torch.sigmoid(torch.tensor(1.0)))) / 2
+    assert torch.allclose(loss, expected)

@@ -1,0 +1,60 @@
+import pytest
+
+from reglab.errors import UserError
+from reglab.recipe import apply_overrides, load_recipe
+
+
+def write(tmp_path, text):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_overrides_reach_nested_keys(tmp_path):
+    path = write(tmp_path, "model: {name: alexnet_like}\noptim: {lr: 0.1}\n")
+    recipe = load_recipe(path, ["optim.lr=0.01", "model.dropout.rate=0.4", "loss.class_weights=[1, 2]", "data.classes=null"])
+    assert recipe.optim.lr == 0.01
+    assert recipe.model.dropout.rate == 0.4 and recipe.model.dropout.where == "head"
+    assert recipe.loss.class_weights == [1.0, 2.0]
+    assert recipe.model.name == "alexnet_like"
+
+
+def test_dropout_number_is_shorthand_for_rate(tmp_path):
+    recipe = load_recipe(write(tmp_path, "model: {dropout: 0.3}\n"))
+    assert recipe.model.dropout.rate == 0.3
+
+
+def test_override_creates_missing_sections():
+    assert apply_overrides({}, ["train.early_stopping.patience=3"]) == {"train": {"early_stopping": {"patience": 3}}}
+
+
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        ("optim: {lrr: 0.1}\n", [], "unknown key 'optim.lrr'; did you mean 'optim.lr'?"),
+        ("", ["model.dropuot.rate=0.2"], "unknown key 'model.dropuot'; did you mean 'model.dropout'?"),
+        ("optim: {lr: -0.1}\n", [], "optim.lr: Input should be greater than 0 (got -0.1)"),
+        ("", ["model.dropout.rate=1.5"], "model.dropout.rate: Input should be less than 1 (got 1.5)"),
+        ("train: {epochs: many}\n", [], "train.epochs: Input should be a valid integer"),
+        ("model: {name: resnet19}\n", [], "model.name: unknown model 'resnet19'; did you mean 'resnet18'?"),
+        ("train: {early_stopping: {monitor: val_macro_f}}\n", [], "did you mean 'val_macro_f1'?"),
+        ("optim: {name: adam, nesterov: true}\n", [], "optim.nesterov needs optim.name=sgd"),
+        ("data: {source: image_folder}\n", [], "data.path is required for source 'image_folder'"),
+    ],
+)
+def test_bad_recipes_name_the_key(tmp_path, text, overrides, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as caught:
+        load_recipe(path, overrides)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and expected in message
+    assert "\n" not in message
+
+
+def test_missing_file_and_invalid_yaml(tmp_path):
+    with pytest.raises(UserError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match=r"line \d+ is not valid YAML"):
+        load_recipe(write(tmp_path, "data:\n  - [unclosed\n"))
+    with pytest.raises(UserError, match="not of the form section.key=value"):
+        load_recipe(None, ["lr0.1"])

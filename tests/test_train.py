@@ -1,0 +1,74 @@
+import json
+
+import pytest
+import torch
+
+from reglab.models import create_model
+from reglab.recipe import load_recipe
+from reglab.train import train
+
+
+def digits_recipe(*overrides):
+    base = ["data.source=digits", "model.name=resnet18", "model.width=0.125", "optim.name=adam", "optim.lr=0.003",
+            "train.epochs=2", "train.batch_size=64", "train.seed=3"]  # fmt: skip
+    return load_recipe(None, base + list(overrides))
+
+
+def without_time(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_same_recipe_and_seed_give_identical_histories(tmp_path):
+    first = train(digits_recipe(), tmp_path / "a")
+    second = train(digits_recipe(), tmp_path / "b")
+    other_seed = train(digits_recipe("train.seed=4"), tmp_path / "c")
+    assert without_time(first.history) == without_time(second.history)
+    assert without_time(first.history) != without_time(other_seed.history)
+    state_a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    state_b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_run_directory_holds_everything_for_a_report(tmp_path):
+    result = train(digits_recipe("model.name=linear", "train.epochs=3"), tmp_path / "run")
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"recipe.yaml", "meta.json", "history.jsonl", "history.csv", "metrics.json",
+            "val_predictions.csv", "best.pt", "last.pt"} <= names  # fmt: skip
+    assert result.status == "completed" and len(result.history) == 3
+    rows = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    row = rows[-1]
+    assert row["gap_loss"] == pytest.approx(row["train_loss"] - row["val_loss"])
+    assert row["gap_accuracy"] == pytest.approx(row["train_accuracy"] - row["val_accuracy"])
+    assert result.metrics["accuracy"] > 0.85  # a linear model on digits (chance: 0.1)
+    assert len(result.metrics["per_class"]) == 10 and len(result.metrics["confusion_matrix"]) == 10
+    # the resolved recipe reloads to the same recipe, and the checkpoint loads as weights only
+    assert load_recipe(tmp_path / "run" / "recipe.yaml") == digits_recipe("model.name=linear", "train.epochs=3")
+    model = create_model(digits_recipe("model.name=linear").model, (1, 8, 8), 10)
+    model.load_state_dict(torch.load(tmp_path / "run" / "best.pt", weights_only=True))
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    # a learning rate that decays to almost nothing after epoch 1 cannot keep improving val_loss by 10
+    recipe = digits_recipe("model.name=linear", "train.epochs=6", "schedule.name=step", "schedule.step_size=1",
+                           "schedule.factor=0.001", "train.early_stopping.patience=2",
+                           "train.early_stopping.min_delta=10", "train.early_stopping.restore_best=true")  # fmt: skip
+    result = train(recipe, tmp_path / "run")
+    assert result.status == "early_stopped" and len(result.history) == 3
+    assert result.metrics["best_epoch"] == 1
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["final_checkpoint"] == "best.pt"
+    assert result.metrics["val_loss"] == pytest.approx(result.history[0]["val_loss"], rel=1e-5)
+
+
+def test_plateau_schedule_cuts_the_rate_on_a_stalled_monitor(tmp_path):
+    recipe = digits_recipe("model.name=linear", "train.epochs=4", "optim.lr=1.0e-6", "schedule.name=plateau",
+                           "schedule.patience=0", "schedule.factor=0.5", "schedule.monitor=val_accuracy")  # fmt: skip
+    history = train(recipe, tmp_path / "run").history
+    assert history[0]["lr"] == 1e-6 and history[-1]["lr"] < 1e-6
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    result = train(digits_recipe("model.name=linear", "optim.name=sgd", "optim.lr=1.0e38", "train.epochs=3"), tmp_path / "run")
+    assert result.status == "diverged"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "diverged"
