@@ -52,3 +52,20 @@ def test_bce_with_pos_weight_by_hand():
     loss = SigmoidLoss(pos_weight=torch.tensor([3.0, 1.0]))(logits, targets)
     expected = (3.0 * -torch.log(torch.sigmoid(torch.tensor(0.0))) - torch.log(1 - torch.sigmoid(torch.tensor(1.0)))) / 2
     assert torch.allclose(loss, expected)
+
+
+def test_effective_number_weights_follow_cui_et_al():
+    counts = torch.tensor([10, 100, 1000])
+    beta = 0.99
+    raw = torch.tensor([(1 - beta) / (1 - beta**n) for n in (10, 100, 1000)])
+    weights = class_weights("effective_number", counts, beta)
+    assert torch.allclose(weights, raw * 3 / raw.sum())
+    assert weights[0] > weights[1] > weights[2]
+
+
+def test_logit_adjusted_loss_adds_tau_log_prior_to_the_logits():
+    logits, labels, targets = batch(c=3)
+    counts = torch.tensor([60, 30, 10])
+    loss = create_loss(LossConfig(name="cross_entropy", logit_adjustment=1.5), counts)
+    shifted = logits + 1.5 * torch.log(counts / 100.0)
+    assert torch.allclose(loss(logits, targets), F.cross_entropy(shifted, labels), atol=1e-6)

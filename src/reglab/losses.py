@@ -7,6 +7,7 @@
   on single-label data this is the one-vs-all ("multiple BCE") classifier, on multi-label data the
   usual multi-label loss.
 
+Any of them combines with class weights, label smoothing and (softmax losses) logit adjustment.
 Class weights multiply each sample's loss by its class's weight and the batch is averaged as in
 Keras' ``class_weight`` (not normalized by the weights' sum); for the BCE losses they weight the
 positive term (``pos_weight``). Label smoothing (Szegedy et al. 2016) mixes the targets with the
@@ -26,31 +27,40 @@ from .errors import UserError
 SIGMOID_LOSSES = {"ovr_bce", "bce"}
 
 
-def class_weights(spec, counts: torch.Tensor) -> Optional[torch.Tensor]:
-    """``none``, ``inverse_frequency`` (n / (C·n_c), scikit-learn's "balanced") or a list."""
+def class_weights(spec, counts: torch.Tensor, beta: float = 0.999) -> Optional[torch.Tensor]:
+    """``none``; ``inverse_frequency``, n / (C·n_c) (scikit-learn's "balanced"); ``effective_number``,
+    (1 − β)/(1 − β^n_c) scaled to sum to C (Cui et al. 2019, "Class-Balanced Loss Based on
+    Effective Number of Samples"); or a list."""
     if spec == "none":
         return None
+    counts = counts.float().clamp_min(1.0)
     if spec == "inverse_frequency":
-        counts = counts.float()
-        return counts.sum() / (len(counts) * counts.clamp_min(1.0))
+        return counts.sum() / (len(counts) * counts)
+    if spec == "effective_number":
+        weights = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta), counts))
+        return weights * len(counts) / weights.sum()
     if len(spec) != len(counts):
         raise UserError(f"loss.class_weights: {len(spec)} weights given for {len(counts)} classes")
     return torch.tensor(spec, dtype=torch.float32)
 
 
 class SoftmaxLoss(nn.Module):
-    """Cross-entropy, or focal loss when ``gamma`` > 0 or ``alpha`` != 1."""
+    """Cross-entropy, or focal loss when ``gamma`` > 0 or ``alpha`` != 1; with ``logit_shift``
+    (τ·log prior) the logit-adjusted loss of Menon et al. 2021 ("Long-tail learning via logit
+    adjustment"), whose raw logits then predict balanced-error-optimally."""
 
-    def __init__(self, weight=None, label_smoothing=0.0, alpha=1.0, gamma=0.0):
+    def __init__(self, weight=None, label_smoothing=0.0, alpha=1.0, gamma=0.0, logit_shift=None):
         super().__init__()
         self.register_buffer("weight", weight)
+        self.register_buffer("logit_shift", logit_shift)
         self.label_smoothing, self.alpha, self.gamma = label_smoothing, alpha, gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n_classes = logits.shape[1]
         if self.label_smoothing:
             targets = targets * (1 - self.label_smoothing) + self.label_smoothing / n_classes
-        log_p = F.log_softmax(logits.float(), dim=1)
+        logits = logits.float() if self.logit_shift is None else logits.float() + self.logit_shift
+        log_p = F.log_softmax(logits, dim=1)
         per_class = -log_p * targets
         if self.gamma or self.alpha != 1.0:
             per_class = self.alpha * (1 - log_p.exp()).pow(self.gamma) * per_class
@@ -75,12 +85,17 @@ class SigmoidLoss(nn.Module):
 
 def create_loss(config, counts: torch.Tensor) -> nn.Module:
     """``config`` is the recipe's ``loss`` section; ``counts`` the training samples per class."""
-    weight = class_weights(config.class_weights, counts)
+    weight = class_weights(config.class_weights, counts, config.beta)
     if config.name in SIGMOID_LOSSES:
+        if config.logit_adjustment:
+            raise UserError(f"loss.logit_adjustment works with softmax losses, not loss.name={config.name}")
         return SigmoidLoss(weight, config.label_smoothing)
-    if config.name == "focal":
-        return SoftmaxLoss(weight, config.label_smoothing, config.alpha, config.gamma)
-    return SoftmaxLoss(weight, config.label_smoothing)
+    shift = None
+    if config.logit_adjustment:
+        prior = counts.float().clamp_min(1.0) / counts.sum()
+        shift = config.logit_adjustment * prior.log()
+    alpha, gamma = (config.alpha, config.gamma) if config.name == "focal" else (1.0, 0.0)
+    return SoftmaxLoss(weight, config.label_smoothing, alpha, gamma, shift)
 
 
 def probabilities(logits: torch.Tensor, loss_name: str) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Recipe schema, YAML loading and dotted command-line overrides.
 
 One schema carries every experiment: a recipe has the sections ``data``, ``model``, ``loss``,
-``optim``, ``schedule`` and ``train``; every key has a default, unknown keys are refused, and any
+``optim``, ``schedule``, ``augment`` and ``train``; every key has a default, unknown keys are refused, and any
 key can be overridden from the command line as ``section.key=value`` (the value is read as YAML,
 so ``train.epochs=3``, ``loss.class_weights=[1,2,3]`` and ``data.classes=null`` all work).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -95,7 +95,9 @@ class ModelConfig(Section):
 
 class LossConfig(Section):
     name: Literal["cross_entropy", "ovr_bce", "bce", "focal"] = "cross_entropy"
-    class_weights: Union[Literal["none", "inverse_frequency"], list[float]] = "none"
+    class_weights: Union[Literal["none", "inverse_frequency", "effective_number"], list[float]] = "none"
+    beta: float = Field(0.999, ge=0.0, lt=1.0, description="effective_number weights: (1 − β)/(1 − β^n)")
+    logit_adjustment: float = Field(0.0, ge=0.0, description="τ of logit-adjusted cross-entropy (0: off)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     alpha: float = Field(1.0, gt=0.0, description="focal loss weight α")
     gamma: float = Field(2.0, ge=0.0, description="focal loss focusing γ")
@@ -140,12 +142,86 @@ class EarlyStoppingConfig(Section):
 
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1)
+    balanced_sampling: float = Field(0.0, ge=0.0, le=1.0, description="draw samples ∝ n_class^-power (0: plain shuffle)")
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int = Field(512, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+
+Range = tuple[float, float]
+
+
+class ResizedCropConfig(Section):
+    p: float = Field(1.0, ge=0.0, le=1.0)
+    scale: Range = (0.5, 1.0)
+    ratio: Range = (0.75, 4 / 3)
+
+
+class TranslateConfig(Section):
+    p: float = Field(1.0, ge=0.0, le=1.0)
+    fraction: float = Field(0.1, gt=0.0, lt=1.0, description="largest shift, as a fraction of the side")
+
+
+class RotationConfig(Section):
+    p: float = Field(1.0, ge=0.0, le=1.0)
+    degrees: float = Field(10.0, gt=0.0, le=180.0)
+
+
+class ColorJitterConfig(Section):
+    p: float = Field(1.0, ge=0.0, le=1.0)
+    brightness: Union[float, Range] = 0.0
+    contrast: Union[float, Range] = 0.0
+    saturation: Union[float, Range] = 0.0
+    hue: Union[float, Range] = 0.0
+
+
+class ErasingConfig(Section):
+    p: float = Field(0.5, ge=0.0, le=1.0)
+    scale: Range = (0.02, 0.33)
+    ratio: Range = (0.3, 3.3)
+
+
+class PerClassConfig(Section):
+    p_min: float = Field(0.3, ge=0.0, le=1.0)
+    p_max: float = Field(0.7, ge=0.0, le=1.0)
+
+
+class MixConfig(Section):
+    mixup_alpha: float = Field(0.0, ge=0.0, description="Beta(α, α) for mixup (0: off)")
+    cutmix_alpha: float = Field(0.0, ge=0.0, description="Beta(α, α) for CutMix (0: off)")
+    p: float = Field(1.0, ge=0.0, le=1.0, description="probability that a batch is mixed")
+    switch_p: float = Field(0.5, ge=0.0, le=1.0, description="with both on: probability of CutMix")
+    per_class: Optional[PerClassConfig] = Field(None, description="rarer classes mix more often (replaces p)")
+
+    @model_validator(mode="after")
+    def _one_on(self):
+        if self.mixup_alpha == 0 and self.cutmix_alpha == 0:
+            raise ValueError("augment.mix needs mixup_alpha > 0 or cutmix_alpha > 0")
+        return self
+
+
+class MulticropConfig(Section):
+    threshold: int = Field(50, ge=1, description="classes with fewer training samples get extra views")
+    views: int = Field(2, ge=1, description="extra random-resized-crop views per minority sample and epoch")
+    scale: Range = (0.35, 1.0)
+
+
+class AugmentConfig(Section):
+    """Training-time augmentation, applied to whole batches on the device; evaluation data is
+    never augmented. A block left out (null) is off."""
+
+    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
+    vflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a vertical flip")
+    resized_crop: Optional[ResizedCropConfig] = None
+    translate: Optional[TranslateConfig] = None
+    rotation: Optional[RotationConfig] = None
+    color_jitter: Optional[ColorJitterConfig] = None
+    erasing: Optional[ErasingConfig] = None
+    mix: Optional[MixConfig] = None
+    multicrop: Optional[MulticropConfig] = None
 
 
 class Recipe(Section):
@@ -155,6 +231,7 @@ class Recipe(Section):
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
 
     def to_dict(self) -> dict:
@@ -197,9 +274,10 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     for key in loc:
         field = model.model_fields.get(key) if isinstance(key, str) else None
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        sections = [t for t in (annotation, *get_args(annotation)) if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not sections:
             break
-        model = annotation
+        model = sections[0]
     return list(model.model_fields)
 
 

@@ -1,7 +1,7 @@
 """The training loop: recipe in, run directory out.
 
-Data sits on the device as uint8 tensors; every batch is an index into them (airbench-style, no
-DataLoader, no per-sample Python). Loss and accuracy are summed on the device and read once per
+Data sits on the device as uint8 tensors; every batch is an index into them and is augmented as a
+whole (airbench-style, no DataLoader, no per-sample Python). Loss and accuracy are summed on the device and read once per
 epoch; the live loss in the progress bar costs one read every ``REFRESH_EVERY`` steps.
 """
 
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from . import data as data_sources
 from .data.split import stratified_split
 from . import metrics
+from .augment import BatchAugment
 from .callbacks import EarlyStopping
 from .device import autocast, pick_device, seed_everything
 from .errors import UserError
@@ -53,19 +54,20 @@ def predict_logits(model, x: torch.Tensor, batch_size: int, amp) -> torch.Tensor
         return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
 
 
-def train_epoch(model, x, y, n_classes, loss_fn, optimizer, batch_size, generator, amp, reporter) -> tuple[float, float]:
-    """One pass over the training tensors in a seeded random order; returns (loss, accuracy)."""
+def train_epoch(model, x, y, n_classes, loss_fn, optimizer, augment, order, is_extra, batch_size, amp, reporter):
+    """One pass over the training tensors in ``order`` (extra multicrop views flagged in
+    ``is_extra``); returns (loss, accuracy) against the (possibly mixed) targets' top class."""
     model.train()
-    n = len(x)
-    order = torch.randperm(n, generator=generator).to(x.device)
+    n = len(order)
+    order, is_extra = order.to(x.device), is_extra.to(x.device)
     n_batches = n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size)  # no batch of 1 for BN
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)
     seen = 0
     for step in range(n_batches):
-        index = order[step * batch_size : (step + 1) * batch_size]
-        xb, yb = x[index], y[index]
-        targets = targets_for(yb, n_classes)
+        batch = slice(step * batch_size, (step + 1) * batch_size)
+        index = order[batch]
+        xb, targets = augment(x[index], targets_for(y[index], n_classes), is_extra[batch])
         with amp:
             logits = model(xb)
         loss = loss_fn(logits, targets)
@@ -113,7 +115,9 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     model = create_model(recipe.model, input_shape, len(classes))
     model.fit(train_set.x)
     model.to(device)
-    loss_fn = create_loss(recipe.loss, train_set.class_counts()).to(device)
+    counts = train_set.class_counts()
+    loss_fn = create_loss(recipe.loss, counts).to(device)
+    augment = BatchAugment(recipe.augment, counts, input_shape, recipe.train.balanced_sampling).to(device)
     optimizer = Optimizer(recipe.optim, model)
     schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs)
     stopper = EarlyStopping(recipe.train.early_stopping)
@@ -127,10 +131,12 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     history, status, batch = [], "completed", recipe.train.batch_size
     for epoch in range(1, recipe.train.epochs + 1):
         started = time.perf_counter()
-        n_batches = math.ceil(len(train_set) / batch)
-        reporter.epoch_start(epoch, recipe.train.epochs, n_batches)
+        order, is_extra = augment.epoch(train_set.y, generator)
+        reporter.epoch_start(epoch, recipe.train.epochs, math.ceil(len(order) / batch))
         lr = optimizer.lr
-        train_loss, train_acc = train_epoch(model, x_train, y_train, len(classes), loss_fn, optimizer, batch, generator, amp, reporter)
+        train_loss, train_acc = train_epoch(
+            model, x_train, y_train, len(classes), loss_fn, optimizer, augment, order, is_extra, batch, amp, reporter
+        )
         if not math.isfinite(train_loss):
             status = "diverged"
             reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - started}, "  diverged")

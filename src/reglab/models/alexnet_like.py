@@ -42,5 +42,11 @@ class AlexNetLike(nn.Module):
             nn.Linear(1024, n_classes),
         )  # fmt: skip
 
+        for module in self.modules():  # He et al. 2015 init: without batch norm, torch's default stalls at chance
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))

@@ -1,0 +1,49 @@
+"""Training-time regularizers that work on whole batches: image augmentation (kornia), mixup and
+CutMix, minority multicrop, and the epoch's sampling order. ``BatchAugment`` strings them
+together for the training loop; evaluation never goes through it."""
+
+from __future__ import annotations
+
+import torch
+
+from .image import create_image_augment
+from .mix import Mix
+from .multicrop import MinorityMulticrop
+from .sampling import epoch_order
+
+
+class BatchAugment:
+    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int], balanced_power: float = 0.0):
+        self.image = create_image_augment(config, input_shape)
+        self.mix = Mix(config.mix, class_counts) if config.mix else None
+        self.multicrop = MinorityMulticrop(config.multicrop, class_counts, input_shape) if config.multicrop else None
+        self.n_classes, self.balanced_power = len(class_counts), balanced_power
+
+    def to(self, device: torch.device) -> "BatchAugment":
+        if self.image is not None:
+            self.image.to(device)
+        return self
+
+    def epoch(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """This epoch's visiting order and which visits are extra (multicrop) views."""
+        order = epoch_order(labels, self.n_classes, self.balanced_power, generator)
+        if self.multicrop is None:
+            return order, torch.zeros(len(order), dtype=torch.bool)
+        return self.multicrop.expand(order, labels, generator)
+
+    @property
+    def changes_pixels(self) -> bool:
+        return any(part is not None for part in (self.image, self.mix, self.multicrop))
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
+        """uint8 batch in, augmented float batch in [0, 1] and (possibly mixed) targets out."""
+        if not self.changes_pixels:
+            return x, targets
+        x = x.float() / 255.0
+        if self.multicrop is not None:
+            x = self.multicrop(x, is_extra)
+        if self.image is not None:
+            x = self.image(x)
+        if self.mix is not None:
+            x, targets = self.mix(x, targets)
+        return x, targets

@@ -1,0 +1,34 @@
+"""Minority multicrop: every sample of a class with fewer than ``threshold`` training samples is
+visited ``1 + views`` times an epoch, each extra visit a fresh random resized crop, so rare classes
+are seen more often and more strongly augmented than common ones (after the multi-crop
+oversampling of the long-tailed painter-recognition study; crops as in Szegedy et al. 2015)."""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import torch
+
+
+class MinorityMulticrop:
+    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int]):
+        self.views = config.views
+        self.minority = class_counts < config.threshold
+        self.crop = K.RandomResizedCrop(tuple(input_shape[1:]), scale=config.scale, p=1.0)
+
+    def expand(self, order: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+        """``order`` plus ``views`` extra visits of each minority sample, shuffled together;
+        returns (order, is_extra_view)."""
+        rare = order[self.minority[labels[order]]]
+        extra = rare.repeat(self.views)
+        merged = torch.cat([order, extra])
+        is_extra = torch.cat([torch.zeros(len(order), dtype=torch.bool), torch.ones(len(extra), dtype=torch.bool)])
+        shuffle = torch.randperm(len(merged), generator=generator)
+        return merged[shuffle], is_extra[shuffle]
+
+    def __call__(self, x: torch.Tensor, is_extra: torch.Tensor) -> torch.Tensor:
+        """Crops the extra views of a float batch; the first visit of every sample is left as is."""
+        if not bool(is_extra.any()):
+            return x
+        x = x.clone()
+        x[is_extra] = self.crop(x[is_extra])
+        return x

@@ -1,0 +1,120 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from reglab.augment import BatchAugment
+from reglab.augment.image import create_image_augment
+from reglab.augment.mix import Mix, per_class_probability
+from reglab.augment.multicrop import MinorityMulticrop
+from reglab.augment.sampling import epoch_order
+from reglab.errors import UserError
+from reglab.evaluate import TrainedRun
+from reglab.recipe import AugmentConfig, MixConfig, MulticropConfig, load_recipe
+from reglab.train import train
+
+
+def constant_batch(n=8, size=16):
+    """Sample i is an image filled with the value i, so every pixel says where it came from."""
+    return torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, size, size).clone()
+
+
+def test_mixup_targets_sum_to_one_and_lambda_is_beta_distributed():
+    torch.manual_seed(0)
+    mix = Mix(MixConfig(mixup_alpha=0.4), torch.ones(4))
+    lambdas = []
+    for _ in range(1500):
+        x = constant_batch(2)
+        targets = torch.eye(4)[[0, 1]]
+        mixed_x, mixed_t = mix(x, targets)
+        assert torch.allclose(mixed_t.sum(1), torch.ones(2))
+        if not torch.equal(mixed_x, x):  # mixed with the other sample: pixel = (1 - λ) * 1 for sample 0
+            lam = float(mixed_t[0, 0])
+            assert float(mixed_x[0, 0, 0, 0]) == pytest.approx(1 - lam, abs=1e-6)
+            lambdas.append(lam)
+    assert len(lambdas) > 500
+    assert stats.kstest(lambdas, stats.beta(0.4, 0.4).cdf).pvalue > 0.01
+
+
+def test_cutmix_lambda_is_the_pasted_area():
+    torch.manual_seed(1)
+    mix = Mix(MixConfig(cutmix_alpha=1.0), torch.ones(8))
+    for _ in range(50):
+        x, targets = constant_batch(8), torch.eye(8)
+        mixed_x, mixed_t = mix(x, targets)
+        for i in range(8):
+            own = float(mixed_t[i, i]) if mixed_t[i].max() < 1 else 1.0
+            kept = float((mixed_x[i, 0] == i).float().mean())
+            assert kept == pytest.approx(own, abs=1e-6)
+
+
+def test_per_class_probability_is_the_formula():
+    counts = torch.tensor([280, 100, 10, 55])
+    p = per_class_probability(counts, 0.3, 0.7)
+    expected = [0.3 + 0.4 * (1 - (n - 10) / 270) for n in counts.tolist()]
+    assert torch.allclose(p, torch.tensor(expected))
+    mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.3, "p_max": 0.7}), counts)
+    targets = torch.eye(4)[[0, 2, 2, 3]]
+    assert mix.batch_probability(targets) == pytest.approx(np.mean([expected[0], expected[2], expected[2], expected[3]]))
+
+
+def test_multicrop_adds_views_only_for_classes_under_the_threshold():
+    labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 3)
+    counts = torch.bincount(labels)
+    multicrop = MinorityMulticrop(MulticropConfig(threshold=10, views=3), counts, (3, 16, 16))
+    order, is_extra = multicrop.expand(torch.randperm(38), labels, torch.Generator().manual_seed(0))
+    visits = torch.bincount(order, minlength=38)
+    assert visits[:30].tolist() == [1] * 30 and visits[30:].tolist() == [4] * 8
+    assert int(is_extra.sum()) == 3 * 8 and bool(torch.all(labels[order[is_extra]] > 0))
+
+
+def test_balanced_sampler_class_frequencies_converge_to_uniform():
+    labels = torch.tensor([0] * 280 + [1] * 40 + [2] * 10)
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.cat([epoch_order(labels, 3, 1.0, generator) for _ in range(200)])
+    share = torch.bincount(labels[drawn], minlength=3).float() / len(drawn)
+    assert torch.allclose(share, torch.full((3,), 1 / 3), atol=0.01)
+    plain = epoch_order(labels, 3, 0.0, generator)
+    assert sorted(plain.tolist()) == list(range(330))  # power 0: a permutation
+
+
+def test_flip_with_probability_one_mirrors_every_image():
+    augment = create_image_augment(AugmentConfig(hflip=1.0), (3, 4, 4))
+    x = torch.rand(5, 3, 4, 4)
+    assert torch.equal(augment(x), x.flip(-1))
+
+
+def test_hue_on_grey_images_is_a_user_error():
+    with pytest.raises(UserError, match="augment.color_jitter"):
+        create_image_augment(AugmentConfig(color_jitter={"hue": 0.1}), (1, 8, 8))
+
+
+def test_full_stack_keeps_shape_and_range():
+    config = AugmentConfig(hflip=0.5, resized_crop={}, translate={}, rotation={}, erasing={},
+                           color_jitter={"brightness": 0.4, "contrast": [0.8, 1.2], "saturation": [0.7, 1.3]},
+                           mix={"mixup_alpha": 0.2, "cutmix_alpha": 1.0})  # fmt: skip
+    augment = BatchAugment(config, torch.tensor([10, 20]), (3, 16, 16))
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    out, targets = augment(x, torch.eye(2)[[0, 1, 0, 1, 0, 1]], torch.zeros(6, dtype=torch.bool))
+    assert out.shape == (6, 3, 16, 16) and out.dtype == torch.float32
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.allclose(targets.sum(1), torch.ones(6))
+
+
+def test_augmentation_never_touches_evaluation_data(tmp_path, image_tree):
+    recipe = load_recipe(None, [
+        "data.source=image_folder", f"data.path={image_tree}", "data.val_fraction=0.3", "model.name=linear",
+        "train.epochs=2", "train.batch_size=8", "augment.hflip=1.0", "augment.erasing.p=1.0",
+        "augment.color_jitter.brightness=0.5", "augment.mix.mixup_alpha=1.0",
+    ])  # fmt: skip
+    train(recipe, tmp_path / "run")
+    trained = TrainedRun(tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "val_predictions.csv").open()))
+    ids = [r["id"] for r in rows]
+    images = trained.load(image_tree, "image_folder")
+    picked = [images.ids.index(i) for i in ids]
+    clean = trained.probabilities(images.subset(torch.tensor(picked)))
+    saved = np.array([[float(r[f"p_{c}"]) for c in trained.classes] for r in rows])
+    assert np.allclose(clean, saved, atol=1e-5)
