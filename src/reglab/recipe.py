@@ -3,7 +3,8 @@
 One schema carries every experiment: a recipe has the sections ``data``, ``model``, ``loss``,
 ``optim``, ``schedule``, ``augment`` and ``train``; every key has a default, unknown keys are refused, and any
 key can be overridden from the command line as ``section.key=value`` (the value is read as YAML,
-so ``train.epochs=3``, ``loss.class_weights=[1,2,3]`` and ``data.classes=null`` all work).
+so ``train.epochs=3`` and ``loss.class_weights=[1,2,3]`` work; ``key=null`` restores the default,
+so ``augment=null`` turns all augmentation off).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class ModelConfig(Section):
     batch_norm: Optional[bool] = Field(None, description="null: the architecture's default")
     lrn: bool = Field(False, description="local response normalization (alexnet_like)")
     stem: Literal["small", "standard"] = Field("small", description="resnet18: 3x3/1 stem for small images, or 7x7/2 + max-pool")
+    input_norm: Literal["dataset", "per_image"] = Field("dataset", description="standardize by training-set channel statistics or per image")
 
     @field_validator("dropout", mode="before")
     @classmethod
@@ -265,7 +267,10 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
                     raise UserError(f"override '{text}': '{'.'.join(keys[: depth + 1])}' is not a section")
                 child = node[key] = {}
             node = child
-        node[keys[-1]] = value
+        if value is None:  # key=null: back to the default (which turns optional blocks off)
+            node.pop(keys[-1], None)
+        else:
+            node[keys[-1]] = value
     return tree
 
 

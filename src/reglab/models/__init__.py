@@ -17,7 +17,7 @@ MODELS = {
 
 def create_model(config, input_shape: tuple[int, int, int], n_classes: int) -> Normalized:
     """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``."""
-    return Normalized(MODELS[config.name](config, input_shape, n_classes), input_shape[0])
+    return Normalized(MODELS[config.name](config, input_shape, n_classes), input_shape[0], config.input_norm)
 
 
 __all__ = ["MODELS", "Normalized", "create_model"]

@@ -30,12 +30,13 @@ def head_dropout(config) -> nn.Module:
 class Normalized(nn.Module):
     """Turns uint8 images into standardized floats, then runs ``net``.
 
-    The per-channel mean and std are measured on the training split and stored as buffers, so a
-    checkpoint carries them and prediction needs nothing else."""
+    ``dataset``: the per-channel mean and std measured on the training split, stored as buffers so
+    a checkpoint carries them. ``per_image``: each image minus its own mean over its own std (as
+    TensorFlow's ``per_image_standardization``), which discards global colour and contrast."""
 
-    def __init__(self, net: nn.Module, in_channels: int):
+    def __init__(self, net: nn.Module, in_channels: int, mode: str = "dataset"):
         super().__init__()
-        self.net = net
+        self.net, self.mode = net, mode
         self.register_buffer("mean", torch.zeros(1, in_channels, 1, 1))
         self.register_buffer("std", torch.ones(1, in_channels, 1, 1))
 
@@ -48,4 +49,6 @@ class Normalized(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = x.float() / 255.0
+        if self.mode == "per_image":
+            return self.net((x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3))
         return self.net((x - self.mean) / self.std)
