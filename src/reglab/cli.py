@@ -101,6 +101,44 @@ def cmd_inspect(args) -> None:
     console.print(f"image sizes (width x height: images) {sizes}")
 
 
+def show_study(study) -> None:
+    from .compare import arm_rows, print_table
+
+    results = study.results()
+    total = len(study.pairs())
+    print_table(arm_rows(results, study.config), study.config, f"study {study.name}: {len(results)}/{total} runs finished")
+    print(f"study directory {study.directory}  storage {study.storage_url}")
+
+
+def cmd_study(args) -> None:
+    from .study import Study
+
+    if args.recipe == "show":
+        if len(args.overrides) != 1:
+            raise UserError("usage: reglab study show STUDY_DIR")
+        show_study(Study(args.overrides[0], args.storage))
+        return
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    study = Study.prepare(args.recipe, args.overrides, args.out, args.storage)
+    print(f"study {study.name}: {len(study.pairs())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
+    if args.workers:
+        study.run_workers(args.workers)
+        show_study(study)
+    else:
+        print(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url}")
+
+
+def cmd_worker(args) -> None:
+    import torch
+
+    from .study import Study
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    Study(args.study, args.storage).work()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reglab", description="Controlled regularization studies for deep classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -135,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--labels", help="answer key (id,label CSV) to score the submission against")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.set_defaults(func=cmd_predict)
+
+    study = commands.add_parser("study", help="run every arm over several seeds and compare (or: study show DIR)")
+    study.add_argument("recipe", help="study recipe (a recipe with a 'study' section), or 'show'")
+    study.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides applied to every arm")
+    study.add_argument("--workers", type=int, default=2, help="local worker processes (0: only queue the runs)")
+    study.add_argument("--out", type=Path, help="study directory (default: studies/<name>)")
+    study.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study directory; "
+                       "postgresql://… for a cluster, journal:PATH for a shared disk)")  # fmt: skip
+    study.set_defaults(func=cmd_study)
+
+    worker = commands.add_parser("worker", help="join a study's queue from this process or machine")
+    worker.add_argument("study", help="study directory")
+    worker.add_argument("--storage", help="storage URL (default: the one the study was created with)")
+    worker.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    worker.set_defaults(func=cmd_worker)
 
     data = commands.add_parser("data", help="look at a data set")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -9,6 +9,7 @@ so ``augment=null`` turns all augmentation off).
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
@@ -240,6 +241,41 @@ class Recipe(Section):
         return self.model_dump(mode="json")
 
 
+class StudyConfig(Section):
+    """A controlled comparison: every arm (a set of dotted overrides of the base recipe) is run
+    once per seed; ``metric`` reduced over a run's epochs (``best``, ``last`` or ``at_epoch``) is
+    compared against the ``baseline`` arm, paired by seed."""
+
+    arms: dict[str, dict[str, Any]]
+    baseline: str
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    metric: Monitor = "val_macro_f1"
+    reduce: Literal["best", "last"] = "best"
+    at_epoch: Optional[int] = Field(None, ge=1, description="compare the metric at this epoch instead")
+    direction: Literal["auto", "maximize", "minimize"] = "auto"
+    heartbeat_seconds: int = Field(10, ge=1, description="a worker silent for 3 heartbeats is presumed dead")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not self.arms:
+            raise ValueError("study.arms must name at least one arm")
+        if self.baseline not in self.arms:
+            raise ValueError(f"study.baseline '{self.baseline}' is not one of the arms ({', '.join(self.arms)})")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("study.seeds must not repeat")
+        return self
+
+    @property
+    def maximize(self) -> bool:
+        if self.direction == "auto":
+            return resolve_mode(self.metric, "auto") == "max"
+        return self.direction == "maximize"
+
+
+class StudyRecipe(Recipe):
+    study: StudyConfig
+
+
 # ---------------------------------------------------------------------------------------------
 # loading
 
@@ -256,21 +292,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_dotted(tree: dict, keys: list[str], value: Any) -> None:
+    """``tree[k1][k2]… = value``, creating sections on the way; ``None`` restores the default
+    (which turns optional blocks off)."""
+    node = tree
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if not isinstance(child, dict):
+            if child is not None:
+                raise UserError(f"override of '{'.'.join(keys)}': '{'.'.join(keys[: depth + 1])}' is not a section")
+            child = node[key] = {}
+        node = child
+    if value is None:
+        node.pop(keys[-1], None)
+    else:
+        node[keys[-1]] = value
+
+
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     for text in overrides:
-        keys, value = parse_override(text)
-        node = tree
-        for depth, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if not isinstance(child, dict):
-                if child is not None:
-                    raise UserError(f"override '{text}': '{'.'.join(keys[: depth + 1])}' is not a section")
-                child = node[key] = {}
-            node = child
-        if value is None:  # key=null: back to the default (which turns optional blocks off)
-            node.pop(keys[-1], None)
-        else:
-            node[keys[-1]] = value
+        set_dotted(tree, *parse_override(text))
     return tree
 
 
@@ -332,6 +373,24 @@ def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
         raise UserError(f"{path}: a recipe must be a mapping of sections")
     tree = apply_overrides(tree or {}, list(overrides))
     return validate(tree, str(path) if path is not None else "recipe")
+
+
+def load_study_recipe(path: str | Path, overrides: list[str] = ()) -> tuple[StudyRecipe, dict[str, Recipe]]:
+    """A study file: a recipe plus a ``study`` section. Overrides apply to the base recipe (so to
+    every arm). Returns the study and each arm's recipe (before its seed is set)."""
+    tree = read_yaml(path)
+    if not isinstance(tree, dict):
+        raise UserError(f"{path}: a study recipe must be a mapping of sections")
+    tree = apply_overrides(tree, list(overrides))
+    study = validate(tree, str(path), StudyRecipe)
+    base = {key: value for key, value in tree.items() if key != "study"}
+    arms = {}
+    for arm, arm_overrides in study.study.arms.items():
+        arm_tree = copy.deepcopy(base)
+        for key, value in arm_overrides.items():
+            set_dotted(arm_tree, key.split("."), value)
+        arms[arm] = validate(arm_tree, f"{path}: study.arms.{arm}")
+    return study, arms
 
 
 def save_recipe(recipe: Recipe, path: Path) -> None:

@@ -1,0 +1,60 @@
+"""Which arm wins, and how sure that is: per-arm means with 95% bootstrap intervals over seeds,
+and each arm against the baseline paired by seed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .stats import bootstrap_interval, paired_permutation_p, verdict
+
+COLUMNS = ("value", "train_loss", "val_loss", "gap_loss", "best_epoch")
+
+
+def arm_rows(results: list[dict], config) -> list[dict]:
+    """One row per arm: intervals of every column, and the paired comparison with the baseline."""
+    by_arm = {arm: {r["seed"]: r for r in results if r["arm"] == arm} for arm in config.arms}
+    baseline = by_arm[config.baseline]
+    rows = []
+    for arm, runs in by_arm.items():
+        row = {"arm": arm, "seeds": len(runs), "diverged": sum(r["status"] == "diverged" for r in runs.values())}
+        for column in COLUMNS:
+            row[column] = bootstrap_interval([r[column] for r in runs.values()])
+        shared = sorted(set(runs) & set(baseline))
+        differences = [runs[s]["value"] - baseline[s]["value"] for s in shared]
+        differences = [d for d in differences if not math.isnan(d)]
+        if arm == config.baseline:
+            row["difference"], row["p_value"], row["verdict"] = None, None, "baseline"
+        elif differences:
+            row["difference"] = bootstrap_interval(differences)
+            row["p_value"] = paired_permutation_p(differences)
+            row["verdict"] = verdict(float(np.mean(differences)), row["p_value"], len(differences), config.maximize)
+        else:
+            row["difference"], row["p_value"], row["verdict"] = None, None, "no paired runs yet"
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict], config, title: str, console: Console | None = None) -> None:
+    metric = config.metric if config.at_epoch is None else f"{config.metric}@{config.at_epoch}"
+    if config.at_epoch is None:
+        metric = f"{config.reduce} {metric}"
+    table = Table(title=title)
+    for header in ("arm", "runs", metric, "train loss", "val loss", "gap (train−val)", "best epoch",
+                   "Δ vs baseline", "p", "verdict"):  # fmt: skip
+        table.add_column(header, justify="left" if header in ("arm", "verdict") else "right")
+    for row in rows:
+        runs = f"{row['seeds']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        table.add_row(
+            row["arm"], runs, *(str(row[c]) for c in COLUMNS[:-1]), f"{row['best_epoch'].mean:.1f}",
+            str(row["difference"]) if row["difference"] else "—",
+            f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"],
+        )  # fmt: skip
+    console = console or Console()
+    if not console.is_terminal:  # logs and pipes: do not fold the table to 80 columns
+        console.width = max(console.width, 180)
+    console.print(table)
+    print("means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test")

@@ -1,0 +1,211 @@
+"""Studies on Optuna: every (arm, seed) run is one trial of one Optuna study.
+
+Each pair is enqueued once, idempotently, as a WAITING trial with fixed parameters; workers pop
+waiting trials, which the storage does atomically, so no pair runs twice even with many workers
+on many machines (Optuna's ``GridSampler`` alone can hand one grid point to two workers). With an
+RDB storage (SQLite by default, PostgreSQL for a cluster) workers send heartbeats; a worker killed
+mid-run leaves a trial whose heartbeat goes stale, which is failed and re-enqueued
+(``RetryHeartbeatStaleTrialCallback``) and run again by whichever worker is next. Journal-file
+storage has no heartbeats: a killed worker's trial must be failed by hand.
+
+Study directory: ``study.yaml`` (resolved study recipe), ``study.json`` (name, storage URL),
+``study.db`` (default storage) and ``runs/<arm>-seed<seed>/`` (one run directory per trial).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from .errors import UserError
+from .progress import Silent
+from .recipe import Recipe, StudyRecipe, load_study_recipe, read_yaml, validate
+from .train import train
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+PAIR = "pair"  # user attribute that marks a trial enqueued by reglab
+
+
+def make_storage(url: str, heartbeat_seconds: int):
+    if url.startswith("journal:"):
+        path = url.removeprefix("journal:").removeprefix("//")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_seconds,
+            grace_period=3 * heartbeat_seconds,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+        )
+    except Exception as exc:  # bad URL, server down, missing driver
+        raise UserError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: {exc})") from None
+
+
+class Study:
+    def __init__(self, directory: str | Path, storage_url: Optional[str] = None):
+        self.directory = Path(directory)
+        info_file = self.directory / "study.json"
+        if not info_file.is_file():
+            raise UserError(f"{self.directory}: not a reglab study directory (no study.json)")
+        info = json.loads(info_file.read_text())
+        self.name: str = info["name"]
+        self.storage_url: str = storage_url or info["storage"]
+        self.recipe: StudyRecipe = validate(read_yaml(self.directory / "study.yaml"), str(self.directory / "study.yaml"), StudyRecipe)
+        self.arms: dict[str, Recipe] = load_study_recipe(self.directory / "study.yaml")[1]
+        self.config = self.recipe.study
+        self.optuna = optuna.create_study(
+            study_name=self.name,
+            storage=make_storage(self.storage_url, self.config.heartbeat_seconds),
+            direction="maximize" if self.config.maximize else "minimize",
+            load_if_exists=True,
+        )
+
+    @classmethod
+    def prepare(cls, recipe_path, overrides, out: Optional[Path], storage_url: Optional[str]) -> "Study":
+        """Create the study directory (or reopen it when it holds the same resolved recipe)."""
+        recipe, _ = load_study_recipe(recipe_path, overrides)
+        name = recipe.name or Path(recipe_path).stem
+        directory = Path(out or Path("studies") / name)
+        resolved = recipe.to_dict()
+        if (directory / "study.yaml").exists():
+            if read_yaml(directory / "study.yaml") != resolved:
+                raise UserError(f"{directory}: holds a different study (recipe or overrides changed); choose another --out")
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "study.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+            url = storage_url or f"sqlite:///{(directory / 'study.db').resolve()}"
+            (directory / "study.json").write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n")
+        study = cls(directory, storage_url)
+        study.enqueue_missing()
+        return study
+
+    # --- queue -------------------------------------------------------------------------------
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(arm, seed) for arm in self.config.arms for seed in self.config.seeds]
+
+    def enqueue_missing(self) -> int:
+        """Enqueue every (arm, seed) that has no waiting, running, completed or diverged trial."""
+        optuna.storages.fail_stale_trials(self.optuna)
+        covered = set()
+        for trial in self.optuna.get_trials(deepcopy=False):
+            if PAIR not in trial.user_attrs:
+                continue
+            done = trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+            if done or trial.user_attrs.get("status") == "diverged":
+                covered.add(tuple(trial.user_attrs[PAIR]))
+        missing = [pair for pair in self.pairs() if pair not in covered]
+        for arm, seed in missing:
+            self.optuna.enqueue_trial({"arm": arm, "seed": seed}, user_attrs={PAIR: [arm, seed]})
+        return len(missing)
+
+    def count(self, *states: TrialState) -> int:
+        return sum(1 for t in self.optuna.get_trials(deepcopy=False, states=states) if PAIR in t.user_attrs)
+
+    # --- work --------------------------------------------------------------------------------
+    def run_path(self, arm: str, seed: int) -> Path:
+        return self.directory / "runs" / f"{arm}-seed{seed}"
+
+    def objective(self, trial: optuna.Trial) -> float:
+        if PAIR not in trial.user_attrs:  # the queue ran dry between a check and the pop
+            raise optuna.TrialPruned("not a queued (arm, seed) trial")
+        trial.set_user_attr("worker_pid", os.getpid())
+        arm = trial.suggest_categorical("arm", list(self.config.arms))
+        seed = trial.suggest_categorical("seed", self.config.seeds)
+        recipe = self.arms[arm].model_copy(update={"train": self.arms[arm].train.model_copy(update={"seed": seed})})
+        path = self.run_path(arm, seed)
+        shutil.rmtree(path, ignore_errors=True)  # an earlier attempt that died half-way
+        started = time.perf_counter()
+        result = train(recipe, path, TrialReporter(trial, self.config.metric))
+        value = run_value(result.history, self.config)
+        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("summary", run_summary(result.history, result.metrics))
+        print(f"[worker {os.getpid()}] {arm} seed {seed}: {self.config.metric} {value:.4f} "
+              f"({result.status}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+        return value  # NaN for a diverged run: Optuna records the trial as failed
+
+    def work(self) -> None:
+        """Run waiting trials until none is waiting or running elsewhere."""
+        while True:
+            optuna.storages.fail_stale_trials(self.optuna)
+            if self.count(TrialState.WAITING):
+                self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
+            elif self.count(TrialState.RUNNING):
+                time.sleep(self.config.heartbeat_seconds)  # someone else's trial: it finishes or goes stale
+            else:
+                return
+
+    def run_workers(self, workers: int) -> None:
+        """Start ``workers`` local worker processes, each with its share of the CPU threads."""
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        command = [sys.executable, "-m", "reglab.cli", "worker", str(self.directory), "--storage", self.storage_url,
+                   "--threads", str(threads)]  # fmt: skip
+        processes = [subprocess.Popen(command) for _ in range(workers)]
+        try:
+            codes = [process.wait() for process in processes]
+        except KeyboardInterrupt:
+            for process in processes:
+                process.terminate()
+            raise
+        if any(codes):
+            raise UserError(f"{self.directory}: a worker exited with {max(codes)}; rerun the same command to finish")
+
+    # --- results -----------------------------------------------------------------------------
+    def results(self) -> list[dict]:
+        """One row per (arm, seed): the compared value, the run's summary and status."""
+        rows = {}
+        for trial in self.optuna.get_trials(deepcopy=False):
+            if PAIR not in trial.user_attrs or "summary" not in trial.user_attrs:
+                continue
+            arm, seed = trial.user_attrs[PAIR]
+            value = trial.value if trial.state == TrialState.COMPLETE else float("nan")
+            rows[(arm, seed)] = {"arm": arm, "seed": seed, "value": value, "status": trial.user_attrs["status"],
+                                 **trial.user_attrs["summary"]}  # fmt: skip
+        return [rows[pair] for pair in self.pairs() if pair in rows]
+
+
+class TrialReporter(Silent):
+    """Stores each epoch's compared metric as the trial's intermediate value."""
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial, self.metric = trial, metric
+
+    def epoch_end(self, row: dict, note: str = "") -> None:
+        if self.metric in row:
+            self.trial.report(float(row[self.metric]), step=row["epoch"])
+
+
+def run_value(history: list[dict], config) -> float:
+    """The study's metric for one run: at ``at_epoch``, its best epoch, or its last."""
+    values = [row[config.metric] for row in history]
+    if not values:
+        return float("nan")
+    if config.at_epoch is not None:
+        return values[config.at_epoch - 1] if config.at_epoch <= len(values) else float("nan")
+    if config.reduce == "last":
+        return values[-1]
+    return max(values) if config.maximize else min(values)
+
+
+def run_summary(history: list[dict], final: dict) -> dict:
+    last = history[-1] if history else {}
+    return {
+        "train_loss": last.get("train_loss", float("nan")),
+        "val_loss": last.get("val_loss", float("nan")),
+        "gap_loss": last.get("gap_loss", float("nan")),
+        "best_epoch": final.get("best_epoch", 0),
+        "epochs_run": len(history),
+    }

@@ -1,0 +1,132 @@
+"""Studies as a user runs them: parallel workers, a worker killed mid-run, a rerun that finishes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from reglab.cli import main
+from reglab.compare import arm_rows
+from reglab.errors import UserError
+from reglab.recipe import load_study_recipe
+from reglab.stats import bootstrap_interval, paired_permutation_p, verdict
+from reglab.study import PAIR, Study
+
+STUDY = """
+name: kill-test
+data: {source: digits}
+model: {name: resnet18, width: 0.125}
+optim: {name: adam, lr: 0.003}
+train: {epochs: 3, batch_size: 64}
+study:
+  arms: {none: {}, dropout: {model.dropout.rate: 0.5}}
+  baseline: none
+  seeds: [0, 1]
+  heartbeat_seconds: 1
+"""
+
+
+def study_command(recipe, out, workers=2):
+    return [sys.executable, "-m", "reglab.cli", "study", str(recipe), "--out", str(out), "--workers", str(workers)]
+
+
+def completed(directory):
+    study = Study(directory)
+    trials = [t for t in study.optuna.get_trials() if PAIR in t.user_attrs and t.state == TrialState.COMPLETE]
+    return {tuple(t.user_attrs[PAIR]): t for t in trials}
+
+
+def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path):
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text(STUDY)
+    clean = subprocess.run(study_command(recipe, tmp_path / "clean"), capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
+
+    # same study, but SIGKILL the worker of the first trial that has finished an epoch
+    killed = subprocess.Popen(study_command(recipe, tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, deadline = None, time.time() + 120
+    while victim is None and time.time() < deadline:
+        time.sleep(0.3)
+        if not (tmp_path / "killed" / "study.json").exists():
+            continue
+        for trial in Study(tmp_path / "killed").optuna.get_trials(states=(TrialState.RUNNING,)):
+            if trial.intermediate_values and "worker_pid" in trial.user_attrs:
+                victim = trial.user_attrs["worker_pid"]
+                os.kill(victim, signal.SIGKILL)
+                break
+    assert victim is not None, "no trial reached its first epoch"
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == 2 and "rerun the same command" in err
+
+    rerun = subprocess.run(study_command(recipe, tmp_path / "killed"), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "4/4 runs finished" in rerun.stdout
+
+    expected, got = completed(tmp_path / "clean"), completed(tmp_path / "killed")
+    assert set(got) == set(expected) == {(a, s) for a in ("none", "dropout") for s in (0, 1)}
+    for pair, trial in expected.items():
+        assert got[pair].value == trial.value
+        assert got[pair].intermediate_values == trial.intermediate_values
+    stale = [t for t in Study(tmp_path / "killed").optuna.get_trials() if t.state == TrialState.FAIL]
+    assert len(stale) == 1  # the killed attempt, failed by its stale heartbeat and retried once
+
+
+@pytest.mark.skipif(not os.environ.get("REGLAB_TEST_POSTGRES_URL"), reason="set REGLAB_TEST_POSTGRES_URL (CI starts a PostgreSQL server on loopback)")
+def test_two_workers_on_postgresql_run_each_pair_once(tmp_path):
+    url = os.environ["REGLAB_TEST_POSTGRES_URL"]
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text(STUDY.replace("kill-test", f"pg-{os.getpid()}-{int(time.time())}").replace("epochs: 3", "epochs: 1"))
+    done = subprocess.run(study_command(recipe, tmp_path / "pg") + ["--storage", url], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = [t for t in Study(tmp_path / "pg").optuna.get_trials() if PAIR in t.user_attrs]
+    pairs = [tuple(t.user_attrs[PAIR]) for t in trials]
+    assert sorted(pairs) == sorted({(a, s) for a in ("none", "dropout") for s in (0, 1)})  # each once, none twice
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_study_recipe_errors_name_the_key(tmp_path):
+    recipe = tmp_path / "s.yaml"
+    recipe.write_text(STUDY.replace("model.dropout.rate: 0.5", "model.dropout.rat: 0.5"))
+    with pytest.raises(UserError, match="study.arms.dropout: unknown key 'model.dropout.rat'; did you mean 'model.dropout.rate'"):
+        load_study_recipe(recipe)
+    recipe.write_text(STUDY.replace("baseline: none", "baseline: nothing"))
+    with pytest.raises(UserError, match="study.baseline 'nothing' is not one of the arms"):
+        load_study_recipe(recipe)
+
+
+def test_a_changed_recipe_does_not_reuse_a_study_directory(tmp_path, capsys):
+    recipe = tmp_path / "s.yaml"
+    recipe.write_text(STUDY)
+    assert main(["study", str(recipe), "--out", str(tmp_path / "st"), "--workers", "0"]) == 0
+    assert main(["study", str(recipe), "train.epochs=5", "--out", str(tmp_path / "st"), "--workers", "0"]) == 2
+    assert "holds a different study" in capsys.readouterr().err
+    study = Study(tmp_path / "st")
+    assert study.count(TrialState.WAITING) == 4 and study.enqueue_missing() == 0  # enqueueing is idempotent
+
+
+def test_bootstrap_interval_and_exact_permutation_test():
+    interval = bootstrap_interval([1.0, 2.0, 3.0, 4.0])
+    assert interval.mean == 2.5 and 1.0 <= interval.low < 2.5 < interval.high <= 4.0
+    assert paired_permutation_p([1.0, 1.0, 1.0]) == pytest.approx(2 / 8)  # all same sign: the two extreme flips
+    assert paired_permutation_p([0.5] * 6) == pytest.approx(2 / 64)
+    assert paired_permutation_p([1.0, -1.0, 1.0, -1.0]) == 1.0
+    assert verdict(0.1, 2 / 64, 6, maximize=True) == "better than baseline"
+    assert verdict(0.1, 2 / 64, 6, maximize=False) == "worse than baseline"
+    assert verdict(0.1, 0.25, 3, maximize=True).startswith("no detectable difference with 3 seeds")
+
+
+def test_arm_rows_pair_runs_by_seed(tmp_path):
+    recipe = tmp_path / "s.yaml"
+    recipe.write_text(STUDY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3, 4, 5]"))
+    config = load_study_recipe(recipe)[0].study
+    summary = {"train_loss": 1.0, "val_loss": 1.0, "gap_loss": 0.0, "best_epoch": 3}
+    results = [{"arm": "none", "seed": s, "value": 0.5 + 0.01 * s, "status": "completed", **summary} for s in range(6)]
+    results += [{"arm": "dropout", "seed": s, "value": 0.6 + 0.01 * s, "status": "completed", **summary} for s in range(6)]
+    rows = {row["arm"]: row for row in arm_rows(results, config)}
+    assert rows["dropout"]["difference"].mean == pytest.approx(0.1)
+    assert rows["dropout"]["verdict"] == "better than baseline"
+    assert rows["none"]["verdict"] == "baseline"
