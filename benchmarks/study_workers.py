@@ -1,0 +1,50 @@
+"""The same small study with 1 and with 2 local workers, side by side in one process; prints the
+wall-clock speed-up of the second.
+
+    python benchmarks/study_workers.py [--runs-per-arm 2] [--epochs 3]
+
+Each worker gets cpu_count // workers torch threads, as ``reglab study --workers N`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from reglab.study import Study
+
+RECIPE = """
+name: bench
+data: {{source: digits, image_size: 16}}
+model: {{name: resnet18, width: 0.25}}
+optim: {{name: adam, lr: 0.003}}
+train: {{epochs: {epochs}, batch_size: 64}}
+study:
+  arms: {{none: {{}}, dropout: {{model.dropout.rate: 0.3}}}}
+  baseline: none
+  seeds: {seeds}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-per-arm", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = Path(tmp) / "bench.yaml"
+        recipe.write_text(RECIPE.format(epochs=args.epochs, seeds=list(range(args.runs_per_arm))))
+        for workers in (1, 2):
+            study = Study.prepare(recipe, [], Path(tmp) / f"workers{workers}", None)
+            started = time.perf_counter()
+            study.run_workers(workers)
+            seconds[workers] = time.perf_counter() - started
+            print(f"{workers} worker(s): {len(study.results())} runs in {seconds[workers]:.1f} s")
+    print(f"speed-up with 2 workers: {seconds[1] / seconds[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
