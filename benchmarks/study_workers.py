@@ -1,7 +1,7 @@
 """The same small study with 1 and with 2 local workers, side by side in one process; prints the
 wall-clock speed-up of the second.
 
-    python benchmarks/study_workers.py [--runs-per-arm 2] [--epochs 3]
+    python benchmarks/study_workers.py [--runs-per-arm 2] [--epochs 6]
 
 Each worker gets cpu_count // workers torch threads, as ``reglab study --workers N`` does.
 """
@@ -31,7 +31,7 @@ study:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-per-arm", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -144,7 +144,7 @@ class Study:
             if self.count(TrialState.WAITING):
                 self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
             elif self.count(TrialState.RUNNING):
-                time.sleep(self.config.heartbeat_seconds)  # someone else's trial: it finishes or goes stale
+                time.sleep(1.0)  # someone else's trial: it finishes, or goes stale and comes back queued
             else:
                 return
 
