@@ -23,7 +23,8 @@ from reglab.losses import create_loss
 from reglab.models import create_model
 from reglab.optim import Optimizer
 from reglab.progress import Silent
-from reglab.recipe import AugmentConfig, load_recipe
+from reglab.recipe import AugmentConfig, ScheduleConfig, load_recipe
+from reglab.schedules import Schedule
 from reglab.train import train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ def main() -> None:
     model.fit(data.x)
     loss_fn = create_loss(recipe.loss, counts).to(device)
     optimizer = Optimizer(recipe.optim, model)
+    constant_lr = Schedule(ScheduleConfig(), optimizer.torch, 1, 1)
     generator = torch.Generator().manual_seed(0)
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for round_ in range(args.rounds + 1):  # round 0 warms up and is not counted
@@ -59,7 +61,7 @@ def main() -> None:
             order, is_extra = augment.epoch(data.y, generator)
             order, is_extra = order[: batch * args.batches], is_extra[: batch * args.batches]
             started = time.perf_counter()
-            train_epoch(model, x, y, n_classes, loss_fn, optimizer, augment, order, is_extra, batch, amp, Silent())
+            train_epoch(model, x, y, n_classes, loss_fn, optimizer, constant_lr, augment, order, is_extra, batch, amp, Silent())
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if round_:

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
 from . import data as data_sources
 from . import metrics
+from .data.dataset import Excerpts
 from .data.folders import read_label_csv
 from .data.layout import detect_source
+from .decisions import aggregate_windows
 from .device import autocast, pick_device
 from .errors import UserError
 from .losses import probabilities
@@ -35,19 +36,38 @@ class TrainedRun:
         self.model.load_state_dict(self.run.load_state(self.meta.get("final_checkpoint", "last.pt")))
         self.model.to(self.device).eval()
 
-    def load(self, path, source: Optional[str] = None, labels: Optional[str] = None) -> data_sources.ImageData:
-        """``path`` read with the run's image size and channels, labelled in the run's classes."""
+    def load(self, path, source: Optional[str] = None, labels: Optional[str] = None):
+        """``path`` read with the run's input size and front end, labelled in the run's classes:
+        ``Samples``, or windowed ``Excerpts`` for long recordings."""
         source = source or detect_source(path)
         config = self.recipe.data.model_copy(update={"source": source, "path": str(path), "labels": labels, "classes": self.classes})
-        data = data_sources.load(config, "test", classes=self.classes)
-        if tuple(data.x.shape[1:]) != tuple(self.meta["input_shape"]):
-            raise UserError(f"{path}: images are {tuple(data.x.shape[1:])}, the model expects {tuple(self.meta['input_shape'])}")
+        if source == "irmas_test":
+            data = data_sources.load_excerpts(config, self.classes)
+            shape = tuple(data.windows.shape[1:])
+        else:
+            data = data_sources.load(config, "test", classes=self.classes)
+            shape = tuple(data.x.shape[1:])
+        if shape != tuple(self.meta["input_shape"]):
+            raise UserError(f"{path}: inputs are {shape}, the model expects {tuple(self.meta['input_shape'])}")
         return data
 
-    def probabilities(self, data: data_sources.ImageData) -> np.ndarray:
+    def probabilities(self, data) -> np.ndarray:
+        """Class probabilities per sample; per excerpt (windows aggregated) for ``Excerpts``."""
         amp = autocast(self.device, self.recipe.train.amp)
-        logits = predict_logits(self.model, data.x.to(self.device), self.recipe.train.eval_batch_size, amp)
-        return probabilities(logits, self.recipe.loss.name).cpu().numpy()
+        x = data.windows if isinstance(data, Excerpts) else data.x
+        logits = predict_logits(self.model, x.to(self.device), self.recipe.train.eval_batch_size, amp)
+        probs = probabilities(logits, self.recipe.loss.name).cpu()
+        if isinstance(data, Excerpts):
+            config = self.recipe.evaluate
+            probs = aggregate_windows(probs, data.owner, config.aggregate, config.top_k)
+        return probs.numpy()
+
+    def thresholds(self):
+        """The recipe's global threshold, or the per-class ones tuned after training."""
+        if self.recipe.evaluate.threshold != "tuned":
+            return self.recipe.evaluate.threshold
+        tuned = self.run.read_json("thresholds.json")
+        return np.array([tuned[name] for name in self.classes])
 
 
 def evaluate_run(run_path, data_path, source=None, labels=None, device="auto") -> dict:
@@ -57,9 +77,17 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto") -
     if data.y is None:
         raise UserError(f"{data_path}: unlabelled images; pass --labels with an id,label CSV")
     probs = trained.probabilities(data)
-    result = {"data": str(data_path), "samples": len(data), **metrics.detailed(data.y.numpy(), probs, trained.classes)}
+    y_true = data.y.numpy().astype(np.int64)
+    multilabel = isinstance(data, Excerpts)
+    threshold = trained.thresholds() if multilabel else 0.5
+    scores = metrics.detailed(y_true, probs, trained.classes, multilabel, threshold)
+    result = {"data": str(data_path), "samples": len(data), **scores}
+    if multilabel:
+        result["threshold"] = np.broadcast_to(threshold, (len(trained.classes),)).tolist()
+        result["aggregate"] = trained.recipe.evaluate.aggregate
     trained.run.write_json(f"eval_{Path(data_path).name or 'data'}.json", result)
-    trained.run.write_predictions(f"eval_{Path(data_path).name or 'data'}_predictions.csv", data.ids, trained.classes, probs, data.y.numpy())
+    if not multilabel:
+        trained.run.write_predictions(f"eval_{Path(data_path).name or 'data'}_predictions.csv", data.ids, trained.classes, probs, y_true)
     return result
 
 

@@ -1,7 +1,7 @@
 """Recipe schema, YAML loading and dotted command-line overrides.
 
 One schema carries every experiment: a recipe has the sections ``data``, ``model``, ``loss``,
-``optim``, ``schedule``, ``augment`` and ``train``; every key has a default, unknown keys are refused, and any
+``optim``, ``schedule``, ``augment``, ``train`` and ``evaluate``; every key has a default, unknown keys are refused, and any
 key can be overridden from the command line as ``section.key=value`` (the value is read as YAML,
 so ``train.epochs=3`` and ``loss.class_weights=[1,2,3]`` work; ``key=null`` restores the default,
 so ``augment=null`` turns all augmentation off).
@@ -45,8 +45,20 @@ def resolve_mode(monitor: str, mode: str) -> str:
     return "min" if monitor.endswith("loss") or monitor.endswith("gap") else "max"
 
 
+class FrontendConfig(Section):
+    """Log-mel front end for audio sources."""
+
+    n_fft: int = Field(1024, ge=16)
+    hop_length: int = Field(320, ge=1)
+    n_mels: int = Field(96, ge=8)
+    fmin: float = Field(0.0, ge=0.0)
+    fmax: Optional[float] = Field(None, gt=0.0, description="null: half the sample rate")
+    log_floor: float = Field(1e-6, gt=0.0)
+    resize: Optional[int] = Field(None, gt=0, description="resize each spectrogram to this square size")
+
+
 class DataConfig(Section):
-    source: Literal["digits", "image_folder", "test_folder", "cifar", "tiny_imagenet"] = "digits"
+    source: Literal["digits", "image_folder", "test_folder", "cifar", "tiny_imagenet", "irmas", "irmas_test"] = "digits"
     path: Optional[str] = Field(None, description="folder of the data set (not needed for digits)")
     labels: Optional[str] = Field(None, description="id,label CSV for a test_folder source")
     image_size: Optional[int] = Field(None, gt=0, description="resize to this square size; null keeps the native size")
@@ -54,6 +66,12 @@ class DataConfig(Section):
     classes: Union[None, int, list[str]] = Field(None, description="keep only these classes (or the first N by name)")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
+    sample_rate: int = Field(16000, ge=1000, description="audio: resample every file to this rate")
+    clip_seconds: float = Field(3.0, gt=0.0, description="audio: training clip and evaluation window length")
+    window_hop_seconds: float = Field(1.5, gt=0.0, description="audio: hop between evaluation windows")
+    on_error: Literal["raise", "skip"] = Field("raise", description="audio: an undecodable file stops the run or is skipped with a warning")
+    frontend: FrontendConfig = FrontendConfig()
+    cache_dir: Optional[str] = Field(".reglab-cache", description="audio feature cache (null: off)")
 
     @model_validator(mode="after")
     def _path_needed(self):
@@ -76,7 +94,9 @@ class ModelConfig(Section):
     batch_norm: Optional[bool] = Field(None, description="null: the architecture's default")
     lrn: bool = Field(False, description="local response normalization (alexnet_like)")
     stem: Literal["small", "standard"] = Field("small", description="resnet18: 3x3/1 stem for small images, or 7x7/2 + max-pool")
-    input_norm: Literal["dataset", "per_image"] = Field("dataset", description="standardize by training-set channel statistics or per image")
+    input_norm: Literal["dataset", "per_band", "per_image"] = Field(
+        "dataset", description="standardize by training-set statistics per channel or per frequency band, or per image"
+    )
 
     @field_validator("dropout", mode="before")
     @classmethod
@@ -126,13 +146,14 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: Literal["none", "step", "plateau", "cosine"] = "none"
+    name: Literal["none", "step", "plateau", "cosine", "onecycle"] = "none"
     step_size: int = Field(10, ge=1, description="step: epochs between decays")
     factor: float = Field(0.1, gt=0.0, lt=1.0, description="step/plateau: multiply the rate by this")
     patience: int = Field(3, ge=0, description="plateau: epochs without improvement")
     monitor: Monitor = "val_loss"
     mode: MonitorMode = "auto"
     min_lr: float = Field(0.0, ge=0.0)
+    warmup_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="onecycle: share of steps spent warming up")
 
 
 class EarlyStoppingConfig(Section):
@@ -212,6 +233,19 @@ class MulticropConfig(Section):
     scale: Range = (0.35, 1.0)
 
 
+class SpecAugmentConfig(Section):
+    freq_masks: int = Field(2, ge=0)
+    freq_width: int = Field(12, ge=0, description="widest frequency mask, in mel bins")
+    time_masks: int = Field(2, ge=0)
+    time_width: int = Field(20, ge=0, description="widest time mask, in frames")
+
+
+class MixturesConfig(Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of clips mixed with others")
+    max_sources: int = Field(3, ge=2, description="clips in a mixture, at most")
+    gain_db: float = Field(6.0, ge=0.0, description="each added clip's gain is U(−gain_db, gain_db)")
+
+
 class AugmentConfig(Section):
     """Training-time augmentation, applied to whole batches on the device; evaluation data is
     never augmented. A block left out (null) is off."""
@@ -225,6 +259,27 @@ class AugmentConfig(Section):
     erasing: Optional[ErasingConfig] = None
     mix: Optional[MixConfig] = None
     multicrop: Optional[MulticropConfig] = None
+    specaugment: Optional[SpecAugmentConfig] = None
+    gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
+    time_shift: float = Field(0.0, ge=0.0, lt=1.0, description="spectrograms: random roll up to this fraction")
+    mixtures: Optional[MixturesConfig] = None
+
+
+class EvaluateConfig(Section):
+    """Multi-label decisions on long excerpts: window scores aggregated per excerpt, then a threshold."""
+
+    aggregate: Literal["mean", "max", "topk"] = "mean"
+    top_k: int = Field(2, ge=1, description="topk: mean of the k highest window scores")
+    threshold: Union[float, Literal["tuned"]] = Field(0.5, description="a global threshold, or per-class ones tuned on validation mixtures")
+    tuning_mixtures: int = Field(600, ge=10, description="validation mixtures built to tune thresholds")
+    max_sources: int = Field(3, ge=1, description="clips per tuning mixture, at most")
+
+    @field_validator("threshold")
+    @classmethod
+    def _in_unit_interval(cls, value):
+        if not isinstance(value, str) and not 0.0 < value < 1.0:
+            raise ValueError("must be between 0 and 1, or 'tuned'")
+        return value
 
 
 class Recipe(Section):
@@ -236,6 +291,7 @@ class Recipe(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")

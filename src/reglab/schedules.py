@@ -1,5 +1,6 @@
-"""Per-epoch learning-rate schedules: step decay, ReduceLROnPlateau and cosine annealing
-(Loshchilov & Hutter 2017), all torch's own schedulers behind one ``step(metrics)`` call."""
+"""Learning-rate schedules: step decay, ReduceLROnPlateau, cosine annealing (Loshchilov & Hutter
+2017), stepped once an epoch, and one-cycle (Smith & Topin 2019), stepped every batch; all torch's
+own schedulers behind ``batch_step()`` and ``step(metrics)``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from .recipe import resolve_mode
 
 
 class Schedule:
-    def __init__(self, config, optimizer: torch.optim.Optimizer, epochs: int):
+    def __init__(self, config, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int):
         self.config = config
-        if config.name == "step":
+        if config.name == "onecycle":
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=optimizer.param_groups[0]["lr"], total_steps=epochs * steps_per_epoch,
+                pct_start=config.warmup_fraction,
+            )  # fmt: skip
+        elif config.name == "step":
             self.scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, gamma=config.factor)
         elif config.name == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -26,9 +32,14 @@ class Schedule:
         else:
             self.scheduler = None
 
+    def batch_step(self) -> None:
+        """Call after every optimizer step."""
+        if self.config.name == "onecycle":
+            self.scheduler.step()
+
     def step(self, metrics: dict) -> None:
         """Call once at the end of every epoch with that epoch's metrics."""
-        if self.scheduler is None:
+        if self.scheduler is None or self.config.name == "onecycle":
             return
         if self.config.name == "plateau":
             self.scheduler.step(metrics[self.config.monitor])

@@ -21,6 +21,7 @@ from .data.split import stratified_split
 from . import metrics
 from .augment import BatchAugment
 from .callbacks import EarlyStopping
+from .decisions import thresholds_from_validation
 from .device import autocast, pick_device, seed_everything
 from .errors import UserError
 from .losses import create_loss, probabilities
@@ -54,13 +55,18 @@ def predict_logits(model, x: torch.Tensor, batch_size: int, amp) -> torch.Tensor
         return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
 
 
-def train_epoch(model, x, y, n_classes, loss_fn, optimizer, augment, order, is_extra, batch_size, amp, reporter):
+def batches_in(n: int, batch_size: int) -> int:
+    """Batches an epoch of ``n`` visits takes; a last batch of one sample is dropped (batch norm)."""
+    return n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size)
+
+
+def train_epoch(model, x, y, n_classes, loss_fn, optimizer, schedule, augment, order, is_extra, batch_size, amp, reporter):
     """One pass over the training tensors in ``order`` (extra multicrop views flagged in
     ``is_extra``); returns (loss, accuracy) against the (possibly mixed) targets' top class."""
     model.train()
     n = len(order)
     order, is_extra = order.to(x.device), is_extra.to(x.device)
-    n_batches = n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size)  # no batch of 1 for BN
+    n_batches = batches_in(n, batch_size)
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)
     seen = 0
@@ -74,6 +80,7 @@ def train_epoch(model, x, y, n_classes, loss_fn, optimizer, augment, order, is_e
         optimizer.zero_grad()
         (loss + optimizer.penalty()).backward()
         optimizer.step()
+        schedule.batch_step()
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == targets.argmax(1)).sum()
         seen += len(index)
@@ -86,6 +93,20 @@ def validate(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, n
     logits = predict_logits(model, x, batch_size, amp)
     loss = loss_fn(logits, targets_for(y, logits.shape[1])).item()
     return loss, probabilities(logits, loss_name).cpu().numpy()
+
+
+def tune_thresholds(run, model, recipe, val_set, n_classes, amp) -> dict:
+    """Per-class thresholds tuned on validation mixtures, saved as ``thresholds.json``; returns
+    the mixtures' metrics at those thresholds."""
+    device = next(model.parameters()).device
+
+    def predict(x):
+        logits = predict_logits(model, x.to(device), recipe.train.eval_batch_size, amp)
+        return probabilities(logits, recipe.loss.name).cpu().numpy()
+
+    thresholds, probs, targets = thresholds_from_validation(predict, val_set.x, targets_for(val_set.y, n_classes), recipe.evaluate)
+    run.write_json("thresholds.json", dict(zip(val_set.classes, thresholds.tolist())))
+    return metrics.summary(targets, probs, multilabel=True, threshold=thresholds)
 
 
 def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary) -> dict:
@@ -119,7 +140,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     loss_fn = create_loss(recipe.loss, counts).to(device)
     augment = BatchAugment(recipe.augment, counts, input_shape, recipe.train.balanced_sampling).to(device)
     optimizer = Optimizer(recipe.optim, model)
-    schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs)
+    visits = len(augment.epoch(train_set.y, torch.Generator().manual_seed(0))[0])  # the same every epoch
+    schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, batches_in(visits, recipe.train.batch_size))
     stopper = EarlyStopping(recipe.train.early_stopping)
 
     run = RunDir.create(out, recipe)
@@ -132,10 +154,10 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     for epoch in range(1, recipe.train.epochs + 1):
         started = time.perf_counter()
         order, is_extra = augment.epoch(train_set.y, generator)
-        reporter.epoch_start(epoch, recipe.train.epochs, math.ceil(len(order) / batch))
+        reporter.epoch_start(epoch, recipe.train.epochs, batches_in(len(order), batch))
         lr = optimizer.lr
         train_loss, train_acc = train_epoch(
-            model, x_train, y_train, len(classes), loss_fn, optimizer, augment, order, is_extra, batch, amp, reporter
+            model, x_train, y_train, len(classes), loss_fn, optimizer, schedule, augment, order, is_extra, batch, amp, reporter
         )
         if not math.isfinite(train_loss):
             status = "diverged"
@@ -167,6 +189,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
         val_loss, val_probs = validate(model, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
         final.update({"val_loss": val_loss, **metrics.detailed(val_set.y.numpy(), val_probs, classes)})
         run.write_predictions("val_predictions.csv", val_set.ids, classes, val_probs, val_set.y.numpy())
+    if history and recipe.evaluate.threshold == "tuned":
+        final["val_mixtures"] = tune_thresholds(run, model, recipe, val_set, len(classes), amp)
     run.write_json("metrics.json", final)
     run.write_json("meta.json", {**meta, "status": status, "final_checkpoint": final_checkpoint})
     reporter.finish(final, run.path, status)

@@ -1,6 +1,7 @@
 """Training-time regularizers that work on whole batches: image augmentation (kornia), mixup and
-CutMix, minority multicrop, and the epoch's sampling order. ``BatchAugment`` strings them
-together for the training loop; evaluation never goes through it."""
+CutMix, minority multicrop, spectrogram augmentation, clip mixtures, and the epoch's sampling
+order. ``BatchAugment`` strings them together for the training loop; evaluation never goes
+through it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import torch
 
 from .image import create_image_augment
 from .mix import Mix
+from .mixtures import Mixtures
 from .multicrop import MinorityMulticrop
 from .sampling import epoch_order
+from .spectrogram import SpecAugment, random_gain, random_time_shift
 
 
 class BatchAugment:
@@ -17,6 +20,9 @@ class BatchAugment:
         self.image = create_image_augment(config, input_shape)
         self.mix = Mix(config.mix, class_counts) if config.mix else None
         self.multicrop = MinorityMulticrop(config.multicrop, class_counts, input_shape) if config.multicrop else None
+        self.mixtures = Mixtures(config.mixtures) if config.mixtures else None
+        self.specaugment = SpecAugment(config.specaugment) if config.specaugment else None
+        self.gain_db, self.time_shift = config.gain_db, config.time_shift
         self.n_classes, self.balanced_power = len(class_counts), balanced_power
 
     def to(self, device: torch.device) -> "BatchAugment":
@@ -33,13 +39,23 @@ class BatchAugment:
 
     @property
     def changes_pixels(self) -> bool:
-        return any(part is not None for part in (self.image, self.mix, self.multicrop))
+        parts = (self.image, self.mix, self.multicrop, self.mixtures, self.specaugment)
+        return any(part is not None for part in parts) or bool(self.gain_db or self.time_shift)
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
-        """uint8 batch in, augmented float batch in [0, 1] and (possibly mixed) targets out."""
+        """A batch in (uint8 images or float features), the augmented float batch (images in
+        [0, 1]) and the (possibly mixed) targets out."""
         if not self.changes_pixels:
             return x, targets
-        x = x.float() / 255.0
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+        if self.mixtures is not None:
+            x, targets = self.mixtures(x, targets)
+        if self.gain_db:
+            x = random_gain(x, self.gain_db)
+        if self.time_shift:
+            x = random_time_shift(x, self.time_shift)
+        if self.specaugment is not None:
+            x = self.specaugment(x)
         if self.multicrop is not None:
             x = self.multicrop(x, is_extra)
         if self.image is not None:

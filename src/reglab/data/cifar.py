@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset import ImageData, select_classes
+from .dataset import Samples, select_classes
 from .folders import existing_dir, pick_classes
 from .images import match_channels, resize_uint8
 
@@ -38,7 +38,7 @@ def _batch_files(root: Path, split: str) -> list[Path]:
     return files
 
 
-def load_cifar(path, split: str, size, channels, wanted=None) -> ImageData:
+def load_cifar(path, split: str, size, channels, wanted=None) -> Samples:
     root = existing_dir(path, "CIFAR folder")
     meta_file = root / "batches.meta" if (root / "batches.meta").exists() else root / "meta"
     if not meta_file.is_file():
@@ -60,4 +60,4 @@ def load_cifar(path, split: str, size, channels, wanted=None) -> ImageData:
     keep, labels = select_classes(y, all_classes, classes)
     x = match_channels(resize_uint8(x[keep], size), channels)
     ids = [f"{split}_{i}" for i in torch.nonzero(keep).flatten().tolist()]
-    return ImageData(x, labels, classes, ids)
+    return Samples(x, labels, classes, ids)

@@ -1,4 +1,4 @@
-"""The in-memory form every source produces: uint8 images and their targets as tensors."""
+"""The in-memory form every source produces: inputs and their targets as tensors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 
 
 @dataclass
-class ImageData:
-    """``x``: uint8 ``[N, C, H, W]``; ``y``: class indices ``[N]`` (or ``None`` when unlabelled);
-    ``ids``: one name per sample (file stem or index) for predictions and submissions."""
+class Samples:
+    """``x``: uint8 images or float features ``[N, C, H, W]``; ``y``: class indices ``[N]``, a
+    multi-hot ``[N, C]`` matrix, or ``None`` when unlabelled; ``ids``: one name per sample (file
+    stem or index) for predictions and submissions."""
 
     x: torch.Tensor
     y: Optional[torch.Tensor]
@@ -21,14 +22,36 @@ class ImageData:
     def __len__(self) -> int:
         return len(self.x)
 
-    def subset(self, index: torch.Tensor) -> "ImageData":
+    @property
+    def multilabel(self) -> bool:
+        return self.y is not None and self.y.dim() == 2
+
+    def subset(self, index: torch.Tensor) -> "Samples":
         picked = index.tolist()
-        return ImageData(
+        return Samples(
             self.x[index], None if self.y is None else self.y[index], self.classes, [self.ids[i] for i in picked]
         )
 
     def class_counts(self) -> torch.Tensor:
+        """Samples per class (positives per class for multi-label targets)."""
+        if self.multilabel:
+            return self.y.sum(0).long()
         return torch.bincount(self.y, minlength=len(self.classes))
+
+
+@dataclass
+class Excerpts:
+    """Long recordings cut into windows: ``windows`` ``[W, C, H, T]`` with ``owner[w]`` the
+    excerpt each window comes from; ``y`` multi-hot ``[E, C]`` per excerpt."""
+
+    windows: torch.Tensor
+    owner: torch.Tensor
+    y: Optional[torch.Tensor]
+    classes: list[str]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def select_classes(y: torch.Tensor, all_classes: list[str], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,12 +8,12 @@ import torch
 from sklearn.datasets import load_digits as _sklearn_digits
 
 from ..errors import UserError
-from .dataset import ImageData, select_classes
+from .dataset import Samples, select_classes
 from .folders import pick_classes
 from .images import match_channels, resize_uint8
 
 
-def load_digits(split: str, size, channels, wanted=None) -> ImageData:
+def load_digits(split: str, size, channels, wanted=None) -> Samples:
     if split != "train":
         raise UserError("data.source 'digits' has no separate test split; it is split by data.val_fraction")
     bunch = _sklearn_digits()
@@ -25,4 +25,4 @@ def load_digits(split: str, size, channels, wanted=None) -> ImageData:
     keep, labels = select_classes(y, all_classes, classes)
     x = match_channels(resize_uint8(x[keep], size), channels)
     ids = [str(i) for i in torch.nonzero(keep).flatten().tolist()]
-    return ImageData(x, labels, classes, ids)
+    return Samples(x, labels, classes, ids)

@@ -7,10 +7,10 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ..errors import UserError
-from .dataset import ImageData
+from .dataset import Samples
 
 
-def stratified_split(data: ImageData, val_fraction: float, seed: int) -> tuple[ImageData, ImageData]:
+def stratified_split(data: Samples, val_fraction: float, seed: int) -> tuple[Samples, Samples]:
     """Each class keeps (about) ``val_fraction`` of its samples for validation."""
     index = np.arange(len(data))
     try:

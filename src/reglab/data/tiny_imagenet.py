@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .dataset import ImageData
+from .dataset import Samples
 from .folders import existing_dir, list_class_folders
 from .images import decode_images
 
@@ -38,11 +38,11 @@ def _val_files(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def load_tiny_imagenet(path, split: str, size, channels, wanted=None) -> ImageData:
+def load_tiny_imagenet(path, split: str, size, channels, wanted=None) -> Samples:
     root = existing_dir(path, "Tiny-ImageNet folder")
     train_dir = existing_dir(root / "train", "Tiny-ImageNet train folder")
     files, labels, classes = list_class_folders(train_dir, wanted, images_subdir="images")
     if split != "train":
         files, labels = _val_files(root, classes)
     x = decode_images(files, size, channels or 3)
-    return ImageData(x, torch.tensor(labels), classes, [f.stem for f in files])
+    return Samples(x, torch.tensor(labels), classes, [f.stem for f in files])

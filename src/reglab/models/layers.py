@@ -28,27 +28,33 @@ def head_dropout(config) -> nn.Module:
 
 
 class Normalized(nn.Module):
-    """Turns uint8 images into standardized floats, then runs ``net``.
+    """Standardizes the input, then runs ``net``. uint8 images are first scaled to [0, 1].
 
-    ``dataset``: the per-channel mean and std measured on the training split, stored as buffers so
-    a checkpoint carries them. ``per_image``: each image minus its own mean over its own std (as
-    TensorFlow's ``per_image_standardization``), which discards global colour and contrast."""
+    ``dataset``: per-channel mean and std of the training split; ``per_band``: per frequency row
+    (spectrogram bands), also from the training split; both are buffers, so a checkpoint carries
+    them. ``per_image``: each input minus its own mean over its own std (as TensorFlow's
+    ``per_image_standardization``), which discards global colour, contrast or loudness."""
 
-    def __init__(self, net: nn.Module, in_channels: int, mode: str = "dataset"):
+    def __init__(self, net: nn.Module, input_shape: tuple[int, int, int], mode: str = "dataset"):
         super().__init__()
         self.net, self.mode = net, mode
-        self.register_buffer("mean", torch.zeros(1, in_channels, 1, 1))
-        self.register_buffer("std", torch.ones(1, in_channels, 1, 1))
+        shape = (1, 1, input_shape[1], 1) if mode == "per_band" else (1, input_shape[0], 1, 1)
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+
+    @staticmethod
+    def as_float(x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
     @torch.no_grad()
-    def fit(self, x_uint8: torch.Tensor) -> None:
-        x = x_uint8.float() / 255.0
-        self.mean.copy_(x.mean(dim=(0, 2, 3), keepdim=True))
-        self.std.copy_(x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3))
+    def fit(self, x: torch.Tensor) -> None:
+        x = self.as_float(x)
+        dims = (0, 1, 3) if self.mode == "per_band" else (0, 2, 3)
+        self.mean.copy_(x.mean(dim=dims, keepdim=True))
+        self.std.copy_(x.std(dim=dims, keepdim=True).clamp_min(1e-3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
+        x = self.as_float(x)
         if self.mode == "per_image":
             return self.net((x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3))
         return self.net((x - self.mean) / self.std)

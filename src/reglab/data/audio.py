@@ -1,0 +1,48 @@
+"""Reading audio: wav/flac/ogg through soundfile, downmixed to mono, resampled with soxr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile
+import soxr
+
+from ..errors import UserError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
+
+
+def is_audio(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def read_audio(path: Path, sample_rate: int, on_error: str = "raise") -> Optional[np.ndarray]:
+    """Mono float32 at ``sample_rate``; ``None`` (with a warning) for an undecodable file when
+    ``on_error`` is ``skip``, a one-line ``UserError`` otherwise."""
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        if on_error == "skip":
+            print(f"reglab: warning: skipping {path}: cannot decode audio ({exc})", file=sys.stderr)
+            return None
+        raise UserError(f"{path}: cannot decode audio ({exc}); set data.on_error=skip to leave it out") from None
+    mono = data.mean(axis=1)
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate).astype(np.float32)
+    return mono
+
+
+def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Crop or zero-pad to exactly ``length`` samples."""
+    if len(wave) >= length:
+        return wave[:length]
+    return np.pad(wave, (0, length - len(wave)))
+
+
+def windows(wave: np.ndarray, length: int, hop: int) -> np.ndarray:
+    """``[K, length]`` windows every ``hop`` samples covering the whole wave (the last one padded)."""
+    count = max(1, int(np.ceil((len(wave) - length) / hop)) + 1) if len(wave) > length else 1
+    return np.stack([fit_length(wave[k * hop : k * hop + length], length) for k in range(count)])

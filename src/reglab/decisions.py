@@ -1,0 +1,48 @@
+"""Multi-label decisions on long recordings: window scores aggregated per excerpt (mean, max, or
+the mean of the top k windows), then a threshold — one global value, or one per class tuned to
+maximize F1 on validation mixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .augment.mixtures import validation_mixtures
+
+CANDIDATES = np.round(np.linspace(0.02, 0.98, 49), 4)
+
+
+def aggregate_windows(scores: torch.Tensor, owner: torch.Tensor, how: str, top_k: int = 2) -> torch.Tensor:
+    """``scores`` ``[W, C]`` of windows belonging to excerpts ``owner`` ``[W]`` → ``[E, C]``."""
+    rows = []
+    for excerpt in range(int(owner.max()) + 1):
+        windows = scores[owner == excerpt]
+        if how == "max":
+            rows.append(windows.max(0).values)
+        elif how == "topk":
+            rows.append(windows.topk(min(top_k, len(windows)), dim=0).values.mean(0))
+        else:
+            rows.append(windows.mean(0))
+    return torch.stack(rows)
+
+
+def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per class, the candidate threshold with the highest F1 (the lowest such, on ties)."""
+    chosen = np.empty(probs.shape[1])
+    for c in range(probs.shape[1]):
+        predicted = probs[:, c][None, :] >= CANDIDATES[:, None]  # [candidates, N]
+        truth = targets[:, c][None, :] > 0.5
+        tp = (predicted & truth).sum(1)
+        f1 = 2 * tp / np.maximum(predicted.sum(1) + truth.sum(1), 1)
+        chosen[c] = CANDIDATES[int(np.argmax(f1))]
+    return chosen
+
+
+def thresholds_from_validation(predict, x_val: torch.Tensor, targets_val: torch.Tensor, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Builds ``config.tuning_mixtures`` validation mixtures, scores them with ``predict``
+    (features → probabilities), and tunes per-class thresholds on them. Returns the thresholds,
+    the mixtures' probabilities and their targets."""
+    mixtures, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.max_sources)
+    probs = predict(mixtures)
+    targets = targets.numpy().astype(np.int64)
+    return tune_thresholds(probs, targets), probs, targets
