@@ -68,7 +68,7 @@ def print_metrics(title: str, result: dict) -> None:
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_run
 
-    result = evaluate_run(args.run, args.data, args.source, args.labels, args.device)
+    result = evaluate_run(args.run, args.data, args.source, args.labels, args.device, args.aggregate, args.top_k)
     print_metrics(f"{args.run} on {args.data} ({result['samples']} samples)", result)
 
 
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="image folder, CIFAR folder, Tiny-ImageNet root or test folder")
     evaluate.add_argument("--source", choices=["image_folder", "test_folder", "cifar", "tiny_imagenet"], help="layout (default: detected)")
     evaluate.add_argument("--labels", help="id,label CSV for an unlabelled test folder")
+    evaluate.add_argument("--aggregate", choices=["mean", "max", "topk"], help="long excerpts: how window scores combine (default: the recipe's)")
+    evaluate.add_argument("--top-k", type=int, help="with --aggregate topk: windows averaged")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate.set_defaults(func=cmd_evaluate)
 

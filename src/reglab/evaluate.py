@@ -70,9 +70,13 @@ class TrainedRun:
         return np.array([tuned[name] for name in self.classes])
 
 
-def evaluate_run(run_path, data_path, source=None, labels=None, device="auto") -> dict:
-    """Metrics of the run's final model on a labelled data set; also saved as ``eval_<name>.json``."""
+def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", aggregate=None, top_k=None) -> dict:
+    """Metrics of the run's final model on a labelled data set; also saved as ``eval_<name>.json``.
+    ``aggregate``/``top_k`` override the recipe's window aggregation for long excerpts."""
     trained = TrainedRun(run_path, device)
+    overrides = {k: v for k, v in (("aggregate", aggregate), ("top_k", top_k)) if v is not None}
+    if overrides:
+        trained.recipe.evaluate = trained.recipe.evaluate.model_copy(update=overrides)
     data = trained.load(data_path, source, labels)
     if data.y is None:
         raise UserError(f"{data_path}: unlabelled images; pass --labels with an id,label CSV")

@@ -167,6 +167,7 @@ class EarlyStoppingConfig(Section):
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1)
     balanced_sampling: float = Field(0.0, ge=0.0, le=1.0, description="draw samples ∝ n_class^-power (0: plain shuffle)")
+    repeats: int = Field(1, ge=1, description="visits of every sample per epoch (fresh augmentation and mixtures each time)")
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int = Field(512, ge=1)
     seed: int = 0

@@ -138,7 +138,7 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     model.to(device)
     counts = train_set.class_counts()
     loss_fn = create_loss(recipe.loss, counts).to(device)
-    augment = BatchAugment(recipe.augment, counts, input_shape, recipe.train.balanced_sampling).to(device)
+    augment = BatchAugment(recipe.augment, counts, input_shape, recipe.train.balanced_sampling, recipe.train.repeats).to(device)
     optimizer = Optimizer(recipe.optim, model)
     visits = len(augment.epoch(train_set.y, torch.Generator().manual_seed(0))[0])  # the same every epoch
     schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, batches_in(visits, recipe.train.batch_size))

@@ -16,14 +16,14 @@ from .spectrogram import SpecAugment, random_gain, random_time_shift
 
 
 class BatchAugment:
-    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int], balanced_power: float = 0.0):
+    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int], balanced_power: float = 0.0, repeats: int = 1):
         self.image = create_image_augment(config, input_shape)
         self.mix = Mix(config.mix, class_counts) if config.mix else None
         self.multicrop = MinorityMulticrop(config.multicrop, class_counts, input_shape) if config.multicrop else None
         self.mixtures = Mixtures(config.mixtures) if config.mixtures else None
         self.specaugment = SpecAugment(config.specaugment) if config.specaugment else None
         self.gain_db, self.time_shift = config.gain_db, config.time_shift
-        self.n_classes, self.balanced_power = len(class_counts), balanced_power
+        self.n_classes, self.balanced_power, self.repeats = len(class_counts), balanced_power, repeats
 
     def to(self, device: torch.device) -> "BatchAugment":
         if self.image is not None:
@@ -32,7 +32,7 @@ class BatchAugment:
 
     def epoch(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """This epoch's visiting order and which visits are extra (multicrop) views."""
-        order = epoch_order(labels, self.n_classes, self.balanced_power, generator)
+        order = torch.cat([epoch_order(labels, self.n_classes, self.balanced_power, generator) for _ in range(self.repeats)])
         if self.multicrop is None:
             return order, torch.zeros(len(order), dtype=torch.bool)
         return self.multicrop.expand(order, labels, generator)
