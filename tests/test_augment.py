@@ -118,3 +118,10 @@ def test_augmentation_never_touches_evaluation_data(tmp_path, image_tree):
     clean = trained.probabilities(images.subset(torch.tensor(picked)))
     saved = np.array([[float(r[f"p_{c}"]) for c in trained.classes] for r in rows])
     assert np.allclose(clean, saved, atol=1e-5)
+
+
+def test_repeats_visit_every_sample_that_many_times_an_epoch():
+    labels = torch.tensor([0] * 6 + [1] * 4)
+    augment = BatchAugment(AugmentConfig(), torch.bincount(labels), (3, 8, 8), repeats=3)
+    order, is_extra = augment.epoch(labels, torch.Generator().manual_seed(0))
+    assert torch.bincount(order, minlength=10).tolist() == [3] * 10 and not bool(is_extra.any())

@@ -72,3 +72,12 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     result = train(digits_recipe("model.name=linear", "optim.name=sgd", "optim.lr=1.0e38", "train.epochs=3"), tmp_path / "run")
     assert result.status == "diverged"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_onecycle_warms_up_then_anneals_over_all_repeated_steps(tmp_path):
+    recipe = digits_recipe("model.name=linear", "train.epochs=4", "schedule.name=onecycle",
+                           "schedule.warmup_fraction=0.3", "train.repeats=2")  # fmt: skip
+    history = train(recipe, tmp_path / "run").history
+    rates = [row["lr"] for row in history]  # the rate at each epoch's start
+    assert rates[0] < rates[1] and rates[1] > rates[3]
+    assert max(rates) <= 0.003 + 1e-12
