@@ -6,15 +6,13 @@ that also serves small images."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .layers import block_dropout, channels, head_dropout, norm2d
+from .layers import PooledConvNet, block_dropout, channels, norm2d
 
 
-class InstruNet(nn.Module):
+class InstruNet(PooledConvNet):
     def __init__(self, config, input_shape: tuple[int, int, int], n_classes: int):
-        super().__init__()
         bn = config.batch_norm is not False
         layers, cin = [], input_shape[0]
         for index, base in enumerate((32, 64, 128, 256)):
@@ -25,11 +23,4 @@ class InstruNet(nn.Module):
             if min(input_shape[1:]) >= 2 ** (index + 1):  # pool while the map is at least 2 pixels
                 layers.append(nn.MaxPool2d(2))
             layers.append(block_dropout(config))
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
-        self.head = nn.Sequential(head_dropout(config), nn.Linear(cin, n_classes))
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
+        super().__init__(layers, cin, config, n_classes)

@@ -27,6 +27,22 @@ def head_dropout(config) -> nn.Module:
     return nn.Dropout(rate) if rate > 0 else nn.Identity()
 
 
+class PooledConvNet(nn.Module):
+    """Convolutional layers, global average pooling and one dense layer (with head dropout), He
+    initialization of the convolutions (He et al. 2015); ResNet-18 and InstruNet share it."""
+
+    def __init__(self, layers: list[nn.Module], feature_channels: int, config, n_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
+        self.head = nn.Sequential(head_dropout(config), nn.Linear(feature_channels, n_classes))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
 class Normalized(nn.Module):
     """Standardizes the input, then runs ``net``. uint8 images are first scaled to [0, 1].
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import block_dropout, channels, head_dropout, norm2d
+from .layers import PooledConvNet, block_dropout, channels, norm2d
 
 
 class BasicBlock(nn.Module):
@@ -30,9 +30,8 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(PooledConvNet):
     def __init__(self, config, input_shape: tuple[int, int, int], n_classes: int):
-        super().__init__()
         bn = config.batch_norm is not False
         widths = [channels(n, config.width) for n in (64, 128, 256, 512)]
         if config.stem == "small":
@@ -47,11 +46,4 @@ class ResNet18(nn.Module):
             stride = 1 if index == 0 else 2
             stages += [BasicBlock(cin, cout, stride, bn), BasicBlock(cout, cout, 1, bn), block_dropout(config)]
             cin = cout
-        self.features = nn.Sequential(*stem, *stages, nn.AdaptiveAvgPool2d(1))
-        self.head = nn.Sequential(head_dropout(config), nn.Linear(cin, n_classes))
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
+        super().__init__(stem + stages, cin, config, n_classes)
