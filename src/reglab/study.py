@@ -82,7 +82,8 @@ class Study:
         directory = Path(out or Path("studies") / name)
         resolved = recipe.to_dict()
         if (directory / "study.yaml").exists():
-            if read_yaml(directory / "study.yaml") != resolved:
+            stored = validate(read_yaml(directory / "study.yaml"), str(directory / "study.yaml"), StudyRecipe)
+            if stored.to_dict() != resolved:  # compared through today's schema: new keys take their defaults
                 raise UserError(f"{directory}: holds a different study (recipe or overrides changed); choose another --out")
         else:
             directory.mkdir(parents=True, exist_ok=True)
