@@ -1,6 +1,6 @@
 """Training throughput with the full augmentation stack on and off, side by side in one process.
 
-    python benchmarks/augment_throughput.py [--recipe examples/longtail.yaml] [--rounds 3] [--batches 12]
+    python benchmarks/augment_throughput.py [--recipe examples/longtail.yaml] [--rounds 3] [--batches 12] [KEY=VALUE ...]
 
 Both arms train the same model on the same in-memory batches; rounds alternate between the arms so
 that drift in machine load hits both. Prints samples/s for each arm and the share of step time the
@@ -35,9 +35,10 @@ def main() -> None:
     parser.add_argument("--recipe", default=str(ROOT / "examples" / "longtail.yaml"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. more augmentation")
     args = parser.parse_args()
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, args.overrides)
     device = pick_device(recipe.train.device)
     amp = autocast(device, recipe.train.amp)
     data = sources.load(recipe.data, "train")
