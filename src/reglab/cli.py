@@ -54,15 +54,16 @@ def print_metrics(title: str, result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title="per-class scores")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in result.get("per_class", {}).items():
         table.add_row(name, *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), str(row["support"]))
     console = Console()
+    console.print(title, soft_wrap=True)
     console.print(table)
     shown = ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc", "micro_roc_auc")
-    console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result))
+    console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result), soft_wrap=True)
 
 
 def cmd_evaluate(args) -> None:
@@ -88,17 +89,18 @@ def cmd_inspect(args) -> None:
     from .data.inspect import summarize
 
     summary = summarize(args.path)
-    table = Table(title=f"{summary.path} ({summary.layout}, {summary.total} images)")
+    table = Table(title="class counts")
     table.add_column("class")
     table.add_column("images", justify="right")
     for name, count in sorted(summary.counts.items(), key=lambda item: -item[1]):
         table.add_row(name, str(count))
     console = Console()
+    console.print(f"{summary.path}: {summary.layout}, {summary.total} images", soft_wrap=True)
     if summary.counts:
         console.print(table)
-        console.print(f"classes {len(summary.counts)}  imbalance ratio (largest/smallest) {summary.imbalance:.2f}")
+        console.print(f"classes {len(summary.counts)}  imbalance ratio (largest/smallest) {summary.imbalance:.2f}", soft_wrap=True)
     sizes = ", ".join(f"{w}x{h}: {n}" for (w, h), n in summary.sizes.most_common())
-    console.print(f"image sizes (width x height: images) {sizes}")
+    console.print(f"image sizes (width x height: images) {sizes}", soft_wrap=True)
 
 
 def show_study(study) -> None:
