@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from .errors import UserError
 from .progress import Silent
-from .recipe import Recipe, StudyRecipe, load_study_recipe, read_yaml, validate
+from .recipe import StudyRecipe, load_study_recipe, read_yaml, validate
 from .train import train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -64,8 +64,7 @@ class Study:
         info = json.loads(info_file.read_text())
         self.name: str = info["name"]
         self.storage_url: str = storage_url or info["storage"]
-        self.recipe: StudyRecipe = validate(read_yaml(self.directory / "study.yaml"), str(self.directory / "study.yaml"), StudyRecipe)
-        self.arms: dict[str, Recipe] = load_study_recipe(self.directory / "study.yaml")[1]
+        self.recipe, self.arms = load_study_recipe(self.directory / "study.yaml")
         self.config = self.recipe.study
         self.optuna = optuna.create_study(
             study_name=self.name,
