@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 import optuna
+import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
@@ -43,27 +44,34 @@ def make_storage(url: str, heartbeat_seconds: int):
         path = url.removeprefix("journal:").removeprefix("//")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_seconds,
-            grace_period=3 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
-    except Exception as exc:  # bad URL, server down, missing driver
-        raise UserError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: {exc})") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=3 * heartbeat_seconds,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+        except sqlalchemy.exc.IntegrityError:  # another process created the schema at the same moment
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+        except Exception as exc:  # bad URL, server down, missing driver
+            raise UserError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: {exc})") from None
 
 
 class Study:
-    def __init__(self, directory: str | Path, storage_url: Optional[str] = None):
+    def __init__(self, directory: str | Path, storage_url: Optional[str] = None, name: Optional[str] = None):
+        """Open a study directory; with ``name`` and ``storage_url``, one whose study.json is not written yet."""
         self.directory = Path(directory)
-        info_file = self.directory / "study.json"
-        if not info_file.is_file():
-            raise UserError(f"{self.directory}: not a reglab study directory (no study.json)")
-        info = json.loads(info_file.read_text())
-        self.name: str = info["name"]
-        self.storage_url: str = storage_url or info["storage"]
+        if name is None:
+            info_file = self.directory / "study.json"
+            if not info_file.is_file():
+                raise UserError(f"{self.directory}: not a reglab study directory (no study.json)")
+            info = json.loads(info_file.read_text())
+            name, storage_url = info["name"], storage_url or info["storage"]
+        self.name, self.storage_url = name, storage_url
         self.recipe, self.arms = load_study_recipe(self.directory / "study.yaml")
         self.config = self.recipe.study
         self.optuna = optuna.create_study(
@@ -75,22 +83,30 @@ class Study:
 
     @classmethod
     def prepare(cls, recipe_path, overrides, out: Optional[Path], storage_url: Optional[str]) -> "Study":
-        """Create the study directory (or reopen it when it holds the same resolved recipe)."""
+        """Create the study directory (or reopen it when it holds the same resolved recipe).
+
+        study.json is written last, atomically: once it exists, the storage and its queue do too, and
+        a creation cut short is simply redone by the next run of the same command.
+        """
         recipe, _ = load_study_recipe(recipe_path, overrides)
         name = recipe.name or Path(recipe_path).stem
         directory = Path(out or Path("studies") / name)
         resolved = recipe.to_dict()
-        if (directory / "study.yaml").exists():
+        if (directory / "study.json").exists():
             stored = validate(read_yaml(directory / "study.yaml"), str(directory / "study.yaml"), StudyRecipe)
             if stored.to_dict() != resolved:  # compared through today's schema: new keys take their defaults
                 raise UserError(f"{directory}: holds a different study (recipe or overrides changed); choose another --out")
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "study.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-            url = storage_url or f"sqlite:///{(directory / 'study.db').resolve()}"
-            (directory / "study.json").write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n")
-        study = cls(directory, storage_url)
+            study = cls(directory, storage_url)
+            study.enqueue_missing()
+            return study
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "study.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        url = storage_url or f"sqlite:///{(directory / 'study.db').resolve()}"
+        study = cls(directory, url, name=name)
         study.enqueue_missing()
+        partial = directory / "study.json.partial"
+        partial.write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n")
+        partial.replace(directory / "study.json")
         return study
 
     # --- queue -------------------------------------------------------------------------------
