@@ -97,6 +97,7 @@ class ModelConfig(Section):
     input_norm: Literal["dataset", "per_band", "per_image"] = Field(
         "dataset", description="standardize by training-set statistics per channel or per frequency band, or per image"
     )
+    channels_last: bool = Field(True, description="convolutions on NHWC tensors (faster with oneDNN on CPU and on CUDA)")
 
     @field_validator("dropout", mode="before")
     @classmethod

@@ -1,0 +1,93 @@
+"""Training throughput of two arms that differ in one thing, side by side in one process.
+
+    python benchmarks/train_throughput.py [--compare augment|layout] [--recipe examples/longtail.yaml]
+                                          [--rounds 3] [--batches 12] [KEY=VALUE ...]
+
+``augment``: the recipe's full augmentation stack on and off (prints the share of step time it
+costs, 1 − on/off throughput). ``layout``: the recipe's model with NCHW and with channels-last
+(NHWC) tensors (prints the speed-up). Both arms train from the same initial weights on the same
+in-memory batches; rounds alternate between the arms so that drift in machine load hits both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from reglab import data as sources
+from reglab.augment import BatchAugment
+from reglab.device import autocast, pick_device
+from reglab.losses import create_loss
+from reglab.models import create_model
+from reglab.optim import Optimizer
+from reglab.progress import Silent
+from reglab.recipe import AugmentConfig, ScheduleConfig, load_recipe
+from reglab.schedules import Schedule
+from reglab.train import train_epoch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_arms(compare: str, recipe, data, device) -> dict[str, tuple]:
+    """name → (model, optimizer, augment) for the two arms compared."""
+    counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
+
+    def arm(augment_config, channels_last: bool) -> tuple:
+        torch.manual_seed(0)
+        model = create_model(recipe.model.model_copy(update={"channels_last": channels_last}), shape, n_classes).to(device)
+        model.fit(data.x)
+        augment = BatchAugment(augment_config, counts, shape, recipe.train.balanced_sampling).to(device)
+        return model, Optimizer(recipe.optim, model), augment
+
+    if compare == "augment":
+        return {"augment off": arm(AugmentConfig(), recipe.model.channels_last),
+                "augment on": arm(recipe.augment, recipe.model.channels_last)}  # fmt: skip
+    return {"NCHW": arm(recipe.augment, False), "channels_last": arm(recipe.augment, True)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=["augment", "layout"], default="augment")
+    parser.add_argument("--recipe", default=str(ROOT / "examples" / "longtail.yaml"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. more augmentation")
+    args = parser.parse_args()
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    device = pick_device(recipe.train.device)
+    amp = autocast(device, recipe.train.amp)
+    data = sources.load(recipe.data, "train")
+    x, y, n_classes = data.x.to(device), data.y.to(device), len(data.classes)
+    batch = recipe.train.batch_size
+    arms = build_arms(args.compare, recipe, data, device)
+    loss_fn = create_loss(recipe.loss, data.class_counts()).to(device)
+    generator = torch.Generator().manual_seed(0)
+    rates: dict[str, list[float]] = {name: [] for name in arms}
+    for round_ in range(args.rounds + 1):  # round 0 warms up and is not counted
+        for name, (model, optimizer, augment) in arms.items():
+            constant_lr = Schedule(ScheduleConfig(), optimizer.torch, 1, 1)
+            order, is_extra = augment.epoch(data.y, generator)
+            order, is_extra = order[: batch * args.batches], is_extra[: batch * args.batches]
+            started = time.perf_counter()
+            train_epoch(model, x, y, n_classes, loss_fn, optimizer, constant_lr, augment, order, is_extra, batch, amp, Silent())
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if round_:
+                rates[name].append(len(order) / (time.perf_counter() - started))
+    print(f"recipe {args.recipe}  device {device}  threads {torch.get_num_threads()}  batch {batch}  x{args.batches} batches")
+    for name, values in rates.items():
+        print(f"{name:14s} {statistics.median(values):8.1f} samples/s  (rounds: {', '.join(f'{v:.0f}' for v in values)})")
+    first, second = (statistics.median(rates[name]) for name in arms)
+    if args.compare == "augment":
+        print(f"augmentation share of step time: {100 * (1 - second / first):.1f}%  (on/off throughput {second / first:.3f})")
+    else:
+        print(f"channels_last speed-up: {second / first:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
