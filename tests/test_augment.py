@@ -70,6 +70,15 @@ def test_multicrop_adds_views_only_for_classes_under_the_threshold():
     assert int(is_extra.sum()) == 3 * 8 and bool(torch.all(labels[order[is_extra]] > 0))
 
 
+def test_epoch_length_is_fixed_with_balanced_sampling_multicrop_and_repeats():
+    labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 3)
+    config = AugmentConfig(multicrop={"threshold": 10, "views": 2})
+    augment = BatchAugment(config, torch.bincount(labels), (3, 8, 8), balanced_power=1.0, repeats=2)
+    generator = torch.Generator().manual_seed(0)
+    lengths = {len(augment.epoch(labels, generator)[0]) for _ in range(20)}
+    assert lengths == {augment.visits_per_epoch(labels)} == {38 * 2 + 8 * 2 * 2}
+
+
 def test_balanced_sampler_class_frequencies_converge_to_uniform():
     labels = torch.tensor([0] * 280 + [1] * 40 + [2] * 10)
     generator = torch.Generator().manual_seed(0)

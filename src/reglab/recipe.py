@@ -275,6 +275,7 @@ class EvaluateConfig(Section):
     threshold: Union[float, Literal["tuned"]] = Field(0.5, description="a global threshold, or per-class ones tuned on validation mixtures")
     tuning_mixtures: int = Field(600, ge=10, description="validation mixtures built to tune thresholds")
     max_sources: int = Field(3, ge=1, description="clips per tuning mixture, at most")
+    gain_db: float = Field(6.0, ge=0.0, description="each tuning-mixture clip's gain is U(−gain_db, gain_db)")
 
     @field_validator("threshold")
     @classmethod

@@ -140,8 +140,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     loss_fn = create_loss(recipe.loss, counts).to(device)
     augment = BatchAugment(recipe.augment, counts, input_shape, recipe.train.balanced_sampling, recipe.train.repeats).to(device)
     optimizer = Optimizer(recipe.optim, model)
-    visits = len(augment.epoch(train_set.y, torch.Generator().manual_seed(0))[0])  # the same every epoch
-    schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, batches_in(visits, recipe.train.batch_size))
+    steps_per_epoch = batches_in(augment.visits_per_epoch(train_set.y), recipe.train.batch_size)
+    schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch)
     stopper = EarlyStopping(recipe.train.early_stopping)
 
     run = RunDir.create(out, recipe)

@@ -35,7 +35,11 @@ class BatchAugment:
         order = torch.cat([epoch_order(labels, self.n_classes, self.balanced_power, generator) for _ in range(self.repeats)])
         if self.multicrop is None:
             return order, torch.zeros(len(order), dtype=torch.bool)
-        return self.multicrop.expand(order, labels, generator)
+        return self.multicrop.expand(order, labels, generator, self.repeats)
+
+    def visits_per_epoch(self, labels: torch.Tensor) -> int:
+        """len(order) of every ``epoch(labels, …)``."""
+        return len(labels) * self.repeats + (self.multicrop.extra_visits(labels, self.repeats) if self.multicrop else 0)
 
     @property
     def changes_pixels(self) -> bool:

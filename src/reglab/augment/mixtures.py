@@ -36,9 +36,9 @@ class Mixtures:
         return x, targets
 
 
-def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_sources: int, seed: int = 0):
-    """``count`` fixed mixtures of 1..max_sources validation clips of distinct classes, for tuning
-    decision thresholds on polyphonic-like data."""
+def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_sources: int, gain_db: float = 6.0, seed: int = 0):
+    """``count`` fixed mixtures of 1..max_sources validation clips of distinct classes, each at a
+    gain drawn from U(−gain_db, gain_db), for tuning decision thresholds on polyphonic-like data."""
     generator = torch.Generator().manual_seed(seed)
     labels = targets.argmax(1)
     rows, label_rows = [], []
@@ -51,7 +51,7 @@ def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_
                 classes.add(int(labels[index]))
             if len(picked) == sources:
                 break
-        gains = (torch.rand(len(picked), generator=generator) * 2 - 1) * 6.0 * (math.log(10.0) / 10.0)
+        gains = (torch.rand(len(picked), generator=generator) * 2 - 1) * gain_db * (math.log(10.0) / 10.0)
         rows.append(torch.logsumexp(torch.stack([x[i] + g for i, g in zip(picked, gains)]), dim=0))
         label_rows.append(targets[picked].amax(0))
     return torch.stack(rows), torch.stack(label_rows)

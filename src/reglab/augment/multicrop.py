@@ -15,15 +15,18 @@ class MinorityMulticrop:
         self.minority = class_counts < config.threshold
         self.crop = K.RandomResizedCrop(tuple(input_shape[1:]), scale=config.scale, p=1.0)
 
-    def expand(self, order: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
-        """``order`` plus ``views`` extra visits of each minority sample, shuffled together;
-        returns (order, is_extra_view)."""
-        rare = order[self.minority[labels[order]]]
-        extra = rare.repeat(self.views)
+    def expand(self, order: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, repeats: int = 1):
+        """``order`` plus ``views`` extra visits of every minority-class sample per repeat, shuffled
+        together (a fixed count, also when ``order`` was drawn by the balanced sampler); returns
+        (order, is_extra_view)."""
+        extra = self.minority[labels].nonzero().flatten().repeat(self.views * repeats)
         merged = torch.cat([order, extra])
         is_extra = torch.cat([torch.zeros(len(order), dtype=torch.bool), torch.ones(len(extra), dtype=torch.bool)])
         shuffle = torch.randperm(len(merged), generator=generator)
         return merged[shuffle], is_extra[shuffle]
+
+    def extra_visits(self, labels: torch.Tensor, repeats: int = 1) -> int:
+        return int(self.minority[labels].sum()) * self.views * repeats
 
     def __call__(self, x: torch.Tensor, is_extra: torch.Tensor) -> torch.Tensor:
         """Crops the extra views of a float batch; the first visit of every sample is left as is."""
