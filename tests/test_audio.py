@@ -1,6 +1,9 @@
 """Audio: IRMAS layouts, decoding and resampling, the log-mel front end, spectrogram augmentation,
 window aggregation and threshold tuning."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile
@@ -10,6 +13,7 @@ from reglab import data as sources
 from reglab.augment.mixtures import Mixtures
 from reglab.augment.spectrogram import SpecAugment, band_masks, random_time_shift
 from reglab.data.audio import read_audio, windows
+from reglab.data.feature_cache import FeatureCache
 from reglab.data.irmas import label_from_name, list_testing, list_training
 from reglab.decisions import aggregate_windows, tune_thresholds
 from reglab.errors import UserError
@@ -155,3 +159,18 @@ def test_shared_instruments_load_and_cache(tmp_path):
                                      ["cel", "cla", "flu", "gac", "gel", "org", "pia", "sax", "tru", "vio", "voi"])  # fmt: skip
     assert len(excerpts) == 80 and excerpts.y.shape == (80, 11)
     assert int(excerpts.owner.max()) == 79 and excerpts.windows.shape[1:] == (1, 32, 94)
+
+
+def test_feature_cache_survives_processes_filling_the_same_entry_at_once(tmp_path):
+    writer = (
+        "import sys, torch\n"
+        "from reglab.data.feature_cache import FeatureCache\n"
+        "cache = FeatureCache(sys.argv[1])\n"
+        "for _ in range(200):\n"
+        "    cache.put('same', {'x': torch.zeros(64, 64)})\n"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", writer, str(tmp_path)], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], errors
+    assert torch.equal(FeatureCache(tmp_path).get("same")["x"], torch.zeros(64, 64))
+    assert [path.name for path in tmp_path.iterdir()] == ["same.pt"]

@@ -35,6 +35,6 @@ class FeatureCache:
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f"{key}.pt.tmp"
+        tmp = self.directory / f"{key}.{os.getpid()}.tmp"  # workers filling the same entry at once each write their own
         torch.save(payload, tmp)
         os.replace(tmp, self.directory / f"{key}.pt")
