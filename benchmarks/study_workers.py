@@ -3,7 +3,9 @@ wall-clock speed-up of the second.
 
     python benchmarks/study_workers.py [--runs-per-arm 2] [--epochs 6]
 
-Each worker gets cpu_count // workers torch threads, as ``reglab study --workers N`` does.
+Each worker gets cpu_count // workers torch threads, as ``reglab study --workers N`` does. It also
+times one of the study's runs with 1 and with 2 torch threads: when one run already gains s× from a
+second thread, two single-thread workers can gain at most 2/s× over one two-thread worker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from reglab.recipe import load_study_recipe
 from reglab.study import Study
+from reglab.train import train
 
 RECIPE = """
 name: bench
@@ -37,6 +43,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "bench.yaml"
         recipe.write_text(RECIPE.format(epochs=args.epochs, seeds=list(range(args.runs_per_arm))))
+        _, arms = load_study_recipe(recipe)
+        base = arms["none"]
+        train(base.model_copy(update={"train": base.train.model_copy(update={"epochs": 1})}), Path(tmp) / "warm-up")
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            started = time.perf_counter()
+            train(base, Path(tmp) / f"threads{threads}")  # in this process, as a worker would
+            seconds[f"threads{threads}"] = time.perf_counter() - started
+        scaling = seconds["threads1"] / seconds["threads2"]
+        print(f"one run: 1 thread {seconds['threads1']:.1f} s, 2 threads {seconds['threads2']:.1f} s "
+              f"-> {scaling:.2f}x from the second thread; 2-worker ceiling {2 / scaling:.2f}x")
         for workers in (1, 2):
             study = Study.prepare(recipe, [], Path(tmp) / f"workers{workers}", None)
             started = time.perf_counter()

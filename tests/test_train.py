@@ -61,6 +61,15 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert result.metrics["val_loss"] == pytest.approx(result.history[0]["val_loss"], rel=1e-5)
 
 
+def test_early_stopping_waits_for_its_start_epoch(tmp_path):
+    recipe = digits_recipe("model.name=linear", "train.epochs=8", "schedule.name=step", "schedule.step_size=1",
+                           "schedule.factor=0.001", "train.early_stopping.patience=2",
+                           "train.early_stopping.min_delta=10", "train.early_stopping.start_epoch=4")  # fmt: skip
+    result = train(recipe, tmp_path / "run")
+    assert result.status == "early_stopped" and len(result.history) == 5  # epochs 4 and 5 count, not 2 and 3
+    assert result.metrics["best_epoch"] == 1
+
+
 def test_plateau_schedule_cuts_the_rate_on_a_stalled_monitor(tmp_path):
     recipe = digits_recipe("model.name=linear", "train.epochs=4", "optim.lr=1.0e-6", "schedule.name=plateau",
                            "schedule.patience=0", "schedule.factor=0.5", "schedule.monitor=val_accuracy")  # fmt: skip

@@ -10,12 +10,13 @@ from .recipe import resolve_mode
 
 class EarlyStopping:
     """Tracks ``monitor``; ``update`` says whether this epoch is the best so far, and
-    ``should_stop`` turns true after ``patience`` epochs without an improvement of ``min_delta``."""
+    ``should_stop`` turns true after ``patience`` epochs without an improvement of ``min_delta``,
+    counted from ``start_epoch`` on (the best epoch is tracked from the first)."""
 
     def __init__(self, config):
         self.monitor = config.monitor
         self.sign = 1.0 if resolve_mode(config.monitor, config.mode) == "min" else -1.0
-        self.patience, self.min_delta = config.patience, config.min_delta
+        self.patience, self.min_delta, self.start_epoch = config.patience, config.min_delta, config.start_epoch
         self.best = math.inf
         self.best_epoch = 0
         self.waited = 0
@@ -25,7 +26,8 @@ class EarlyStopping:
         if not math.isnan(value) and value < self.best - self.min_delta:
             self.best, self.best_epoch, self.waited = value, epoch, 0
             return True
-        self.waited += 1
+        if epoch >= self.start_epoch:
+            self.waited += 1
         return False
 
     @property

@@ -161,6 +161,7 @@ class EarlyStoppingConfig(Section):
     monitor: Monitor = Field("val_loss", description="also decides which epoch best.pt holds")
     mode: MonitorMode = "auto"
     patience: Optional[int] = Field(None, ge=1, description="null: never stop early")
+    start_epoch: int = Field(1, ge=1, description="patience counts from this epoch on (past a warm-up; Keras' start_from_epoch)")
     min_delta: float = Field(0.0, ge=0.0)
     restore_best: bool = Field(False, description="end with the best epoch's weights")
 
