@@ -44,7 +44,7 @@ def make_storage(url: str, heartbeat_seconds: int):
         path = url.removeprefix("journal:").removeprefix("//")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    for attempt in range(3):
+    for _ in range(3):
         try:
             return optuna.storages.RDBStorage(
                 url,
@@ -53,12 +53,13 @@ def make_storage(url: str, heartbeat_seconds: int):
                 grace_period=3 * heartbeat_seconds,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
-        except sqlalchemy.exc.IntegrityError:  # another process created the schema at the same moment
-            if attempt == 2:
-                raise
+        except sqlalchemy.exc.IntegrityError as exc:  # another process created the schema at the same moment
+            error = exc
             time.sleep(0.5)
         except Exception as exc:  # bad URL, server down, missing driver
-            raise UserError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: {exc})") from None
+            error = exc
+            break
+    raise UserError(f"--storage {url}: cannot open the study storage ({type(error).__name__}: {error})")
 
 
 class Study:
