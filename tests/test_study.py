@@ -42,11 +42,12 @@ def completed(directory):
 
 def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path):
     recipe = tmp_path / "study.yaml"
-    recipe.write_text(STUDY)
+    recipe.write_text(STUDY.replace("epochs: 3", "epochs: 4"))  # the victim has 3 epochs left when killed
     clean = subprocess.run(study_command(recipe, tmp_path / "clean"), capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr
 
-    # same study, but SIGKILL the worker of the first trial that has finished an epoch
+    # same study, but SIGKILL the worker of the first trial that has finished its first epoch (and
+    # only its first: one further along may complete between this look and the kill)
     killed = subprocess.Popen(study_command(recipe, tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim, deadline = None, time.time() + 120
     while victim is None and time.time() < deadline:
@@ -54,7 +55,7 @@ def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path):
         if not (tmp_path / "killed" / "study.json").exists():
             continue
         for trial in Study(tmp_path / "killed").optuna.get_trials(states=(TrialState.RUNNING,)):
-            if trial.intermediate_values and "worker_pid" in trial.user_attrs:
+            if len(trial.intermediate_values) == 1 and "worker_pid" in trial.user_attrs:
                 victim = trial.user_attrs["worker_pid"]
                 os.kill(victim, signal.SIGKILL)
                 break
