@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--runs-per-arm", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
-    seconds = {}
+    run_seconds, study_seconds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "bench.yaml"
         recipe.write_text(RECIPE.format(epochs=args.epochs, seeds=list(range(args.runs_per_arm))))
@@ -50,17 +50,17 @@ def main() -> None:
             torch.set_num_threads(threads)
             started = time.perf_counter()
             train(base, Path(tmp) / f"threads{threads}")  # in this process, as a worker would
-            seconds[f"threads{threads}"] = time.perf_counter() - started
-        scaling = seconds["threads1"] / seconds["threads2"]
-        print(f"one run: 1 thread {seconds['threads1']:.1f} s, 2 threads {seconds['threads2']:.1f} s "
+            run_seconds[threads] = time.perf_counter() - started
+        scaling = run_seconds[1] / run_seconds[2]
+        print(f"one run: 1 thread {run_seconds[1]:.1f} s, 2 threads {run_seconds[2]:.1f} s "
               f"-> {scaling:.2f}x from the second thread; 2-worker ceiling {2 / scaling:.2f}x")
         for workers in (1, 2):
             study = Study.prepare(recipe, [], Path(tmp) / f"workers{workers}", None)
             started = time.perf_counter()
             study.run_workers(workers)
-            seconds[workers] = time.perf_counter() - started
-            print(f"{workers} worker(s): {len(study.results())} runs in {seconds[workers]:.1f} s")
-    print(f"speed-up with 2 workers: {seconds[1] / seconds[2]:.2f}x")
+            study_seconds[workers] = time.perf_counter() - started
+            print(f"{workers} worker(s): {len(study.results())} runs in {study_seconds[workers]:.1f} s")
+    print(f"speed-up with 2 workers: {study_seconds[1] / study_seconds[2]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_arms(compare: str, recipe, data, device) -> dict[str, tuple]:
-    """name → (model, optimizer, augment) for the two arms compared."""
+    """name → (model, optimizer, constant-rate schedule, augment) for the two arms compared."""
     counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
 
     def arm(augment_config, channels_last: bool) -> tuple:
@@ -41,7 +41,8 @@ def build_arms(compare: str, recipe, data, device) -> dict[str, tuple]:
         model = create_model(recipe.model.model_copy(update={"channels_last": channels_last}), shape, n_classes).to(device)
         model.fit(data.x)
         augment = BatchAugment(augment_config, counts, shape, recipe.train.balanced_sampling).to(device)
-        return model, Optimizer(recipe.optim, model), augment
+        optimizer = Optimizer(recipe.optim, model)
+        return model, optimizer, Schedule(ScheduleConfig(), optimizer.torch, 1, 1), augment
 
     if compare == "augment":
         return {"augment off": arm(AugmentConfig(), recipe.model.channels_last),
@@ -69,8 +70,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for round_ in range(args.rounds + 1):  # round 0 warms up and is not counted
-        for name, (model, optimizer, augment) in arms.items():
-            constant_lr = Schedule(ScheduleConfig(), optimizer.torch, 1, 1)
+        for name, (model, optimizer, constant_lr, augment) in arms.items():
             order, is_extra = augment.epoch(data.y, generator)
             order, is_extra = order[: batch * args.batches], is_extra[: batch * args.batches]
             started = time.perf_counter()

@@ -36,7 +36,7 @@ class Mixtures:
         return x, targets
 
 
-def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_sources: int, gain_db: float = 6.0, seed: int = 0):
+def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_sources: int, gain_db: float, seed: int = 0):
     """``count`` fixed mixtures of 1..max_sources validation clips of distinct classes, each at a
     gain drawn from U(−gain_db, gain_db), for tuning decision thresholds on polyphonic-like data."""
     generator = torch.Generator().manual_seed(seed)

@@ -3,8 +3,6 @@ normalization layer; checkpoints are its ``state_dict``."""
 
 from __future__ import annotations
 
-import torch
-
 from .alexnet_like import AlexNetLike
 from .instrunet import InstruNet
 from .layers import Normalized
@@ -21,8 +19,7 @@ MODELS = {
 
 def create_model(config, input_shape: tuple[int, int, int], n_classes: int) -> Normalized:
     """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``."""
-    model = Normalized(MODELS[config.name](config, input_shape, n_classes), input_shape, config.input_norm, config.channels_last)
-    return model.to(memory_format=torch.channels_last) if config.channels_last else model
+    return Normalized(MODELS[config.name](config, input_shape, n_classes), input_shape, config.input_norm, config.channels_last)
 
 
 __all__ = ["MODELS", "Normalized", "create_model"]

@@ -50,12 +50,13 @@ class Normalized(nn.Module):
     (spectrogram bands), also from the training split; both are buffers, so a checkpoint carries
     them. ``per_image``: each input minus its own mean over its own std (as TensorFlow's
     ``per_image_standardization``), which discards global colour, contrast or loudness. With
-    ``channels_last`` the standardized batch reaches ``net`` in NHWC layout."""
+    ``channels_last`` the convolution weights and the standardized batch are in NHWC layout."""
 
     def __init__(self, net: nn.Module, input_shape: tuple[int, int, int], mode: str = "dataset", channels_last: bool = False):
         super().__init__()
         self.net, self.mode = net, mode
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        net.to(memory_format=self.memory_format)
         shape = (1, 1, input_shape[1], 1) if mode == "per_band" else (1, input_shape[0], 1, 1)
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("std", torch.ones(shape))
@@ -77,4 +78,4 @@ class Normalized(nn.Module):
             x = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         else:
             x = (x - self.mean) / self.std
-        return self.net(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
+        return self.net(x.contiguous(memory_format=self.memory_format))
