@@ -40,40 +40,80 @@ def completed(directory):
     return {tuple(t.user_attrs[PAIR]): t for t in trials}
 
 
-def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path):
-    recipe = tmp_path / "study.yaml"
-    recipe.write_text(STUDY.replace("epochs: 3", "epochs: 4"))  # the victim has 3 epochs left when killed
-    clean = subprocess.run(study_command(recipe, tmp_path / "clean"), capture_output=True, text=True, timeout=300)
+PAIRS = {(arm, seed) for arm in ("none", "dropout") for seed in (0, 1)}
+
+
+@pytest.fixture(scope="module")
+def study_recipe(tmp_path_factory):
+    recipe = tmp_path_factory.mktemp("recipe") / "study.yaml"
+    recipe.write_text(STUDY.replace("epochs: 3", "epochs: 4"))  # a victim taken after epoch 1 has 3 to go
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(study_recipe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean") / "study"
+    clean = subprocess.run(study_command(study_recipe, out), capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr
+    return completed(out)
 
-    # same study, but SIGKILL the worker of the first trial that has finished its first epoch (and
-    # only its first: one further along may complete between this look and the kill)
-    killed = subprocess.Popen(study_command(recipe, tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim, deadline = None, time.time() + 120
-    while victim is None and time.time() < deadline:
+
+def worker_after_first_epoch(directory):
+    """The worker pid and trial number of a running trial that has finished its first epoch (and only
+    its first: one further along may complete before the caller acts on it)."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
         time.sleep(0.3)
-        if not (tmp_path / "killed" / "study.json").exists():
+        if not (directory / "study.json").exists():
             continue
-        for trial in Study(tmp_path / "killed").optuna.get_trials(states=(TrialState.RUNNING,)):
+        for trial in Study(directory).optuna.get_trials(states=(TrialState.RUNNING,)):
             if len(trial.intermediate_values) == 1 and "worker_pid" in trial.user_attrs:
-                victim = trial.user_attrs["worker_pid"]
-                os.kill(victim, signal.SIGKILL)
-                break
-    assert victim is not None, "no trial reached its first epoch"
-    _, err = killed.communicate(timeout=300)
-    assert killed.returncode == 2 and "rerun the same command" in err
+                return trial.user_attrs["worker_pid"], trial.number
+    raise AssertionError("no trial reached its first epoch")
 
-    rerun = subprocess.run(study_command(recipe, tmp_path / "killed"), capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "4/4 runs finished" in rerun.stdout
 
-    expected, got = completed(tmp_path / "clean"), completed(tmp_path / "killed")
-    assert set(got) == set(expected) == {(a, s) for a in ("none", "dropout") for s in (0, 1)}
+def assert_same_results(directory, expected):
+    got = completed(directory)
+    assert set(got) == set(expected) == PAIRS
     for pair, trial in expected.items():
         assert got[pair].value == trial.value
         assert got[pair].intermediate_values == trial.intermediate_values
-    stale = [t for t in Study(tmp_path / "killed").optuna.get_trials() if t.state == TrialState.FAIL]
-    assert len(stale) == 1  # the killed attempt, failed by its stale heartbeat and retried once
+    assert sorted(path.name for path in (directory / "runs").iterdir()) == sorted(f"{a}-seed{s}" for a, s in PAIRS)
+    stale = [t for t in Study(directory).optuna.get_trials() if t.state == TrialState.FAIL]
+    assert len(stale) == 1  # the interrupted attempt, failed by its stale heartbeat and retried once
+
+
+def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path, study_recipe, uninterrupted):
+    killed = subprocess.Popen(study_command(study_recipe, tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, _ = worker_after_first_epoch(tmp_path / "killed")
+    os.kill(victim, signal.SIGKILL)
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == 2 and "rerun the same command" in err
+
+    rerun = subprocess.run(study_command(study_recipe, tmp_path / "killed"), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "4/4 runs finished" in rerun.stdout
+    assert_same_results(tmp_path / "killed", uninterrupted)
+
+
+def test_a_paused_worker_whose_trial_was_taken_over_carries_on(tmp_path, study_recipe, uninterrupted):
+    """A stopped worker (a suspended laptop, a network partition) wakes up after its trial was failed
+    as stale and retried elsewhere: it drops its attempt and goes on; the study finishes in one go."""
+    directory = tmp_path / "paused"
+    study = subprocess.Popen(study_command(study_recipe, directory), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, number = worker_after_first_epoch(directory)
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        deadline = time.time() + 120
+        while Study(directory).optuna.get_trials()[number].state == TrialState.RUNNING and time.time() < deadline:
+            time.sleep(0.3)
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    out, err = study.communicate(timeout=300)
+    assert study.returncode == 0, err
+    assert "4/4 runs finished" in out
+    assert f"[worker {victim}] trial {number}: this worker fell silent" in out
+    assert_same_results(directory, uninterrupted)
 
 
 @pytest.mark.skipif(not os.environ.get("REGLAB_TEST_POSTGRES_URL"), reason="set REGLAB_TEST_POSTGRES_URL (CI starts a PostgreSQL server on loopback)")

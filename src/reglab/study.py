@@ -8,6 +8,11 @@ mid-run leaves a trial whose heartbeat goes stale, which is failed and re-enqueu
 (``RetryHeartbeatStaleTrialCallback``) and run again by whichever worker is next. Journal-file
 storage has no heartbeats: a killed worker's trial must be failed by hand.
 
+A worker that was only paused (a suspended laptop, a stopped process, a network partition) comes
+back to find its trial failed and re-run elsewhere: each attempt trains in its own hidden directory
+and moves into ``runs/<arm>-seed<seed>`` only once its results are recorded, so the paused attempt
+discards its work without touching the retry's, and the worker goes on with the queue.
+
 Study directory: ``study.yaml`` (resolved study recipe), ``study.json`` (name, storage URL),
 ``study.db`` (default storage) and ``runs/<arm>-seed<seed>/`` (one run directory per trial).
 """
@@ -37,6 +42,7 @@ from .train import train
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 PAIR = "pair"  # user attribute that marks a trial enqueued by reglab
+TAKEN_OVER = "this worker fell silent for 3 heartbeats; its run was handed to another worker and is discarded"
 
 
 def make_storage(url: str, heartbeat_seconds: int):
@@ -75,6 +81,7 @@ class Study:
         self.name, self.storage_url = name, storage_url
         self.recipe, self.arms = load_study_recipe(self.directory / "study.yaml")
         self.config = self.recipe.study
+        self.current_trial: Optional[int] = None  # number of the trial this worker last took
         self.optuna = optuna.create_study(
             study_name=self.name,
             storage=make_storage(self.storage_url, self.config.heartbeat_seconds),
@@ -136,30 +143,63 @@ class Study:
     def run_path(self, arm: str, seed: int) -> Path:
         return self.directory / "runs" / f"{arm}-seed{seed}"
 
+    def attempt_path(self, arm: str, seed: int, trial_number: int) -> Path:
+        return self.directory / "runs" / f".{arm}-seed{seed}.trial{trial_number}"
+
     def objective(self, trial: optuna.Trial) -> float:
         if PAIR not in trial.user_attrs:  # the queue ran dry between a check and the pop
             raise optuna.TrialPruned("not a queued (arm, seed) trial")
+        self.current_trial = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
         arm = trial.suggest_categorical("arm", list(self.config.arms))
         seed = trial.suggest_categorical("seed", self.config.seeds)
         recipe = self.arms[arm].model_copy(update={"train": self.arms[arm].train.model_copy(update={"seed": seed})})
-        path = self.run_path(arm, seed)
-        shutil.rmtree(path, ignore_errors=True)  # an earlier attempt that died half-way
+        attempt = self.attempt_path(arm, seed, trial.number)
         started = time.perf_counter()
-        result = train(recipe, path, TrialReporter(trial, self.config.metric))
-        value = run_value(result.history, self.config)
-        trial.set_user_attr("status", result.status)
-        trial.set_user_attr("summary", run_summary(result.history, result.metrics))
+        try:
+            result = train(recipe, attempt, TrialReporter(trial, self.config.metric))
+            value = run_value(result.history, self.config)
+            trial.set_user_attr("status", result.status)
+            trial.set_user_attr("summary", run_summary(result.history, result.metrics))
+        except Exception:  # once taken over, recording fails and the attempt directory may be gone
+            if not self.trial_taken_over():
+                raise
+            shutil.rmtree(attempt, ignore_errors=True)
+            raise optuna.TrialPruned("taken over by another worker") from None
+        final = self.run_path(arm, seed)
+        shutil.rmtree(final, ignore_errors=True)  # the run of an attempt that ended in an error
+        attempt.rename(final)
+        self.remove_dead_attempts(arm, seed)
         print(f"[worker {os.getpid()}] {arm} seed {seed}: {self.config.metric} {value:.4f} "
               f"({result.status}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
         return value  # NaN for a diverged run: Optuna records the trial as failed
+
+    def remove_dead_attempts(self, arm: str, seed: int) -> None:
+        """Delete the directories of this pair's attempts that no worker is running (killed or failed ones)."""
+        running = {t.number for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        for attempt in self.run_path(arm, seed).parent.glob(f".{arm}-seed{seed}.trial*"):
+            if int(attempt.name.rpartition(".trial")[2]) not in running:
+                shutil.rmtree(attempt, ignore_errors=True)
+
+    def trial_taken_over(self) -> bool:
+        """Whether the trial this worker last ran was finished by someone else (failed as stale)."""
+        if self.current_trial is None:
+            return False
+        trial = self.optuna.get_trials(deepcopy=False)[self.current_trial]
+        return trial.state != TrialState.RUNNING
 
     def work(self) -> None:
         """Run waiting trials until none is waiting or running elsewhere."""
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
             if self.count(TrialState.WAITING):
-                self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
+                self.current_trial = None
+                try:
+                    self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
+                except Exception:  # Optuna cannot record a trial that another worker has failed meanwhile
+                    if not self.trial_taken_over():
+                        raise
+                    print(f"[worker {os.getpid()}] trial {self.current_trial}: {TAKEN_OVER}", flush=True)
             elif self.count(TrialState.RUNNING):
                 time.sleep(1.0)  # someone else's trial: it finishes, or goes stale and comes back queued
             else:
