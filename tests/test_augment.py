@@ -70,6 +70,27 @@ def test_multicrop_adds_views_only_for_classes_under_the_threshold():
     assert int(is_extra.sum()) == 3 * 8 and bool(torch.all(labels[order[is_extra]] > 0))
 
 
+def stretch_of_crops(ratio, n=64, size=32):
+    """Width over height of the regions ``n`` multicrop views took, read from an image whose pixel
+    values are their own coordinates (channel 0 the column, channel 1 the row)."""
+    torch.manual_seed(0)
+    columns, rows = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="xy")
+    image = torch.stack([columns, rows, rows]).expand(n, 3, size, size)
+    multicrop = MinorityMulticrop(MulticropConfig(threshold=10, scale=(0.3, 0.6), ratio=ratio), torch.tensor([1]), (3, size, size))
+    crops = multicrop(image, torch.ones(n, dtype=torch.bool))[..., 2:-2, 2:-2]
+    per_column = (crops[:, 0, :, 1:] - crops[:, 0, :, :-1]).mean(dim=(1, 2))
+    per_row = (crops[:, 1, 1:, :] - crops[:, 1, :-1, :]).mean(dim=(1, 2))
+    return per_column / per_row
+
+
+def test_multicrop_with_ratio_one_keeps_shapes_unstretched():
+    """A horizontally condensed typeface stays condensed with ``ratio: [1, 1]``; the default range
+    stretches crops by up to 4/3 either way."""
+    assert torch.allclose(stretch_of_crops((1.0, 1.0)), torch.ones(64), atol=0.02)
+    default = stretch_of_crops(MulticropConfig().ratio)
+    assert float(default.max()) > 1.1 and float(default.min()) < 0.9
+
+
 def test_epoch_length_is_fixed_with_balanced_sampling_multicrop_and_repeats():
     labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 3)
     config = AugmentConfig(multicrop={"threshold": 10, "views": 2})

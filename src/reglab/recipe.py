@@ -234,6 +234,7 @@ class MulticropConfig(Section):
     threshold: int = Field(50, ge=1, description="classes with fewer training samples get extra views")
     views: int = Field(2, ge=1, description="extra random-resized-crop views per minority sample and epoch")
     scale: Range = (0.35, 1.0)
+    ratio: Range = Field((0.75, 4 / 3), description="aspect-ratio range of the crops; [1, 1] keeps shapes unstretched")
 
 
 class SpecAugmentConfig(Section):

@@ -13,7 +13,7 @@ class MinorityMulticrop:
     def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int]):
         self.views = config.views
         self.minority = class_counts < config.threshold
-        self.crop = K.RandomResizedCrop(tuple(input_shape[1:]), scale=config.scale, p=1.0)
+        self.crop = K.RandomResizedCrop(tuple(input_shape[1:]), scale=config.scale, ratio=config.ratio, p=1.0)
 
     def expand(self, order: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, repeats: int = 1):
         """``order`` plus ``views`` extra visits of every minority-class sample per repeat, shuffled
