@@ -43,7 +43,8 @@ from .train import train
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 PAIR = "pair"  # user attribute that marks a trial enqueued by reglab
-TAKEN_OVER = "this worker fell silent for 3 heartbeats; its run was handed to another worker and is discarded"
+STALE_AFTER = 3  # heartbeats a worker may miss before its trial is failed and retried
+TAKEN_OVER = f"this worker fell silent for {STALE_AFTER} heartbeats; its run was handed to another worker and is discarded"
 
 
 def make_storage(url: str, heartbeat_seconds: int):
@@ -57,7 +58,7 @@ def make_storage(url: str, heartbeat_seconds: int):
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_seconds,
-                grace_period=3 * heartbeat_seconds,
+                grace_period=STALE_AFTER * heartbeat_seconds,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
         except sqlalchemy.exc.IntegrityError as exc:  # another process created the schema at the same moment
@@ -168,7 +169,7 @@ class Study:
             shutil.rmtree(attempt, ignore_errors=True)
             raise optuna.TrialPruned("taken over by another worker") from None
         final = self.run_path(arm, seed)
-        shutil.rmtree(final, ignore_errors=True)  # the run of an attempt that ended in an error
+        shutil.rmtree(final, ignore_errors=True)  # left by an attempt taken over just after it finished
         attempt.rename(final)
         self.remove_dead_attempts(arm, seed)
         print(f"[worker {os.getpid()}] {arm} seed {seed}: {self.config.metric} {value:.4f} "
@@ -176,11 +177,10 @@ class Study:
         return value  # NaN for a diverged run: Optuna records the trial as failed
 
     def remove_dead_attempts(self, arm: str, seed: int) -> None:
-        """Delete the directories of this pair's attempts that no worker is running (killed or failed ones)."""
-        running = {t.number for t in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        for attempt in self.run_path(arm, seed).parent.glob(f".{arm}-seed{seed}.trial*"):
-            if int(attempt.name.rpartition(".trial")[2]) not in running:
-                shutil.rmtree(attempt, ignore_errors=True)
+        """Delete the directories of this pair's earlier attempts that no worker is running (killed or failed ones)."""
+        for trial in self.optuna.get_trials(deepcopy=False):
+            if trial.user_attrs.get(PAIR) == [arm, seed] and trial.state != TrialState.RUNNING:
+                shutil.rmtree(self.attempt_path(arm, seed, trial.number), ignore_errors=True)
 
     def trial_taken_over(self) -> bool:
         """Whether the trial this worker last ran was finished by someone else (failed as stale)."""
