@@ -80,7 +80,8 @@ def assert_same_results(directory, expected):
         assert got[pair].intermediate_values == trial.intermediate_values
     assert sorted(path.name for path in (directory / "runs").iterdir()) == sorted(f"{a}-seed{s}" for a, s in PAIRS)
     stale = [t for t in Study(directory).optuna.get_trials() if t.state == TrialState.FAIL]
-    assert len(stale) == 1  # the interrupted attempt, failed by its stale heartbeat and retried once
+    states = [(t.number, t.state.name, t.user_attrs.get(PAIR), t.user_attrs.get("worker_pid")) for t in Study(directory).optuna.get_trials()]
+    assert len(stale) == 1, states  # the interrupted attempt, failed by its stale heartbeat and retried once
 
 
 def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path, study_recipe, uninterrupted):
@@ -112,7 +113,7 @@ def test_a_paused_worker_whose_trial_was_taken_over_carries_on(tmp_path, study_r
     out, err = study.communicate(timeout=300)
     assert study.returncode == 0, err
     assert "4/4 runs finished" in out
-    assert f"[worker {victim}] trial {number}: this worker fell silent" in out
+    assert f"[worker {victim}] trial {number}: this worker fell silent" in out, out + err
     assert_same_results(directory, uninterrupted)
 
 

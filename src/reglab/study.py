@@ -164,7 +164,7 @@ class Study:
             trial.set_user_attr("status", result.status)
             trial.set_user_attr("summary", run_summary(result.history, result.metrics))
         except Exception:  # once taken over, recording fails and the attempt directory may be gone
-            if not self.trial_taken_over():
+            if self.current_trial_state() == TrialState.RUNNING:
                 raise
             shutil.rmtree(attempt, ignore_errors=True)
             raise optuna.TrialPruned("taken over by another worker") from None
@@ -182,12 +182,11 @@ class Study:
             if trial.user_attrs.get(PAIR) == [arm, seed] and trial.state != TrialState.RUNNING:
                 shutil.rmtree(self.attempt_path(arm, seed, trial.number), ignore_errors=True)
 
-    def trial_taken_over(self) -> bool:
-        """Whether the trial this worker last ran was finished by someone else (failed as stale)."""
+    def current_trial_state(self) -> Optional[TrialState]:
+        """The stored state of the trial this worker last took (None before it took one)."""
         if self.current_trial is None:
-            return False
-        trial = self.optuna.get_trials(deepcopy=False)[self.current_trial]
-        return trial.state != TrialState.RUNNING
+            return None
+        return self.optuna.get_trials(deepcopy=False)[self.current_trial].state
 
     def work(self) -> None:
         """Run waiting trials until none is waiting or running elsewhere."""
@@ -198,7 +197,7 @@ class Study:
                 try:
                     self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
                 except Exception:  # Optuna cannot record a trial that another worker has failed meanwhile
-                    if not self.trial_taken_over():
+                    if self.current_trial_state() != TrialState.FAIL:
                         raise
                     print(f"[worker {os.getpid()}] trial {self.current_trial}: {TAKEN_OVER}", flush=True)
             elif self.count(TrialState.RUNNING):
