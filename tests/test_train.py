@@ -6,6 +6,7 @@ import torch
 from reglab.models import create_model
 from reglab.recipe import load_recipe
 from reglab.train import train
+from reglab.weight_average import WeightAverage
 
 
 def digits_recipe(*overrides):
@@ -90,3 +91,29 @@ def test_onecycle_warms_up_then_anneals_over_all_repeated_steps(tmp_path):
     rates = [row["lr"] for row in history]  # the rate at each epoch's start
     assert rates[0] < rates[1] and rates[1] > rates[3]
     assert max(rates) <= 0.003 + 1e-12
+
+
+def test_weight_average_is_an_exponential_moving_average_with_warmup():
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, decay=0.9)
+    start = model.weight.detach().clone()
+    assert average.current_decay() == pytest.approx(1 / 10)  # warm-up: the first updates follow the model
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update()
+    assert torch.allclose(average.model.weight, 0.1 * start + 0.9 * (start + 1))
+    average.updates = 1000
+    assert average.current_decay() == 0.9
+    before = average.model.weight.detach().clone()
+    average.update()
+    assert torch.allclose(average.model.weight, 0.9 * before + 0.1 * model.weight)
+
+
+def test_weight_average_changes_what_is_validated_not_how_the_model_trains(tmp_path):
+    plain = train(digits_recipe("train.epochs=3"), tmp_path / "plain")
+    averaged = train(digits_recipe("train.epochs=3", "train.ema_decay=0.99"), tmp_path / "ema")
+    assert [r["train_loss"] for r in averaged.history] == [r["train_loss"] for r in plain.history]
+    assert [r["val_loss"] for r in averaged.history] != [r["val_loss"] for r in plain.history]
+    kept = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
+    trained = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)
+    assert not torch.equal(kept["net.head.1.weight"], trained["net.head.1.weight"])

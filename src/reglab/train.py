@@ -31,6 +31,7 @@ from .progress import Silent
 from .recipe import Recipe
 from .rundir import RunDir
 from .schedules import Schedule
+from .weight_average import WeightAverage
 
 REFRESH_EVERY = 10
 
@@ -60,9 +61,10 @@ def batches_in(n: int, batch_size: int) -> int:
     return n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size)
 
 
-def train_epoch(model, x, y, n_classes, loss_fn, optimizer, schedule, augment, order, is_extra, batch_size, amp, reporter):
+def train_epoch(model, x, y, n_classes, loss_fn, optimizer, schedule, augment, order, is_extra, batch_size, amp, reporter, average=None):
     """One pass over the training tensors in ``order`` (extra multicrop views flagged in
-    ``is_extra``); returns (loss, accuracy) against the (possibly mixed) targets' top class."""
+    ``is_extra``), updating the weight ``average`` after every step when there is one; returns
+    (loss, accuracy) against the (possibly mixed) targets' top class."""
     model.train()
     n = len(order)
     order, is_extra = order.to(x.device), is_extra.to(x.device)
@@ -81,6 +83,8 @@ def train_epoch(model, x, y, n_classes, loss_fn, optimizer, schedule, augment, o
         (loss + optimizer.penalty()).backward()
         optimizer.step()
         schedule.batch_step()
+        if average is not None:
+            average.update()
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == targets.argmax(1)).sum()
         seen += len(index)
@@ -143,6 +147,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     steps_per_epoch = batches_in(augment.visits_per_epoch(train_set.y), recipe.train.batch_size)
     schedule = Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch)
     stopper = EarlyStopping(recipe.train.early_stopping)
+    average = WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None
+    evaluated = average.model if average else model  # what validation sees and checkpoints hold
 
     run = RunDir.create(out, recipe)
     meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
@@ -157,21 +163,21 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
         reporter.epoch_start(epoch, recipe.train.epochs, batches_in(len(order), batch))
         lr = optimizer.lr
         train_loss, train_acc = train_epoch(
-            model, x_train, y_train, len(classes), loss_fn, optimizer, schedule, augment, order, is_extra, batch, amp, reporter
+            model, x_train, y_train, len(classes), loss_fn, optimizer, schedule, augment, order, is_extra, batch, amp, reporter, average
         )
         if not math.isfinite(train_loss):
             status = "diverged"
             reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - started}, "  diverged")
             break
-        val_loss, val_probs = validate(model, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
+        val_loss, val_probs = validate(evaluated, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
         val_summary = metrics.summary(val_set.y.numpy(), val_probs)
         row = epoch_row(epoch, lr, time.perf_counter() - started, train_loss, train_acc, val_loss, val_summary)
         history.append(row)
         run.append_history(row)
         improved = stopper.update(epoch, row)
         if improved:
-            run.save_checkpoint(model, "best.pt")
-        run.save_checkpoint(model, "last.pt")
+            run.save_checkpoint(evaluated, "best.pt")
+        run.save_checkpoint(evaluated, "last.pt")
         reporter.epoch_end(row, "  *" if improved else "")
         schedule.step(row)
         if stopper.should_stop and epoch < recipe.train.epochs:
@@ -182,15 +188,15 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     if recipe.train.early_stopping.restore_best and stopper.best_epoch:
         final_checkpoint = "best.pt"
     if history and (final_checkpoint == "best.pt" or status == "diverged"):
-        model.load_state_dict(run.load_state(final_checkpoint))
+        evaluated.load_state_dict(run.load_state(final_checkpoint))
     final = {"status": status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
              f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
     if history:
-        val_loss, val_probs = validate(model, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
+        val_loss, val_probs = validate(evaluated, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
         final.update({"val_loss": val_loss, **metrics.detailed(val_set.y.numpy(), val_probs, classes)})
         run.write_predictions("val_predictions.csv", val_set.ids, classes, val_probs, val_set.y.numpy())
     if history and recipe.evaluate.threshold == "tuned":
-        final["val_mixtures"] = tune_thresholds(run, model, recipe, val_set, len(classes), amp)
+        final["val_mixtures"] = tune_thresholds(run, evaluated, recipe, val_set, len(classes), amp)
     run.write_json("metrics.json", final)
     run.write_json("meta.json", {**meta, "status": status, "final_checkpoint": final_checkpoint})
     reporter.finish(final, run.path, status)

@@ -1,0 +1,42 @@
+"""Exponential moving average of the weights (Polyak & Juditsky 1992), as timm's ``ModelEmaV3``.
+
+The averaged copy is what validation sees and what checkpoints hold: it smooths the epoch-to-epoch
+swings of a model trained at a high rate, so early stopping and best-weights restore pick from a
+steadier curve. The decay warms up as ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so
+the average is not dominated by the random initialization in short runs. Batch-norm statistics are
+averaged with the weights; integer buffers (batch counts) are copied.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class WeightAverage:
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+        self._pairs = [
+            (mine, theirs)
+            for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values())
+        ]
+        self._floats = [(m, t) for m, t in self._pairs if m.is_floating_point()]
+        self._others = [(m, t) for m, t in self._pairs if not m.is_floating_point()]
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Move the average toward the trained model's current weights (one call per step)."""
+        weight = 1.0 - self.current_decay()
+        self.updates += 1
+        mine, theirs = zip(*self._floats)
+        torch._foreach_lerp_(list(mine), list(theirs), weight)
+        for m, t in self._others:
+            m.copy_(t)
