@@ -10,12 +10,12 @@ import soundfile
 import torch
 
 from reglab import data as sources
-from reglab.augment.mixtures import Mixtures
+from reglab.augment.mixtures import Mixtures, validation_mixtures
 from reglab.augment.spectrogram import SpecAugment, band_masks, random_time_shift
 from reglab.data.audio import read_audio, windows
 from reglab.data.feature_cache import FeatureCache
 from reglab.data.irmas import label_from_name, list_testing, list_training
-from reglab.decisions import aggregate_windows, tune_thresholds
+from reglab.decisions import aggregate_windows, best_view, tune_thresholds
 from reglab.errors import UserError
 from reglab.frontend import LogMel, mel_filterbank
 from reglab.recipe import DataConfig, FrontendConfig, MixturesConfig, SpecAugmentConfig
@@ -58,6 +58,19 @@ def test_resampling_keeps_a_sine_at_its_frequency(tmp_path):
     spectrum = np.abs(np.fft.rfft(wave))
     peak_hz = np.argmax(spectrum) * 16000 / len(wave)
     assert abs(peak_hz - 1000.0) < 2.0
+
+
+def test_each_channel_is_read_beside_the_downmix(tmp_path):
+    path = tmp_path / "panned.flac"
+    left, right = sine(1000.0, 22050), sine(3000.0, 22050) * 0.25  # a tone on each side
+    soundfile.write(path, np.stack([left, right], axis=1), 22050)
+    views = read_audio(path, 16000, channels="each")
+    assert views.shape[0] == 3 and abs(views.shape[1] - 16000) <= 1
+    assert np.allclose(views[0], read_audio(path, 16000), atol=1e-6)  # the downmix, as before
+    assert np.allclose(views[0], (views[1] + views[2]) / 2, atol=1e-6)
+    assert np.abs(views[1]).max() > 0.45 and np.abs(views[2]).max() < 0.15
+    soundfile.write(tmp_path / "mono.flac", left, 22050)
+    assert read_audio(tmp_path / "mono.flac", 16000, channels="each").shape[0] == 1
 
 
 def test_undecodable_audio_is_named_or_skipped(tmp_path, capsys):
@@ -134,6 +147,29 @@ def test_window_aggregation_on_a_hand_computed_score_matrix():
     assert torch.allclose(aggregate_windows(scores, owner, "topk", 2), torch.tensor([[0.55, 0.7], [0.4, 0.3]]))
 
 
+def test_best_view_keeps_each_moments_highest_score_then_windows_aggregate():
+    # excerpt 0: moments 0, 1; excerpt 1: moment 2; views listed downmix first, then a channel
+    scores = torch.tensor([[0.2, 0.5], [0.4, 0.1], [0.9, 0.9], [0.6, 0.3], [0.1, 0.2], [0.3, 0.8]])
+    moment = torch.tensor([0, 1, 2, 0, 1, 2])
+    owner = torch.tensor([0, 0, 1, 0, 0, 1])
+    best, owners = best_view(scores, moment, owner)
+    assert torch.equal(best, torch.tensor([[0.6, 0.5], [0.4, 0.2], [0.9, 0.9]]))
+    assert owners.tolist() == [0, 0, 1]
+    assert torch.allclose(aggregate_windows(best, owners, "mean"), torch.tensor([[0.5, 0.35], [0.9, 0.9]]))
+
+
+def test_panned_tuning_mixtures_keep_every_source_at_full_level_in_one_channel():
+    x = torch.randn(30, 1, 8, 6)
+    targets = torch.nn.functional.one_hot(torch.arange(30) % 3, 3).float()
+    plain, plain_targets = validation_mixtures(x, targets, 50, max_sources=1, gain_db=0.0)
+    views, view_targets = validation_mixtures(x, targets, 50, max_sources=1, gain_db=0.0, stereo=True)
+    assert plain.shape == (1, 50, 1, 8, 6) and views.shape == (3, 50, 1, 8, 6)
+    assert torch.equal(plain_targets, view_targets)
+    loudest = torch.maximum(views[1], views[2])  # one source: its nearer channel hears it unchanged
+    assert torch.allclose(loudest, plain[0], atol=1e-5)
+    assert (views[0] <= plain[0] + 1e-5).all() and (views[0] >= plain[0] + 2 * np.log(0.5) - 1e-5).all()
+
+
 def test_tuned_thresholds_maximize_f1_per_class():
     probs = np.array([[0.9, 0.3], [0.7, 0.35], [0.2, 0.1], [0.6, 0.05]])
     targets = np.array([[1, 1], [1, 1], [0, 0], [0, 0]])
@@ -159,6 +195,14 @@ def test_shared_instruments_load_and_cache(tmp_path):
                                      ["cel", "cla", "flu", "gac", "gel", "org", "pia", "sax", "tru", "vio", "voi"])  # fmt: skip
     assert len(excerpts) == 80 and excerpts.y.shape == (80, 11)
     assert int(excerpts.owner.max()) == 79 and excerpts.windows.shape[1:] == (1, 32, 94)
+    assert torch.equal(excerpts.moment, torch.arange(len(excerpts.windows)))
+    stereo = sources.load_excerpts(config.model_copy(update={"path": str(SHARED_DATA / "instruments" / "test")}),
+                                   excerpts.classes, channels="each")  # fmt: skip
+    assert len(stereo.windows) == 3 * len(excerpts.windows)  # the test excerpts are stereo: downmix, left, right
+    assert torch.equal(stereo.moment.unique(), excerpts.moment)
+    first = stereo.moment == 0
+    assert stereo.owner[first].tolist() == [0, 0, 0]
+    assert torch.allclose(stereo.windows[first][0], excerpts.windows[0])
 
 
 def test_feature_cache_survives_processes_filling_the_same_entry_at_once(tmp_path):

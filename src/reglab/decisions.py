@@ -1,5 +1,5 @@
-"""Multi-label decisions on long recordings: window scores aggregated per excerpt (mean, max, or
-the mean of the top k windows), then a threshold — one global value, or one per class tuned to
+"""Multi-label decisions on long recordings: window scores (the best of a moment's views: the
+downmix and each channel) aggregated per excerpt (mean, max, or the mean of the top k windows), then a threshold — one global value, or one per class tuned to
 maximize F1 on validation mixtures."""
 
 from __future__ import annotations
@@ -10,6 +10,16 @@ import torch
 from .augment.mixtures import validation_mixtures
 
 CANDIDATES = np.round(np.linspace(0.02, 0.98, 49), 4)
+
+
+def best_view(scores: torch.Tensor, moment: torch.Tensor, owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the highest score among the views (downmix, channels) of each moment: ``[M, C]``
+    and the excerpt each moment belongs to ``[M]``. An instrument panned to one side is heard
+    louder in its channel than in the downmix."""
+    count = int(moment.max()) + 1
+    index = moment[:, None].expand_as(scores)
+    best = torch.full((count, scores.shape[1]), -torch.inf, dtype=scores.dtype).scatter_reduce(0, index, scores, "amax")
+    return best, torch.empty(count, dtype=owner.dtype).scatter_(0, moment, owner)
 
 
 def aggregate_windows(scores: torch.Tensor, owner: torch.Tensor, how: str, top_k: int = 2) -> torch.Tensor:
@@ -40,9 +50,11 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def thresholds_from_validation(predict, x_val: torch.Tensor, targets_val: torch.Tensor, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Builds ``config.tuning_mixtures`` validation mixtures, scores them with ``predict``
-    (features → probabilities), and tunes per-class thresholds on them. Returns the thresholds,
-    the mixtures' probabilities and their targets."""
-    mixtures, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.max_sources, config.gain_db)
-    probs = predict(mixtures)
+    (features → probabilities), and tunes per-class thresholds on them. With ``config.channels:
+    each`` the mixtures are panned and scored as excerpts are: the highest score of the downmix
+    and each channel. Returns the thresholds, the mixtures' probabilities and their targets."""
+    stereo = config.channels == "each"
+    views, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.max_sources, config.gain_db, stereo)
+    probs = np.maximum.reduce([predict(view) for view in views])
     targets = targets.numpy().astype(np.int64)
     return tune_thresholds(probs, targets), probs, targets

@@ -13,7 +13,7 @@ from . import metrics
 from .data.dataset import Excerpts
 from .data.folders import read_label_csv
 from .data.layout import detect_source
-from .decisions import aggregate_windows
+from .decisions import aggregate_windows, best_view
 from .device import autocast, pick_device
 from .errors import UserError
 from .losses import probabilities
@@ -42,7 +42,7 @@ class TrainedRun:
         source = source or detect_source(path)
         config = self.recipe.data.model_copy(update={"source": source, "path": str(path), "labels": labels, "classes": self.classes})
         if source == "irmas_test":
-            data = data_sources.load_excerpts(config, self.classes)
+            data = data_sources.load_excerpts(config, self.classes, self.recipe.evaluate.channels)
             shape = tuple(data.windows.shape[1:])
         else:
             data = data_sources.load(config, "test", classes=self.classes)
@@ -59,7 +59,8 @@ class TrainedRun:
         probs = probabilities(logits, self.recipe.loss.name).cpu()
         if isinstance(data, Excerpts):
             config = self.recipe.evaluate
-            probs = aggregate_windows(probs, data.owner, config.aggregate, config.top_k)
+            probs, owner = best_view(probs, data.moment, data.owner)
+            probs = aggregate_windows(probs, owner, config.aggregate, config.top_k)
         return probs.numpy()
 
     def thresholds(self):

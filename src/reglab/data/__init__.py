@@ -34,8 +34,8 @@ def load(config, split: str = "train", classes: Optional[list[str]] = None) -> S
     return load_test_folder(config.path, size, channels, classes or [], config.labels)
 
 
-def load_excerpts(config, classes: list[str]) -> Excerpts:
-    return load_irmas_excerpts(config, classes)
+def load_excerpts(config, classes: list[str], channels: str = "downmix") -> Excerpts:
+    return load_irmas_excerpts(config, classes, channels)
 
 
 __all__ = ["Excerpts", "Samples", "load", "load_excerpts"]

@@ -1,4 +1,5 @@
-"""Reading audio: wav/flac/ogg through soundfile, downmixed to mono, resampled with soxr."""
+"""Reading audio: wav/flac/ogg through soundfile, downmixed to mono (or kept as the downmix plus
+each channel), resampled with soxr."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
 
 
-def read_audio(path: Path, sample_rate: int, on_error: str = "raise") -> Optional[np.ndarray]:
-    """Mono float32 at ``sample_rate``; ``None`` (with a warning) for an undecodable file when
-    ``on_error`` is ``skip``, a one-line ``UserError`` otherwise."""
+def read_audio(path: Path, sample_rate: int, on_error: str = "raise", channels: str = "downmix") -> Optional[np.ndarray]:
+    """Mono float32 at ``sample_rate``, or with ``channels="each"`` ``[1 + channels, samples]``:
+    the downmix, then every channel of a multichannel file. ``None`` (with a warning) for an
+    undecodable file when ``on_error`` is ``skip``, a one-line ``UserError`` otherwise."""
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
@@ -29,10 +31,15 @@ def read_audio(path: Path, sample_rate: int, on_error: str = "raise") -> Optiona
             print(f"reglab: warning: skipping {path}: cannot decode audio ({exc})", file=sys.stderr)
             return None
         raise UserError(f"{path}: cannot decode audio ({exc}); set data.on_error=skip to leave it out") from None
-    mono = data.mean(axis=1)
+    if channels == "each" and data.shape[1] > 1:
+        data = np.concatenate([data.mean(axis=1, keepdims=True), data], axis=1)
+    elif channels == "each":
+        data = data[:, :1]
+    else:
+        data = data.mean(axis=1)
     if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate).astype(np.float32)
-    return mono
+        data = soxr.resample(data, rate, sample_rate).astype(np.float32)
+    return data.T if channels == "each" else data
 
 
 def fit_length(wave: np.ndarray, length: int) -> np.ndarray:

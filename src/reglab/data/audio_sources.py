@@ -31,9 +31,9 @@ def log_mel(waves: np.ndarray, config) -> torch.Tensor:
     return torch.cat(chunks)
 
 
-def decode_all(files, config) -> list:
+def decode_all(files, config, channels: str = "downmix") -> list:
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda f: read_audio(f, config.sample_rate, config.on_error), files))
+        return list(pool.map(lambda f: read_audio(f, config.sample_rate, config.on_error, channels), files))
 
 
 def load_irmas_clips(config) -> Samples:
@@ -55,22 +55,27 @@ def load_irmas_clips(config) -> Samples:
     return Samples(payload["x"], torch.tensor([labels[i] for i in kept]), classes, ids)
 
 
-def load_irmas_excerpts(config, classes: list[str]) -> Excerpts:
-    """Every excerpt cut into clip-length windows every ``window_hop_seconds``."""
+def load_irmas_excerpts(config, classes: list[str], channels: str = "downmix") -> Excerpts:
+    """Every excerpt cut into clip-length windows every ``window_hop_seconds``; with ``channels``
+    ``each``, the downmix and every channel are cut alike (views of the same moments)."""
     files, targets = list_testing(config.path, classes)
     cache = FeatureCache(config.cache_dir)
-    key = cache_key(files, frontend_params(config, "excerpts") | {"classes": classes})
+    key = cache_key(files, frontend_params(config, "excerpts") | {"classes": classes, "channels": channels})
     payload = cache.get(key)
     if payload is None:
         length = int(round(config.clip_seconds * config.sample_rate))
         hop = int(round(config.window_hop_seconds * config.sample_rate))
-        waves = decode_all(files, config)
+        waves = decode_all(files, config, channels)
         kept = [i for i, wave in enumerate(waves) if wave is not None]
         if not kept:
             raise UserError(f"{config.path}: no audio file could be decoded")
-        cut = [windows(waves[i], length, hop) for i in kept]
-        owner = torch.cat([torch.full((len(w),), n) for n, w in enumerate(cut)])
-        payload = {"x": log_mel(np.concatenate(cut), config), "owner": owner, "kept": torch.tensor(kept)}
+        views = [np.atleast_2d(waves[i]) for i in kept]  # [V, samples] each
+        cut = [np.stack([windows(view, length, hop) for view in excerpt]) for excerpt in views]  # [V, K, length]
+        moments = torch.cumsum(torch.tensor([0] + [c.shape[1] for c in cut]), 0)
+        owner = torch.cat([torch.full((c.shape[0] * c.shape[1],), n) for n, c in enumerate(cut)])
+        moment = torch.cat([(moments[n] + torch.arange(c.shape[1])).repeat(c.shape[0]) for n, c in enumerate(cut)])
+        waves_cut = np.concatenate([c.reshape(-1, length) for c in cut])
+        payload = {"x": log_mel(waves_cut, config), "owner": owner, "moment": moment, "kept": torch.tensor(kept)}
         cache.put(key, payload)
     kept = payload["kept"].tolist()
-    return Excerpts(payload["x"], payload["owner"], targets[kept], classes, [files[i].stem for i in kept])
+    return Excerpts(payload["x"], payload["owner"], payload["moment"], targets[kept], classes, [files[i].stem for i in kept])

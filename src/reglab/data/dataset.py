@@ -42,10 +42,12 @@ class Samples:
 @dataclass
 class Excerpts:
     """Long recordings cut into windows: ``windows`` ``[W, C, H, T]`` with ``owner[w]`` the
-    excerpt each window comes from; ``y`` multi-hot ``[E, C]`` per excerpt."""
+    excerpt each window comes from and ``moment[w]`` the stretch of time it covers (windows of
+    the same moment are views of it: the downmix and each channel); ``y`` multi-hot ``[E, C]``."""
 
     windows: torch.Tensor
     owner: torch.Tensor
+    moment: torch.Tensor
     y: Optional[torch.Tensor]
     classes: list[str]
     ids: list[str]
