@@ -1,6 +1,7 @@
 """Multi-label decisions on long recordings: window scores (the best of a moment's views: the
-downmix and each channel) aggregated per excerpt (mean, max, or the mean of the top k windows), then a threshold — one global value, or one per class tuned to
-maximize F1 on validation mixtures."""
+downmix and each channel) aggregated per excerpt (mean, max, or the mean of the top k windows),
+then a threshold — one global value, or one per class tuned to maximize F1 on validation
+mixtures."""
 
 from __future__ import annotations
 
@@ -50,11 +51,9 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def thresholds_from_validation(predict, x_val: torch.Tensor, targets_val: torch.Tensor, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Builds ``config.tuning_mixtures`` validation mixtures, scores them with ``predict``
-    (features → probabilities), and tunes per-class thresholds on them. With ``config.channels:
-    each`` the mixtures are panned and scored as excerpts are: the highest score of the downmix
-    and each channel. Returns the thresholds, the mixtures' probabilities and their targets."""
-    stereo = config.channels == "each"
-    views, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.max_sources, config.gain_db, stereo)
-    probs = np.maximum.reduce([predict(view) for view in views])
+    (features → probabilities), and tunes per-class thresholds on them. Returns the thresholds,
+    the mixtures' probabilities and their targets."""
+    mixtures, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.max_sources, config.gain_db)
+    probs = predict(mixtures)
     targets = targets.numpy().astype(np.int64)
     return tune_thresholds(probs, targets), probs, targets

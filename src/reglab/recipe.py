@@ -273,7 +273,7 @@ class AugmentConfig(Section):
 class EvaluateConfig(Section):
     """Multi-label decisions on long excerpts: window scores aggregated per excerpt, then a threshold."""
 
-    channels: Literal["downmix", "each"] = Field("downmix", description="score the downmix, or the downmix and each stereo channel (each window: the highest)")
+    channels: Literal["downmix", "each"] = Field("downmix", description="score excerpts on the downmix, or on it and each stereo channel (per window the highest)")
     aggregate: Literal["mean", "max", "topk"] = "mean"
     top_k: int = Field(2, ge=1, description="topk: mean of the k highest window scores")
     threshold: Union[float, Literal["tuned"]] = Field(0.5, description="a global threshold, or per-class ones tuned on validation mixtures")

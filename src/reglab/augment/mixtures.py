@@ -36,23 +36,10 @@ class Mixtures:
         return x, targets
 
 
-def pan_gains(count: int, generator: torch.Generator) -> torch.Tensor:
-    """``[3, count]`` log-power gains of sources placed at random across the stereo field, as the
-    downmix, the left and the right channel hear them: a balance p ~ U(0, 1) keeps a channel at
-    full level up to the centre and fades the other linearly (−26 dB at most, never silent)."""
-    p = torch.rand(count, generator=generator)
-    left, right = (2 * (1 - p)).clamp(0.05, 1.0), (2 * p).clamp(0.05, 1.0)
-    return 2 * torch.stack([(left + right) / 2, left, right]).log()
-
-
-def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_sources: int, gain_db: float,
-                        stereo: bool = False, seed: int = 0):  # fmt: skip
+def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_sources: int, gain_db: float, seed: int = 0):
     """``count`` fixed mixtures of 1..max_sources validation clips of distinct classes, each at a
-    gain drawn from U(−gain_db, gain_db), for tuning decision thresholds on polyphonic-like data.
-    Returns ``[V, count, ...]`` views and the targets: one view (the mixture), or with ``stereo``
-    the downmix, left and right channel of the sources placed at random pans (``pan_gains``)."""
+    gain drawn from U(−gain_db, gain_db), for tuning decision thresholds on polyphonic-like data."""
     generator = torch.Generator().manual_seed(seed)
-    panning = torch.Generator().manual_seed(seed + 1)  # its own stream: the same mixtures, panned or not
     labels = targets.argmax(1)
     rows, label_rows = [], []
     for _ in range(count):
@@ -65,8 +52,6 @@ def validation_mixtures(x: torch.Tensor, targets: torch.Tensor, count: int, max_
             if len(picked) == sources:
                 break
         gains = (torch.rand(len(picked), generator=generator) * 2 - 1) * gain_db * (math.log(10.0) / 10.0)
-        views = gains[None] + pan_gains(len(picked), panning) if stereo else gains[None]
-        clips = torch.stack([x[i] for i in picked])
-        rows.append(torch.stack([torch.logsumexp(clips + g.view(-1, 1, 1, 1), dim=0) for g in views]))
+        rows.append(torch.logsumexp(torch.stack([x[i] + g for i, g in zip(picked, gains)]), dim=0))
         label_rows.append(targets[picked].amax(0))
-    return torch.stack(rows, dim=1), torch.stack(label_rows)
+    return torch.stack(rows), torch.stack(label_rows)
