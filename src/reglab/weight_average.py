@@ -21,12 +21,13 @@ class WeightAverage:
         self.updates = 0
         self.model = copy.deepcopy(model).eval()
         self.model.requires_grad_(False)
-        self._pairs = [
-            (mine, theirs)
-            for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values())
-        ]
-        self._floats = [(m, t) for m, t in self._pairs if m.is_floating_point()]
-        self._others = [(m, t) for m, t in self._pairs if not m.is_floating_point()]
+        self._averaged, self._trained, self._counters = [], [], []  # float tensors averaged; integer ones copied
+        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if mine.is_floating_point():
+                self._averaged.append(mine)
+                self._trained.append(theirs)
+            else:
+                self._counters.append((mine, theirs))
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
@@ -36,7 +37,6 @@ class WeightAverage:
         """Move the average toward the trained model's current weights (one call per step)."""
         weight = 1.0 - self.current_decay()
         self.updates += 1
-        mine, theirs = zip(*self._floats)
-        torch._foreach_lerp_(list(mine), list(theirs), weight)
-        for m, t in self._others:
-            m.copy_(t)
+        torch._foreach_lerp_(self._averaged, self._trained, weight)
+        for mine, theirs in self._counters:
+            mine.copy_(theirs)

@@ -31,15 +31,12 @@ def read_audio(path: Path, sample_rate: int, on_error: str = "raise", channels: 
             print(f"reglab: warning: skipping {path}: cannot decode audio ({exc})", file=sys.stderr)
             return None
         raise UserError(f"{path}: cannot decode audio ({exc}); set data.on_error=skip to leave it out") from None
+    views = data.mean(axis=1, keepdims=True)
     if channels == "each" and data.shape[1] > 1:
-        data = np.concatenate([data.mean(axis=1, keepdims=True), data], axis=1)
-    elif channels == "each":
-        data = data[:, :1]
-    else:
-        data = data.mean(axis=1)
+        views = np.concatenate([views, data], axis=1)
     if rate != sample_rate:
-        data = soxr.resample(data, rate, sample_rate).astype(np.float32)
-    return data.T if channels == "each" else data
+        views = soxr.resample(views, rate, sample_rate).astype(np.float32)
+    return views.T if channels == "each" else views[:, 0]
 
 
 def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
