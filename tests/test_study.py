@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -14,7 +15,7 @@ from reglab.compare import arm_rows
 from reglab.errors import UserError
 from reglab.recipe import load_study_recipe
 from reglab.stats import bootstrap_interval, paired_permutation_p, verdict
-from reglab.study import PAIR, Study
+from reglab.study import PAIR, Study, make_storage
 
 STUDY = """
 name: kill-test
@@ -172,3 +173,22 @@ def test_arm_rows_pair_runs_by_seed(tmp_path):
     assert rows["dropout"]["difference"].mean == pytest.approx(0.1)
     assert rows["dropout"]["verdict"] == "better than baseline"
     assert rows["none"]["verdict"] == "baseline"
+
+
+def test_workers_popping_the_sqlite_queue_at_once_never_share_a_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    study = optuna.create_study(storage=make_storage(url, heartbeat_seconds=60), study_name="queue")
+    for number in range(60):
+        study.enqueue_trial({"x": number})
+    popper = (
+        "import sys, optuna\n"
+        "from reglab.study import make_storage\n"
+        "study = optuna.load_study(study_name='queue', storage=make_storage(sys.argv[1], 60))\n"
+        "print(' '.join(str(study.ask().number) for _ in range(15)))\n"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", popper, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]  # fmt: skip
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], [err for _, err in outputs]
+    popped = [int(number) for out, _ in outputs for number in out.split()]
+    assert sorted(popped) == list(range(60))  # each queued trial went to exactly one worker

@@ -1,8 +1,9 @@
 """Studies on Optuna: every (arm, seed) run is one trial of one Optuna study.
 
 Each pair is enqueued once, idempotently, as a WAITING trial with fixed parameters; workers pop
-waiting trials, which the storage does atomically, so no pair runs twice even with many workers
-on many machines (Optuna's ``GridSampler`` alone can hand one grid point to two workers). With an
+waiting trials atomically (PostgreSQL locks the row; SQLite files are locked by ``SQLiteStorage``),
+so no pair runs twice even with many workers on many machines (Optuna's ``GridSampler`` alone can
+hand one grid point to two workers). With an
 RDB storage (SQLite by default, PostgreSQL for a cluster) workers send heartbeats; a worker killed
 mid-run leaves a trial whose heartbeat goes stale, which is failed and re-enqueued
 (``RetryHeartbeatStaleTrialCallback``) and run again by whichever worker is next. Journal-file
@@ -35,6 +36,11 @@ import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from .errors import UserError
 from .progress import Silent
 from .recipe import StudyRecipe, load_study_recipe, read_yaml, validate
@@ -47,14 +53,34 @@ STALE_AFTER = 3  # heartbeats a worker may miss before its trial is failed and r
 TAKEN_OVER = f"this worker fell silent for {STALE_AFTER} heartbeats; its run was handed to another worker and is discarded"
 
 
+class SQLiteStorage(optuna.storages.RDBStorage):
+    """RDB storage on a local SQLite file whose trial-state changes are serialized by a file lock
+    beside it. Optuna pops a waiting trial by reading its state and writing RUNNING; its ``SELECT
+    ... FOR UPDATE`` is a no-op on SQLite, and Python's sqlite3 begins a transaction only at the
+    write, so two workers could both read WAITING and both run the trial."""
+
+    def __init__(self, url: str, **kwargs):
+        self.lock_path = url.removeprefix("sqlite:///") + ".lock"
+        super().__init__(url, **kwargs)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        if fcntl is None:  # no advisory locks on this platform (Windows): Optuna's own check only
+            return super().set_trial_state_values(trial_id, state, values)
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its process dies
+            return super().set_trial_state_values(trial_id, state, values)
+
+
 def make_storage(url: str, heartbeat_seconds: int):
     if url.startswith("journal:"):
         path = url.removeprefix("journal:").removeprefix("//")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    sqlite = url.startswith("sqlite:///")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
+    storage_class = SQLiteStorage if sqlite else optuna.storages.RDBStorage
     for _ in range(3):
         try:
-            return optuna.storages.RDBStorage(
+            return storage_class(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_seconds,
