@@ -3,11 +3,11 @@
 Each pair is enqueued once, idempotently, as a WAITING trial with fixed parameters; workers pop
 waiting trials atomically (PostgreSQL locks the row; SQLite files are locked by ``SQLiteStorage``),
 so no pair runs twice even with many workers on many machines (Optuna's ``GridSampler`` alone can
-hand one grid point to two workers). With an
-RDB storage (SQLite by default, PostgreSQL for a cluster) workers send heartbeats; a worker killed
-mid-run leaves a trial whose heartbeat goes stale, which is failed and re-enqueued
-(``RetryHeartbeatStaleTrialCallback``) and run again by whichever worker is next. Journal-file
-storage has no heartbeats: a killed worker's trial must be failed by hand.
+hand one grid point to two workers). With an RDB storage (SQLite by default, PostgreSQL for a
+cluster) workers send heartbeats; a worker killed mid-run leaves a trial whose heartbeat goes
+stale, which is failed and re-enqueued (``RetryHeartbeatStaleTrialCallback``) and run again by
+whichever worker is next. Journal-file storage has no heartbeats: a killed worker's trial must be
+failed by hand.
 
 A worker that was only paused (a suspended laptop, a stopped process, a network partition) comes
 back to find its trial failed and re-run elsewhere: each attempt trains in its own hidden directory
