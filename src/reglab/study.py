@@ -15,8 +15,8 @@ and moves into ``runs/<arm>-seed<seed>`` only once its results are recorded, so 
 discards its work without touching the retry's, and the worker goes on with the queue.
 
 Study directory: ``study.yaml`` (resolved study recipe), ``study.json`` (name, storage URL),
-``study.db`` (default storage) and ``runs/<arm>-seed<seed>/`` (one run directory per pair; an
-attempt in progress trains in ``runs/.<arm>-seed<seed>.trial<N>/``).
+``study.db`` (default storage, with ``study.db.lock`` beside it) and ``runs/<arm>-seed<seed>/``
+(one run directory per pair; an attempt in progress trains in ``runs/.<arm>-seed<seed>.trial<N>/``).
 """
 
 from __future__ import annotations

@@ -69,13 +69,15 @@ def load_irmas_excerpts(config, classes: list[str], channels: str = "downmix") -
         kept = [i for i, wave in enumerate(waves) if wave is not None]
         if not kept:
             raise UserError(f"{config.path}: no audio file could be decoded")
-        views = [np.atleast_2d(waves[i]) for i in kept]  # [V, samples] each
-        cut = [np.stack([windows(view, length, hop) for view in excerpt]) for excerpt in views]  # [V, K, length]
-        moments = torch.cumsum(torch.tensor([0] + [c.shape[1] for c in cut]), 0)
-        owner = torch.cat([torch.full((c.shape[0] * c.shape[1],), n) for n, c in enumerate(cut)])
-        moment = torch.cat([(moments[n] + torch.arange(c.shape[1])).repeat(c.shape[0]) for n, c in enumerate(cut)])
-        waves_cut = np.concatenate([c.reshape(-1, length) for c in cut])
-        payload = {"x": log_mel(waves_cut, config), "owner": owner, "moment": moment, "kept": torch.tensor(kept)}
+        cut = [np.stack([windows(view, length, hop) for view in np.atleast_2d(waves[i])]) for i in kept]  # [V, K, length]
+        owner, moment, start = [], [], 0
+        for n, excerpt in enumerate(cut):
+            views, count = excerpt.shape[:2]
+            owner.append(torch.full((views * count,), n))
+            moment.append(torch.arange(start, start + count).repeat(views))  # view after view, as the rows below
+            start += count
+        rows = np.concatenate([excerpt.reshape(-1, length) for excerpt in cut])
+        payload = {"x": log_mel(rows, config), "owner": torch.cat(owner), "moment": torch.cat(moment), "kept": torch.tensor(kept)}
         cache.put(key, payload)
     kept = payload["kept"].tolist()
     return Excerpts(payload["x"], payload["owner"], payload["moment"], targets[kept], classes, [files[i].stem for i in kept])
