@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from . import data as data_sources
-from . import metrics
+from . import logit_adjustment, metrics
 from .data.dataset import Excerpts
 from .data.folders import read_label_csv
 from .data.layout import detect_source
@@ -61,7 +61,15 @@ class TrainedRun:
             config = self.recipe.evaluate
             probs, owner = best_view(probs, data.moment, data.owner)
             probs = aggregate_windows(probs, owner, config.aggregate, config.top_k)
+        elif self.recipe.evaluate.logit_adjustment is not None:
+            return self.logit_adjusted(probs.numpy())
         return probs.numpy()
+
+    def logit_adjusted(self, probs: np.ndarray) -> np.ndarray:
+        """``probs`` adjusted by the τ and training counts the run saved (``logit_adjustment.json``)."""
+        saved = self.run.read_json("logit_adjustment.json")
+        prior = logit_adjustment.log_prior([saved["train_counts"][name] for name in self.classes])
+        return logit_adjustment.adjust(probs, prior, saved["tau"])
 
     def thresholds(self):
         """The recipe's global threshold, or the per-class ones tuned after training."""

@@ -271,7 +271,12 @@ class AugmentConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """Multi-label decisions on long excerpts: window scores aggregated per excerpt, then a threshold."""
+    """How a trained model's scores become decisions. Single-label: optionally logit-adjusted for
+    rare classes. Multi-label excerpts: window scores aggregated per excerpt, then a threshold."""
+
+    logit_adjustment: Optional[Union[float, Literal["fit"]]] = Field(
+        None, description="single-label: scores log p − τ·log(training prior); 'fit': τ fitted on validation (class-balanced log loss)"
+    )
 
     channels: Literal["downmix", "each"] = Field("downmix", description="score excerpts on the downmix, or on it and each stereo channel (per window the highest)")
     aggregate: Literal["mean", "max", "topk"] = "mean"

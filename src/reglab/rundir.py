@@ -7,6 +7,8 @@ epoch in flight, and enough to rebuild a report or reload the model without retr
     metrics.json         final validation metrics, per-class scores, confusion matrix
     val_predictions.csv  id, true label, predicted label, one probability column per class
     best.pt, last.pt     state_dicts (load with ``torch.load(..., weights_only=True)``)
+    thresholds.json      per-class thresholds, when ``evaluate.threshold: tuned``
+    logit_adjustment.json  τ and the training class counts, when ``evaluate.logit_adjustment`` is set
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ class RunDir:
         return load_recipe(self.path / "recipe.yaml")
 
     def read_json(self, name: str) -> dict:
-        return json.loads((self.path / name).read_text())
+        file = self.path / name
+        if not file.is_file():
+            raise UserError(f"{file}: missing (the run did not finish, or was trained without it)")
+        return json.loads(file.read_text())
 
     def history(self) -> list[dict]:
         file = self.path / "history.jsonl"

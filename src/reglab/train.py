@@ -18,13 +18,13 @@ import torch.nn.functional as F
 
 from . import data as data_sources
 from .data.split import stratified_split
-from . import metrics
+from . import logit_adjustment, metrics
 from .augment import BatchAugment
 from .callbacks import EarlyStopping
 from .decisions import thresholds_from_validation
 from .device import autocast, pick_device, seed_everything
 from .errors import UserError
-from .losses import create_loss, probabilities
+from .losses import SIGMOID_LOSSES, create_loss, probabilities
 from .models import create_model
 from .optim import Optimizer
 from .progress import Silent
@@ -113,6 +113,20 @@ def tune_thresholds(run, model, recipe, val_set, n_classes, amp) -> dict:
     return metrics.summary(targets, probs, multilabel=True, threshold=thresholds)
 
 
+def fit_logit_adjustment(run, setting, counts: torch.Tensor, val_probs: np.ndarray, val_set) -> dict:
+    """τ (fitted on validation for ``setting`` 'fit', else as given) and the training split's class
+    counts, saved as ``logit_adjustment.json``; returns τ and the adjusted validation scores."""
+    prior = logit_adjustment.log_prior(counts.cpu().numpy())
+    y = val_set.y.numpy()
+    tau = logit_adjustment.fit_tau(val_probs, y, prior) if setting == "fit" else float(setting)
+    run.write_json("logit_adjustment.json", {"tau": tau, "train_counts": dict(zip(val_set.classes, counts.tolist()))})
+    adjusted = logit_adjustment.adjust(val_probs, prior, tau)
+    scores = {"logit_adjustment_tau": tau, "val_balanced_log_loss": logit_adjustment.balanced_log_loss(val_probs, y),
+              "adjusted_balanced_log_loss": logit_adjustment.balanced_log_loss(adjusted, y)}  # fmt: skip
+    scores.update({f"adjusted_{k}": v for k, v in metrics.summary(y, adjusted).items()})
+    return scores
+
+
 def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary) -> dict:
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss}
     row.update({f"val_{k}": v for k, v in val_summary.items()})
@@ -132,6 +146,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
     generator = seed_everything(recipe.train.seed)
 
     full = data_sources.load(recipe.data, "train")
+    if recipe.evaluate.logit_adjustment is not None and (full.multilabel or recipe.loss.name in SIGMOID_LOSSES):
+        raise UserError(f"evaluate.logit_adjustment: needs single-label data and a softmax loss (loss.name={recipe.loss.name})")
     train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
     classes, input_shape = full.classes, tuple(full.x.shape[1:])
     x_train, y_train = train_set.x.to(device), train_set.y.to(device)
@@ -195,6 +211,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None) -> RunResult:
         val_loss, val_probs = validate(evaluated, loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
         final.update({"val_loss": val_loss, **metrics.detailed(val_set.y.numpy(), val_probs, classes)})
         run.write_predictions("val_predictions.csv", val_set.ids, classes, val_probs, val_set.y.numpy())
+        if recipe.evaluate.logit_adjustment is not None:
+            final.update(fit_logit_adjustment(run, recipe.evaluate.logit_adjustment, counts, val_probs, val_set))
     if history and recipe.evaluate.threshold == "tuned":
         final["val_mixtures"] = tune_thresholds(run, evaluated, recipe, val_set, len(classes), amp)
     run.write_json("metrics.json", final)
