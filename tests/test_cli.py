@@ -48,13 +48,18 @@ def test_console_script_exit_code_and_stderr(tmp_path):
     assert done.stderr.strip() == f"reglab: error: {recipe}: optim.lr: Input should be greater than 0 (got -1)"
 
 
-def test_train_evaluate_predict_on_image_folders(tmp_path, capsys, image_tree, test_folder):
-    recipe = write_recipe(tmp_path, f"""
+def image_folder_recipe(tmp_path, image_tree, extra: str = ""):
+    """A 3-epoch linear model on the ``image_tree`` fixture; ``extra`` adds YAML lines."""
+    return write_recipe(tmp_path, f"""
 data: {{source: image_folder, path: {image_tree}, image_size: 12, val_fraction: 0.3}}
 model: {{name: linear}}
 optim: {{name: adam, lr: 0.01}}
 train: {{epochs: 3, batch_size: 8}}
-""")
+{extra}""")
+
+
+def test_train_evaluate_predict_on_image_folders(tmp_path, capsys, image_tree, test_folder):
+    recipe = image_folder_recipe(tmp_path, image_tree)
     run = tmp_path / "run"
     code, out, _ = run_cli(capsys, "train", recipe, "--out", run, "--quiet")
     assert code == 0

@@ -9,7 +9,7 @@ import torch
 
 from reglab.logit_adjustment import adjust, balanced_log_loss, fit_tau, log_prior
 
-from .test_cli import run_cli, write_recipe
+from .test_cli import image_folder_recipe, run_cli, write_recipe
 
 
 def test_adjust_is_a_softmax_of_log_probabilities_minus_tau_log_prior():
@@ -47,13 +47,7 @@ def test_fit_tau_recovers_the_bias_a_model_has_toward_frequent_classes():
 
 
 def test_a_run_predicts_with_the_adjustment_it_saved(tmp_path, capsys, image_tree, test_folder):
-    recipe = write_recipe(tmp_path, f"""
-data: {{source: image_folder, path: {image_tree}, image_size: 12, val_fraction: 0.3}}
-model: {{name: linear}}
-optim: {{name: adam, lr: 0.01}}
-train: {{epochs: 3, batch_size: 8}}
-evaluate: {{logit_adjustment: fit}}
-""")
+    recipe = image_folder_recipe(tmp_path, image_tree, "evaluate: {logit_adjustment: fit}\n")
     folder, labels = test_folder
     code, out, _ = run_cli(capsys, "train", recipe, "--out", tmp_path / "fit", "--quiet")
     assert code == 0
