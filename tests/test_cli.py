@@ -32,6 +32,7 @@ def run_cli(capsys, *argv):
         (["optim.lr=-0.01"], "optim.lr: Input should be greater than 0"),
         (["model.dropout.rate=1.5"], "model.dropout.rate: Input should be less than 1"),
         (["data.path=does/not/exist"], "does/not/exist: image folder not found"),
+        (["evaluate.logit_adjustment=maybe"], "evaluate.logit_adjustment: Input should be a valid number or 'fit' (got 'maybe')"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, overrides, message):

@@ -395,8 +395,13 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-def _describe(error: dict, schema: type[BaseModel]) -> str:
-    loc = tuple(part for part in error["loc"] if isinstance(part, str))
+def _key_of(error: dict) -> tuple:
+    return tuple(part for part in error["loc"] if isinstance(part, str))
+
+
+def _describe(errors: list[dict], schema: type[BaseModel]) -> str:
+    error = errors[0]
+    loc = _key_of(error)
     key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         valid = _fields_at(schema, loc[:-1])
@@ -404,6 +409,13 @@ def _describe(error: dict, schema: type[BaseModel]) -> str:
         hint = f"did you mean '{'.'.join(loc[:-1] + (close[0],))}'?" if close else f"valid keys: {', '.join(valid)}"
         return f"unknown key '{key}'; {hint}"
     message = error["msg"].removeprefix("Value error, ")
+    if len(loc) > 1 and loc[-1] not in _fields_at(schema, loc[:-1]):
+        # a value that fits no member of a union (``0.5 or 'tuned'``): pydantic reports it once
+        # per member, the member's type last in ``loc``; one message names every alternative
+        loc = loc[:-1]
+        key = ".".join(loc)
+        wanted = [e["msg"].removeprefix("Input should be ").split(",")[0] for e in errors if _key_of(e)[:-1] == loc]
+        message = "Input should be " + " or ".join(wanted)
     if error["type"] in ("value_error", "assertion_error") and not key:
         return message
     given = error.get("input")
@@ -419,7 +431,7 @@ def validate(tree: Any, origin: str, schema: type[BaseModel] = Recipe) -> BaseMo
     try:
         return schema.model_validate(tree)
     except ValidationError as exc:
-        raise UserError(f"{origin}: {_describe(exc.errors()[0], schema)}") from None
+        raise UserError(f"{origin}: {_describe(exc.errors(), schema)}") from None
 
 
 def read_yaml(path: str | Path) -> Any:
