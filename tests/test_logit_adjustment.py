@@ -62,6 +62,9 @@ def test_a_run_predicts_with_the_adjustment_it_saved(tmp_path, capsys, image_tre
     code, out, _ = run_cli(capsys, "predict", tmp_path / "huge", "--images", folder, "--out", tmp_path / "sub.csv")
     assert code == 0
     assert {row["label"] for row in csv.DictReader((tmp_path / "sub.csv").open())} == {"blue"}
+    (tmp_path / "huge" / "logit_adjustment.json").write_text('{"tau": 1')
+    code, _, err = run_cli(capsys, "predict", tmp_path / "huge", "--images", folder, "--out", tmp_path / "sub.csv")
+    assert code == 2 and "logit_adjustment.json: not valid JSON" in err and err.count("\n") == 1
     (tmp_path / "huge" / "logit_adjustment.json").unlink()
     code, _, err = run_cli(capsys, "predict", tmp_path / "huge", "--images", folder, "--out", tmp_path / "sub.csv")
     assert code == 2 and "logit_adjustment.json: missing" in err and err.count("\n") == 1

@@ -136,6 +136,9 @@ def test_study_recipe_errors_name_the_key(tmp_path):
     recipe.write_text(STUDY.replace("model.dropout.rate: 0.5", "model.dropout.rat: 0.5"))
     with pytest.raises(UserError, match="study.arms.dropout: unknown key 'model.dropout.rat'; did you mean 'model.dropout.rate'"):
         load_study_recipe(recipe)
+    recipe.write_text(STUDY.replace("dropout: {model.dropout.rate: 0.5}", "dropout: 0.5"))
+    with pytest.raises(UserError, match="study.arms.dropout: Input should be a valid dictionary"):
+        load_study_recipe(recipe)
     recipe.write_text(STUDY.replace("baseline: none", "baseline: nothing"))
     with pytest.raises(UserError, match="study.baseline 'nothing' is not one of the arms"):
         load_study_recipe(recipe)

@@ -52,18 +52,17 @@ class TrainedRun:
         return data
 
     def probabilities(self, data) -> np.ndarray:
-        """Class probabilities per sample; per excerpt (windows aggregated) for ``Excerpts``."""
+        """Class probabilities per sample (logit-adjusted when the recipe says so); per excerpt
+        (windows aggregated) for ``Excerpts``."""
         amp = autocast(self.device, self.recipe.train.amp)
         x = data.windows if isinstance(data, Excerpts) else data.x
         logits = predict_logits(self.model, x.to(self.device), self.recipe.train.eval_batch_size, amp)
         probs = probabilities(logits, self.recipe.loss.name).cpu()
+        config = self.recipe.evaluate
         if isinstance(data, Excerpts):
-            config = self.recipe.evaluate
             probs, owner = best_view(probs, data.moment, data.owner)
-            probs = aggregate_windows(probs, owner, config.aggregate, config.top_k)
-        elif self.recipe.evaluate.logit_adjustment is not None:
-            return self.logit_adjusted(probs.numpy())
-        return probs.numpy()
+            return aggregate_windows(probs, owner, config.aggregate, config.top_k).numpy()
+        return probs.numpy() if config.logit_adjustment is None else self.logit_adjusted(probs.numpy())
 
     def logit_adjusted(self, probs: np.ndarray) -> np.ndarray:
         """``probs`` adjusted by the τ and training counts the run saved (``logit_adjustment.json``)."""

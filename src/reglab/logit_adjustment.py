@@ -6,7 +6,8 @@ showed it every class equally often.
 
 τ is fitted on validation by the class-balanced log-likelihood: each class's samples are weighted
 1/n_class, so a validation split that mirrors the training imbalance stands in for a balanced test
-set (the setting where macro F1 and balanced accuracy are the goal)."""
+set (the setting where macro F1 and balanced accuracy are the goal). The same paper's loss, which
+adds τ·log π to the logits while training, is ``loss.logit_adjustment`` (``losses.py``)."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
+from .logit_adjustment import log_prior
 
 SIGMOID_LOSSES = {"ovr_bce", "bce"}
 
@@ -92,8 +93,7 @@ def create_loss(config, counts: torch.Tensor) -> nn.Module:
         return SigmoidLoss(weight, config.label_smoothing)
     shift = None
     if config.logit_adjustment:
-        prior = counts.float().clamp_min(1.0) / counts.sum()
-        shift = config.logit_adjustment * prior.log()
+        shift = config.logit_adjustment * torch.from_numpy(log_prior(counts.cpu().numpy())).float()
     alpha, gamma = (config.alpha, config.gamma) if config.name == "focal" else (1.0, 0.0)
     return SoftmaxLoss(weight, config.label_smoothing, alpha, gamma, shift)
 

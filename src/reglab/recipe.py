@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -383,8 +384,8 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     return tree
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The valid key names of the section that ``loc`` points into."""
+def _section_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The section that ``loc`` points into."""
     for key in loc:
         field = model.model_fields.get(key) if isinstance(key, str) else None
         annotation = getattr(field, "annotation", None)
@@ -392,7 +393,23 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
         if not sections:
             break
         model = sections[0]
-    return list(model.model_fields)
+    return model
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The valid key names of the section that ``loc`` points into."""
+    return list(_section_at(model, loc).model_fields)
+
+
+def _is_union_member(schema: type[BaseModel], loc: tuple) -> bool:
+    """Whether ``loc`` ends in the member tag pydantic adds under a field typed as a union of
+    values (``float | 'tuned'``), rather than in a field or a mapping's key."""
+    if len(loc) < 2:
+        return False
+    field = _section_at(schema, loc[:-2]).model_fields.get(loc[-2])
+    annotation = getattr(field, "annotation", None)
+    members = [a for a in get_args(annotation) if a is not type(None)]
+    return get_origin(annotation) in (Union, UnionType) and len(members) > 1
 
 
 def _key_of(error: dict) -> tuple:
@@ -409,9 +426,9 @@ def _describe(errors: list[dict], schema: type[BaseModel]) -> str:
         hint = f"did you mean '{'.'.join(loc[:-1] + (close[0],))}'?" if close else f"valid keys: {', '.join(valid)}"
         return f"unknown key '{key}'; {hint}"
     message = error["msg"].removeprefix("Value error, ")
-    if len(loc) > 1 and loc[-1] not in _fields_at(schema, loc[:-1]):
-        # a value that fits no member of a union (``0.5 or 'tuned'``): pydantic reports it once
-        # per member, the member's type last in ``loc``; one message names every alternative
+    if _is_union_member(schema, loc):
+        # a value that fits no member of a union: pydantic reports it once per member, the
+        # member's type last in ``loc``; one message names every alternative
         loc = loc[:-1]
         key = ".".join(loc)
         wanted = [e["msg"].removeprefix("Input should be ").split(",")[0] for e in errors if _key_of(e)[:-1] == loc]

@@ -91,7 +91,10 @@ class RunDir:
         file = self.path / name
         if not file.is_file():
             raise UserError(f"{file}: missing (the run did not finish, or was trained without it)")
-        return json.loads(file.read_text())
+        try:
+            return json.loads(file.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{file}: not valid JSON ({exc})") from None
 
     def history(self) -> list[dict]:
         file = self.path / "history.jsonl"
