@@ -1,5 +1,6 @@
 """Studies as a user runs them: parallel workers, a worker killed mid-run, a rerun that finishes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -96,6 +97,8 @@ def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path, study_rec
     assert rerun.returncode == 0, rerun.stderr
     assert "4/4 runs finished" in rerun.stdout
     assert_same_results(tmp_path / "killed", uninterrupted)
+    resumed = [json.loads((run / "meta.json").read_text())["resumed_after"] for run in (tmp_path / "killed" / "runs").iterdir()]
+    assert sorted(resumed, key=len)[-1] and sorted(resumed, key=len)[:-1] == [[]] * 3  # the victim's retry went on from its last epoch
 
 
 def test_a_paused_worker_whose_trial_was_taken_over_carries_on(tmp_path, study_recipe, uninterrupted):

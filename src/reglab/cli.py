@@ -38,7 +38,7 @@ def cmd_train(args) -> None:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
-    train(recipe, out, reporter_for(args.quiet))
+    train(recipe, out, reporter_for(args.quiet), resume=args.resume)
 
 
 def cmd_demo(args) -> None:
@@ -47,28 +47,32 @@ def cmd_demo(args) -> None:
 
     with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
         recipe = load_recipe(path, args.overrides)
-    train(recipe, args.out or default_run_dir("demo"), reporter_for(args.quiet))
+    train(recipe, args.out or default_run_dir("demo"), reporter_for(args.quiet), resume=args.resume)
 
 
 def print_metrics(title: str, result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     table = Table(title="per-class scores")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in result.get("per_class", {}).items():
-        table.add_row(name, *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+        table.add_row(escape(name), *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), str(row["support"]))
     console = Console()
-    console.print(title, soft_wrap=True)
+    console.print(title, soft_wrap=True, markup=False)
     console.print(table)
     shown = ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc", "micro_roc_auc")
-    console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result), soft_wrap=True)
+    console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result), soft_wrap=True, markup=False)
 
 
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_run
 
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
     result = evaluate_run(args.run, args.data, args.source, args.labels, args.device, args.aggregate, args.top_k)
     print_metrics(f"{args.run} on {args.data} ({result['samples']} samples)", result)
 
@@ -84,6 +88,7 @@ def cmd_predict(args) -> None:
 
 def cmd_inspect(args) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .data.inspect import summarize
@@ -93,14 +98,14 @@ def cmd_inspect(args) -> None:
     table.add_column("class")
     table.add_column("images", justify="right")
     for name, count in sorted(summary.counts.items(), key=lambda item: -item[1]):
-        table.add_row(name, str(count))
+        table.add_row(escape(name), str(count))
     console = Console()
-    console.print(f"{summary.path}: {summary.layout}, {summary.total} images", soft_wrap=True)
+    console.print(f"{summary.path}: {summary.layout}, {summary.total} images", soft_wrap=True, markup=False)
     if summary.counts:
         console.print(table)
         console.print(f"classes {len(summary.counts)}  imbalance ratio (largest/smallest) {summary.imbalance:.2f}", soft_wrap=True)
     sizes = ", ".join(f"{w}x{h}: {n}" for (w, h), n in summary.sizes.most_common())
-    console.print(f"image sizes (width x height: images) {sizes}", soft_wrap=True)
+    console.print(f"image sizes (width x height: images) {sizes}", soft_wrap=True, markup=False)
 
 
 def show_study(study) -> None:
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         if with_out:
             sub.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
         sub.add_argument("--quiet", action="store_true", help="no progress output")
+        sub.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last completed epoch")
 
     train = commands.add_parser("train", help="train one run from a recipe")
     train.add_argument("recipe", help="YAML recipe file")
@@ -204,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "resume", False) and not args.out:
+            raise UserError("--resume needs --out RUN_DIR: the run to continue")
         args.func(args)
     except UserError as exc:
         print(f"reglab: error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .stats import bootstrap_interval, paired_permutation_p, verdict
@@ -42,14 +43,14 @@ def print_table(rows: list[dict], config, title: str, console: Console | None = 
     metric = config.metric if config.at_epoch is None else f"{config.metric}@{config.at_epoch}"
     if config.at_epoch is None:
         metric = f"{config.reduce} {metric}"
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for header in ("arm", "runs", metric, "train loss", "val loss", "gap (train−val)", "best epoch",
                    "Δ vs baseline", "p", "verdict"):  # fmt: skip
         table.add_column(header, justify="left" if header in ("arm", "verdict") else "right")
     for row in rows:
         runs = f"{row['seeds']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
         table.add_row(
-            row["arm"], runs, *(str(row[c]) for c in COLUMNS[:-1]), f"{row['best_epoch'].mean:.1f}",
+            escape(row["arm"]), runs, *(str(row[c]) for c in COLUMNS[:-1]), f"{row['best_epoch'].mean:.1f}",
             str(row["difference"]) if row["difference"] else "—",
             f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"],
         )  # fmt: skip

@@ -18,7 +18,7 @@ from .device import autocast, pick_device
 from .errors import UserError
 from .losses import probabilities
 from .models import create_model
-from .rundir import RunDir
+from .rundir import RunDir, check_output, write_atomic
 from .train import predict_logits
 
 
@@ -28,12 +28,16 @@ class TrainedRun:
     def __init__(self, path: str | Path, device: str = "auto"):
         self.run = RunDir.open(path)
         self.recipe = self.run.recipe()
-        self.meta = self.run.read_json("meta.json")
+        self.meta = self.run.meta()
         self.classes: list[str] = self.meta["classes"]
         self.device = pick_device(device)
         input_shape = tuple(self.meta["input_shape"])
         self.model = create_model(self.recipe.model, input_shape, len(self.classes))
-        self.model.load_state_dict(self.run.load_state(self.meta.get("final_checkpoint", "last.pt")))
+        checkpoint = self.meta.get("final_checkpoint", "last.pt")
+        try:
+            self.model.load_state_dict(self.run.load_state(checkpoint))
+        except RuntimeError:  # missing or extra keys, wrong shapes
+            raise UserError(f"{self.run.path / checkpoint}: does not fit the run's model (recipe.yaml or meta.json changed?)") from None
         self.model.to(self.device).eval()
 
     def load(self, path, source: Optional[str] = None, labels: Optional[str] = None):
@@ -104,11 +108,13 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", a
 
 
 def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "label"])
-        writer.writerows(zip(ids, labels))
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "label"])
+            writer.writerows(zip(ids, labels))
+
+    write_atomic(path, write)
 
 
 def score_submission(submission: str | Path, answers: str | Path, classes: list[str]) -> dict:
@@ -130,9 +136,11 @@ def score_submission(submission: str | Path, answers: str | Path, classes: list[
 
 def predict_folder(run_path, images, out, labels=None, device="auto") -> tuple[int, Optional[dict]]:
     """Write ``id,label`` for every image in a test folder; scored when an answer key is given."""
+    out = check_output(out, "--out")
+    if labels:
+        read_label_csv(labels)  # a missing or malformed answer key fails before anything is written
     trained = TrainedRun(run_path, device)
     data = trained.load(images, "test_folder")
     probs = trained.probabilities(data)
-    out = Path(out)
     write_submission(out, data.ids, [trained.classes[i] for i in probs.argmax(axis=1)])
     return len(data), (score_submission(out, labels, trained.classes) if labels else None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -29,6 +30,7 @@ class Silent:
     """Reports nothing."""
 
     def start(self, run_path, n_train: int, n_val: int, device: str) -> None: ...
+    def resumed(self, history: list[dict]) -> None: ...
     def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None: ...
     def batch_end(self, done: int, loss: float | None) -> None: ...
     def epoch_end(self, row: dict, note: str = "") -> None: ...
@@ -44,7 +46,10 @@ class Terminal(Silent):
         self.task = None
 
     def start(self, run_path, n_train, n_val, device):
-        self.console.print(f"[bold]reglab[/] {n_train} training / {n_val} validation samples on {device} → {run_path}", soft_wrap=True)
+        self.console.print(f"[bold]reglab[/] {n_train} training / {n_val} validation samples on {device} → {escape(str(run_path))}", soft_wrap=True)
+
+    def resumed(self, history):
+        self.console.print(f"resuming after epoch {len(history)}", soft_wrap=True)
 
     def epoch_start(self, epoch, epochs, n_batches):
         if not self.console.is_terminal:  # logs and CI get the per-epoch line only
@@ -75,11 +80,11 @@ class Terminal(Silent):
         self.console.print(f"Epoch {row['epoch']:>3}  {shown}  {row['seconds']:.1f}s{note}", soft_wrap=True)
 
     def finish(self, metrics, run_path, status):
-        table = Table(title=f"final validation metrics ({status})")
+        table = Table(title=f"final validation metrics ({escape(status)})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in metrics.items():
             if isinstance(value, (int, float)):
                 table.add_row(key, _fmt(float(value)))
         self.console.print(table)
-        self.console.print(f"run saved to [bold]{run_path}[/]", soft_wrap=True)
+        self.console.print(f"run saved to [bold]{escape(str(run_path))}[/]", soft_wrap=True)

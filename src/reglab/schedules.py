@@ -48,3 +48,7 @@ class Schedule:
 
     def state_dict(self) -> dict:
         return self.scheduler.state_dict() if self.scheduler else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scheduler:
+            self.scheduler.load_state_dict(state)

@@ -44,6 +44,7 @@ except ImportError:  # Windows
 from .errors import UserError
 from .progress import Silent
 from .recipe import StudyRecipe, load_study_recipe, read_yaml, validate
+from .rundir import STATE, RunDir, write_atomic
 from .train import train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -104,8 +105,11 @@ class Study:
             info_file = self.directory / "study.json"
             if not info_file.is_file():
                 raise UserError(f"{self.directory}: not a reglab study directory (no study.json)")
-            info = json.loads(info_file.read_text())
-            name, storage_url = info["name"], storage_url or info["storage"]
+            try:
+                info = json.loads(info_file.read_text(encoding="utf-8"))
+                name, storage_url = str(info["name"]), storage_url or str(info["storage"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{info_file}: damaged ({type(exc).__name__}: {exc}); it should hold the study's name and storage URL") from None
         self.name, self.storage_url = name, storage_url
         self.recipe, self.arms = load_study_recipe(self.directory / "study.yaml")
         self.config = self.recipe.study
@@ -136,7 +140,7 @@ class Study:
             study.enqueue_missing()
             return study
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "study.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        write_atomic(directory / "study.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
         url = storage_url or f"sqlite:///{(directory / 'study.db').resolve()}"
         study = cls(directory, url, name=name)
         study.enqueue_missing()
@@ -185,7 +189,8 @@ class Study:
         attempt = self.attempt_path(arm, seed, trial.number)
         started = time.perf_counter()
         try:
-            result = train(recipe, attempt, TrialReporter(trial, self.config.metric))
+            resume = self.adopt_dead_attempt(arm, seed, attempt)
+            result = train(recipe, attempt, TrialReporter(trial, self.config.metric), resume=resume)
             value = run_value(result.history, self.config)
             trial.set_user_attr("status", result.status)
             trial.set_user_attr("summary", run_summary(result.history, result.metrics))
@@ -201,6 +206,18 @@ class Study:
         print(f"[worker {os.getpid()}] {arm} seed {seed}: {self.config.metric} {value:.4f} "
               f"({result.status}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
         return value  # NaN for a diverged run: Optuna records the trial as failed
+
+    def adopt_dead_attempt(self, arm: str, seed: int, attempt: Path) -> bool:
+        """Copy the furthest-trained earlier attempt of this pair that no worker runs (a killed
+        worker's) into ``attempt``, so the retry resumes it; False when there is none to resume."""
+        dead = [self.attempt_path(arm, seed, t.number) for t in self.optuna.get_trials(deepcopy=False)
+                if t.user_attrs.get(PAIR) == [arm, seed] and t.state != TrialState.RUNNING]  # fmt: skip
+        resumable = [path for path in dead if (path / STATE).is_file()]
+        if not resumable:
+            return False
+        furthest = max(resumable, key=lambda path: len(RunDir(path).history()))
+        shutil.copytree(furthest, attempt)  # copied, not moved: a paused worker may still own it
+        return True
 
     def remove_dead_attempts(self, arm: str, seed: int) -> None:
         """Delete the directories of this pair's earlier attempts that no worker is running (killed or failed ones)."""
@@ -265,6 +282,10 @@ class TrialReporter(Silent):
 
     def __init__(self, trial: optuna.Trial, metric: str):
         self.trial, self.metric = trial, metric
+
+    def resumed(self, history: list[dict]) -> None:
+        for row in history:
+            self.epoch_end(row)
 
     def epoch_end(self, row: dict, note: str = "") -> None:
         if self.metric in row:

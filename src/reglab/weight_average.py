@@ -40,3 +40,10 @@ class WeightAverage:
         torch._foreach_lerp_(self._averaged, self._trained, weight)
         for mine, theirs in self._counters:
             mine.copy_(theirs)
+
+    def state_dict(self) -> dict:
+        return {"weights": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["weights"])  # in place: the lists above stay valid
+        self.updates = state["updates"]

@@ -40,7 +40,7 @@ def load_irmas_clips(config) -> Samples:
     files, labels, classes = list_training(config.path, config.classes)
     cache = FeatureCache(config.cache_dir)
     key = cache_key(files, frontend_params(config, "clips"))
-    payload = cache.get(key)
+    payload = cache.get(key, ("x", "kept"))
     if payload is None:
         length = int(round(config.clip_seconds * config.sample_rate))
         waves = decode_all(files, config)
@@ -61,7 +61,7 @@ def load_irmas_excerpts(config, classes: list[str], channels: str = "downmix") -
     files, targets = list_testing(config.path, classes)
     cache = FeatureCache(config.cache_dir)
     key = cache_key(files, frontend_params(config, "excerpts") | {"classes": classes, "channels": channels})
-    payload = cache.get(key)
+    payload = cache.get(key, ("x", "owner", "moment", "kept"))
     if payload is None:
         length = int(round(config.clip_seconds * config.sample_rate))
         hop = int(round(config.window_hop_seconds * config.sample_rate))

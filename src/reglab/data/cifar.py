@@ -1,5 +1,10 @@
 """CIFAR-10/100 in the "python version" layout: pickled ``data_batch_*`` and ``test_batch``
-(``train`` and ``test`` for CIFAR-100) plus ``batches.meta`` / ``meta`` with the class names."""
+(``train`` and ``test`` for CIFAR-100) plus ``batches.meta`` / ``meta`` with the class names.
+
+A pickle can name any importable callable and have it run while it loads, so these files go
+through ``SafeUnpickler``: it rebuilds only what a CIFAR batch holds (dicts, lists, strings,
+bytes, numbers and numpy arrays) and refuses every other global.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +24,35 @@ def is_cifar(root: Path) -> bool:
     return any((root / name).is_file() for name in ("data_batch_1", "test_batch", "meta"))
 
 
+ALLOWED_GLOBALS = {  # what numpy arrays in a pickle are rebuilt from
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),  # how Python 3 pickles a Python 2 str's bytes
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Admits only the globals a CIFAR batch needs; anything else is refused before it is called."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load '{module}.{name}': a CIFAR batch holds only arrays, lists and strings")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with path.open("rb") as handle:
-            return pickle.load(handle, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+            loaded = SafeUnpickler(handle, encoding="bytes").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise UserError(f"{path}: not a CIFAR python batch ({exc})") from None
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: not a CIFAR python batch (holds a {type(loaded).__name__}, not a dict)")
+    return loaded
 
 
 def _batch_files(root: Path, split: str) -> list[Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -26,10 +27,23 @@ class FeatureCache:
     def __init__(self, directory: Optional[str | Path]):
         self.directory = Path(directory) if directory else None
 
-    def get(self, key: str) -> Optional[dict]:
-        if self.directory is None or not (self.directory / f"{key}.pt").is_file():
+    def get(self, key: str, fields: tuple[str, ...] = ()) -> Optional[dict]:
+        """The stored entry, or None when there is none; a damaged entry (derived data) is
+        reported on stderr and treated as missing, so it is computed and written again."""
+        file = self.directory / f"{key}.pt" if self.directory else None
+        if file is None or not file.is_file():
             return None
-        return torch.load(self.directory / f"{key}.pt", weights_only=True)
+        try:
+            entry = torch.load(file, weights_only=True)
+        except Exception as exc:  # truncated, empty or foreign file
+            entry, reason = None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        else:
+            missing = [name for name in fields if not isinstance(entry, dict) or name not in entry]
+            reason = f"lacks {', '.join(missing)}" if missing else None
+        if reason is not None:
+            print(f"reglab: warning: {file}: damaged feature-cache entry ({reason}); computing it again", file=sys.stderr)
+            return None
+        return entry
 
     def put(self, key: str, payload: dict) -> None:
         if self.directory is None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
+from .memory import require
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -31,7 +32,7 @@ def _decode(path: Path, size: Optional[int], mode: str) -> np.ndarray:
             if size is not None and image.size != (size, size):
                 image = image.resize((size, size), Image.BILINEAR)
             return np.asarray(image)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"{path}: cannot decode image ({exc})") from None
 
 
@@ -39,6 +40,8 @@ def decode_images(paths: list[Path], size: Optional[int], channels: int) -> torc
     """Decode (and resize) every file once; returns uint8 ``[N, C, H, W]``."""
     if not paths:
         return torch.zeros((0, channels, size or 1, size or 1), dtype=torch.uint8)
+    if size is not None:
+        require(len(paths) * channels * size * size, f"data.image_size: {len(paths)} images of {size}x{size}")
     mode = "L" if channels == 1 else "RGB"
     with ThreadPoolExecutor(max_workers=4) as pool:
         arrays = list(pool.map(lambda p: _decode(p, size, mode), paths))
@@ -58,6 +61,7 @@ def resize_uint8(x: torch.Tensor, size: Optional[int]) -> torch.Tensor:
     """Bilinear (antialiased) resize of a uint8 ``[N, C, H, W]`` batch to ``size`` x ``size``."""
     if size is None or x.shape[-2:] == (size, size):
         return x
+    require(x.shape[0] * x.shape[1] * size * size * 5, f"data.image_size: {x.shape[0]} images of {size}x{size}")  # uint8 + float
     resized = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return resized.round().clamp(0, 255).to(torch.uint8)
 

@@ -29,14 +29,16 @@ class DataSummary:
         return max(self.counts.values()) / min(self.counts.values()) if self.counts else float("nan")
 
 
-def _header_sizes(files: list[Path]) -> Counter:
+def _decoded_sizes(files: list[Path]) -> Counter:
+    """Every image decoded in full (a truncated file has a sound header), counted by size."""
     sizes = Counter()
     for file in files:
         try:
             with Image.open(file) as image:
+                image.load()
                 sizes[image.size] += 1
-        except OSError as exc:
-            raise UserError(f"{file}: cannot read image ({exc})") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise UserError(f"{file}: cannot decode image ({exc})") from None
     return sizes
 
 
@@ -49,11 +51,11 @@ def summarize(path) -> DataSummary:
         return DataSummary(root, layout, counts, Counter({(32, 32): len(data)}), len(data))
     if layout == "test_folder":
         loose = image_files(root)
-        return DataSummary(root, "test_folder (unlabelled)", {}, _header_sizes(loose), len(loose))
+        return DataSummary(root, "test_folder (unlabelled)", {}, _decoded_sizes(loose), len(loose))
     if layout == "tiny_imagenet":
         files, labels, classes = list_class_folders(root / "train", images_subdir="images")
     else:
         files, labels, classes = list_class_folders(root)
     counted = Counter(labels)
     counts = {name: counted[i] for i, name in enumerate(classes)}
-    return DataSummary(root, layout, counts, _header_sizes(files), len(files))
+    return DataSummary(root, layout, counts, _decoded_sizes(files), len(files))

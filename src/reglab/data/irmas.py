@@ -58,8 +58,13 @@ def list_testing(root, classes: list[str]) -> tuple[list[Path], torch.Tensor]:
         notes = file.with_suffix(".txt")
         if not notes.is_file():
             raise UserError(f"{file}: no {notes.name} beside it listing its instruments")
-        for line in notes.read_text().split():
-            name = line.strip()
+        try:
+            names = notes.read_text(encoding="utf-8").split()
+        except UnicodeDecodeError:
+            raise UserError(f"{notes}: not UTF-8 text") from None
+        if not names:
+            raise UserError(f"{notes}: lists no instrument; every excerpt needs at least one (one code per line)")
+        for name in names:
             if name not in index:
                 raise UserError(f"{notes}: unknown instrument '{name}' (known: {', '.join(classes)})")
             targets[row, index[name]] = 1.0
