@@ -206,3 +206,10 @@ def test_feature_cache_survives_processes_filling_the_same_entry_at_once(tmp_pat
     assert [process.returncode for process in processes] == [0, 0, 0], errors
     assert torch.equal(FeatureCache(tmp_path).get("same")["x"], torch.zeros(64, 64))
     assert [path.name for path in tmp_path.iterdir()] == ["same.pt"]
+
+
+def test_an_excerpt_that_lists_no_instrument_is_refused(tmp_path):
+    soundfile.write(tmp_path / "a.wav", np.zeros(1600, dtype=np.float32), 16000)
+    (tmp_path / "a.txt").write_text("\n")
+    with pytest.raises(UserError, match="a.txt: lists no instrument"):
+        list_testing(tmp_path, ["cel", "pia"])

@@ -57,7 +57,42 @@ def test_per_class_probability_is_the_formula():
     assert torch.allclose(p, torch.tensor(expected))
     mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.3, "p_max": 0.7}), counts)
     targets = torch.eye(4)[[0, 2, 2, 3]]
-    assert mix.batch_probability(targets) == pytest.approx(np.mean([expected[0], expected[2], expected[2], expected[3]]))
+    assert torch.allclose(mix.sample_probability(targets), torch.tensor([expected[i] for i in (0, 2, 2, 3)]))
+
+
+def realized_mixing_rates(decide: str, counts: torch.Tensor, batches: int = 3000, batch_size: int = 64) -> torch.Tensor:
+    """How often each class's samples were mixed, over balanced batches drawn like the longtail
+    recipe's (every class equally often)."""
+    torch.manual_seed(0)
+    mix = Mix(MixConfig(mixup_alpha=0.2, per_class={"p_min": 0.1, "p_max": 0.5, "decide": decide}), counts)
+    n_classes = len(counts)
+    mixed, seen = torch.zeros(n_classes), torch.zeros(n_classes)
+    for _ in range(batches):
+        labels = torch.randint(0, n_classes, (batch_size,))
+        chosen = mix.decide(torch.eye(n_classes)[labels]).float()
+        mixed += torch.bincount(labels, weights=chosen, minlength=n_classes)
+        seen += torch.bincount(labels, minlength=n_classes)
+    return mixed / seen
+
+
+def test_per_sample_mixing_realizes_each_class_probability():
+    counts = torch.tensor([280, 200, 120, 60, 30, 10])  # the rarest class last
+    per_sample = realized_mixing_rates("sample", counts)
+    assert per_sample[-1] == pytest.approx(0.5, abs=0.02) and per_sample[0] == pytest.approx(0.1, abs=0.02)
+    # the painter study's batch-level rule: with balanced batches every class is mixed about equally often
+    per_batch = realized_mixing_rates("batch", counts)
+    assert float(per_batch.max() - per_batch.min()) < 0.05
+
+
+def test_per_sample_mixing_leaves_unchosen_samples_untouched():
+    torch.manual_seed(1)
+    counts = torch.tensor([100, 10])
+    mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.0, "p_max": 1.0}), counts)  # class 1 always, class 0 never
+    x, targets = constant_batch(8), torch.eye(2)[[0, 1] * 4]
+    mixed_x, mixed_t = mix(x, targets)
+    common = torch.arange(8) % 2 == 0
+    assert torch.equal(mixed_x[common], x[common]) and torch.equal(mixed_t[common], targets[common])
+    assert torch.allclose(mixed_t.sum(1), torch.ones(8))
 
 
 def test_multicrop_adds_views_only_for_classes_under_the_threshold():

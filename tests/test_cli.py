@@ -129,3 +129,20 @@ evaluate: {{threshold: tuned, tuning_mixtures: 50, aggregate: topk}}
     assert code == 0 and "80 samples" in out and "micro_roc_auc" in out
     saved = json.loads((run / "eval_test.json").read_text())
     assert saved["aggregate"] == "topk" and len(saved["threshold"]) == 11 and len(saved["per_class"]) == 11
+    rows = list(csv.DictReader((run / "eval_test_predictions.csv").open()))  # one row per excerpt, labels ;-joined
+    assert len(rows) == 80 and all(row["label"] for row in rows)
+    first = (SHARED_DATA / "instruments" / "test" / f"{rows[0]['id']}.txt").read_text().split()
+    assert sorted(rows[0]["label"].split(";")) == sorted(first)
+    decided = {c for c, t in zip(saved["per_class"], saved["threshold"]) if float(rows[0][f"p_{c}"]) >= t}
+    assert set(filter(None, rows[0]["predicted"].split(";"))) == decided
+
+
+def test_data_inspect_on_audio_reports_clips_durations_and_rates(capsys):
+    train = SHARED_DATA / "instruments" / "train"
+    counts = {folder.name: len(list(folder.glob("*.flac"))) for folder in train.iterdir() if folder.is_dir()}
+    code, out, _ = run_cli(capsys, "data", "inspect", train)
+    assert code == 0, out
+    assert f"irmas (audio clips), {sum(counts.values())} clips" in out
+    assert f"imbalance ratio (largest/smallest) {max(counts.values()) / min(counts.values()):.2f}" in out
+    assert "clip seconds (shortest / median / longest) 3.00 / 3.00 / 3.00" in out
+    assert f"16000 Hz: {sum(counts.values())}" in out

@@ -58,3 +58,37 @@ def test_missing_file_and_invalid_yaml(tmp_path):
         load_recipe(write(tmp_path, "data:\n  - [unclosed\n"))
     with pytest.raises(UserError, match="not of the form section.key=value"):
         load_recipe(None, ["lr0.1"])
+
+
+def test_auto_mode_is_the_direction_in_which_each_epoch_metric_gets_better():
+    from reglab.recipe import resolve_mode
+
+    expected = {"train_loss": "min", "val_loss": "min", "train_accuracy": "max", "val_accuracy": "max",
+                "val_macro_f1": "max", "val_micro_f1": "max", "val_macro_roc_auc": "max", "val_micro_roc_auc": "max",
+                "gap_accuracy": "min",  # train − val accuracy grows as a model overfits
+                "gap_loss": "max"}  # train − val loss falls below zero as a model overfits  # fmt: skip
+    assert {metric: resolve_mode(metric, "auto") for metric in expected} == expected
+    assert resolve_mode("gap_accuracy", "max") == "max"  # an explicit mode wins
+
+
+def test_the_readme_block_of_defaults_matches_the_schema():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from reglab.recipe import Recipe
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Recipes.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    documented, defaults = yaml.safe_load(block), Recipe().to_dict()
+
+    def check(shown, actual, where):
+        for key, value in shown.items():
+            if isinstance(value, dict):
+                check(value, actual[key], f"{where}{key}.")
+            else:
+                assert value == actual[key], f"README says {where}{key}: {value}, the default is {actual[key]}"
+
+    check(documented, defaults, "")
+    assert "eight sections" in readme and len([key for key in defaults if key != "name"]) == 8

@@ -10,6 +10,8 @@ import time
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow
+
 RECIPE = """
 data: {source: digits}
 model: {name: instrunet, width: 0.25, dropout: {rate: 0.3, where: head}}

@@ -86,6 +86,7 @@ def assert_same_results(directory, expected):
     assert len(stale) == 1, states  # the interrupted attempt, failed by its stale heartbeat and retried once
 
 
+@pytest.mark.slow
 def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path, study_recipe, uninterrupted):
     killed = subprocess.Popen(study_command(study_recipe, tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim, _ = worker_after_first_epoch(tmp_path / "killed")
@@ -101,6 +102,7 @@ def test_killed_worker_rerun_gives_the_uninterrupted_results(tmp_path, study_rec
     assert sorted(resumed, key=len)[-1] and sorted(resumed, key=len)[:-1] == [[]] * 3  # the victim's retry went on from its last epoch
 
 
+@pytest.mark.slow
 def test_a_paused_worker_whose_trial_was_taken_over_carries_on(tmp_path, study_recipe, uninterrupted):
     """A stopped worker (a suspended laptop, a network partition) wakes up after its trial was failed
     as stale and retried elsewhere: it drops its attempt and goes on; the study finishes in one go."""
@@ -121,6 +123,7 @@ def test_a_paused_worker_whose_trial_was_taken_over_carries_on(tmp_path, study_r
     assert_same_results(directory, uninterrupted)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("REGLAB_TEST_POSTGRES_URL"), reason="set REGLAB_TEST_POSTGRES_URL (CI starts a PostgreSQL server on loopback)")
 def test_two_workers_on_postgresql_run_each_pair_once(tmp_path):
     url = os.environ["REGLAB_TEST_POSTGRES_URL"]
@@ -181,6 +184,7 @@ def test_arm_rows_pair_runs_by_seed(tmp_path):
     assert rows["none"]["verdict"] == "baseline"
 
 
+@pytest.mark.slow
 def test_workers_popping_the_sqlite_queue_at_once_never_share_a_trial(tmp_path):
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     study = optuna.create_study(storage=make_storage(url, heartbeat_seconds=60), study_name="queue")
@@ -198,3 +202,18 @@ def test_workers_popping_the_sqlite_queue_at_once_never_share_a_trial(tmp_path):
     assert [process.returncode for process in processes] == [0, 0, 0, 0], [err for _, err in outputs]
     popped = [int(number) for out, _ in outputs for number in out.split()]
     assert sorted(popped) == list(range(60))  # each queued trial went to exactly one worker
+
+
+def test_a_run_without_a_value_is_recorded_once_with_its_reason(tmp_path, capsys):
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text("data: {source: digits}\nmodel: {name: linear}\ntrain: {epochs: 2}\n"
+                      "study: {arms: {none: {}}, baseline: none, seeds: [0], at_epoch: 5}\n")  # fmt: skip
+    assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "s")]) == 0
+    first = capsys.readouterr().out
+    assert "0/1 runs finished" not in first
+    study = Study(tmp_path / "s")
+    (trial,) = study.optuna.get_trials()
+    assert trial.user_attrs["reason"] == "study.at_epoch 5 is beyond the 2 epochs it ran"
+    assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "s")]) == 0  # nothing is trained again
+    assert len(Study(tmp_path / "s").optuna.get_trials()) == 1
+    assert [row["status"] for row in Study(tmp_path / "s").results()] == ["completed"]

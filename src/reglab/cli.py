@@ -94,16 +94,23 @@ def cmd_inspect(args) -> None:
     from .data.inspect import summarize
 
     summary = summarize(args.path)
+    unit = "clips" if summary.durations else "images"
     table = Table(title="class counts")
     table.add_column("class")
-    table.add_column("images", justify="right")
+    table.add_column(unit, justify="right")
     for name, count in sorted(summary.counts.items(), key=lambda item: -item[1]):
         table.add_row(escape(name), str(count))
     console = Console()
-    console.print(f"{summary.path}: {summary.layout}, {summary.total} images", soft_wrap=True, markup=False)
+    console.print(f"{summary.path}: {summary.layout}, {summary.total} {unit}", soft_wrap=True, markup=False)
     if summary.counts:
         console.print(table)
         console.print(f"classes {len(summary.counts)}  imbalance ratio (largest/smallest) {summary.imbalance:.2f}", soft_wrap=True)
+    if summary.durations:
+        shortest, median, longest = summary.durations
+        rates = ", ".join(f"{rate} Hz: {n}" for rate, n in summary.sizes.most_common())
+        console.print(f"clip seconds (shortest / median / longest) {shortest:.2f} / {median:.2f} / {longest:.2f}", markup=False)
+        console.print(f"sample rates (rate: clips) {rates}", soft_wrap=True, markup=False)
+        return
     sizes = ", ".join(f"{w}x{h}: {n}" for (w, h), n in summary.sizes.most_common())
     console.print(f"image sizes (width x height: images) {sizes}", soft_wrap=True, markup=False)
 

@@ -102,8 +102,8 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", a
         result["threshold"] = np.broadcast_to(threshold, (len(trained.classes),)).tolist()
         result["aggregate"] = trained.recipe.evaluate.aggregate
     trained.run.write_json(f"eval_{Path(data_path).name or 'data'}.json", result)
-    if not multilabel:
-        trained.run.write_predictions(f"eval_{Path(data_path).name or 'data'}_predictions.csv", data.ids, trained.classes, probs, y_true)
+    trained.run.write_predictions(f"eval_{Path(data_path).name or 'data'}_predictions.csv", data.ids, trained.classes, probs, y_true,
+                                  threshold if multilabel else None)  # fmt: skip
     return result
 
 

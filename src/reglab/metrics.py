@@ -18,18 +18,18 @@ from sklearn.metrics import (
 )
 
 # Every per-epoch value a run records; monitors (early stopping, plateau) must name one of these.
-EPOCH_METRICS = (
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "val_macro_f1",
-    "val_micro_f1",
-    "val_macro_roc_auc",
-    "val_micro_roc_auc",
-    "gap_loss",
-    "gap_accuracy",
-)
+EPOCH_METRICS = {  # per-epoch history column -> the direction in which it gets better
+    "train_loss": "min",
+    "train_accuracy": "max",
+    "val_loss": "min",
+    "val_accuracy": "max",
+    "val_macro_f1": "max",
+    "val_micro_f1": "max",
+    "val_macro_roc_auc": "max",
+    "val_micro_roc_auc": "max",
+    "gap_loss": "max",  # train − val loss: negative when overfitting, better toward 0
+    "gap_accuracy": "min",  # train − val accuracy: positive when overfitting, better toward 0
+}
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -40,10 +40,9 @@ Monitor = Annotated[str, AfterValidator(_check_monitor)]
 
 
 def resolve_mode(monitor: str, mode: str) -> str:
-    """``auto`` means minimise losses and maximise everything else."""
-    if mode != "auto":
-        return mode
-    return "min" if monitor.endswith("loss") or monitor.endswith("gap") else "max"
+    """``auto``: the direction in which the metric gets better (losses and the accuracy gap
+    down; scores and the loss gap, train − val, up)."""
+    return EPOCH_METRICS[monitor] if mode == "auto" else mode
 
 
 class FrontendConfig(Section):
@@ -216,6 +215,9 @@ class ErasingConfig(Section):
 class PerClassConfig(Section):
     p_min: float = Field(0.3, ge=0.0, le=1.0)
     p_max: float = Field(0.7, ge=0.0, le=1.0)
+    decide: Literal["sample", "batch"] = Field(
+        "sample", description="each sample mixed with its own class's probability, or whole batches with their mean (the painter study)"
+    )
 
 
 class MixConfig(Section):

@@ -151,16 +151,25 @@ class RunDir:
     def save_checkpoint(self, model: torch.nn.Module, name: str) -> None:
         write_atomic(self.path / name, lambda tmp: torch.save(model.state_dict(), tmp))
 
-    def write_predictions(self, name: str, ids: list[str], classes: list[str], probs: np.ndarray, y_true=None) -> None:
+    def write_predictions(self, name: str, ids: list[str], classes: list[str], probs: np.ndarray, y_true=None, threshold=None) -> None:
+        """One row per sample: id, true label, predicted label, one probability per class. With
+        ``threshold`` (multi-label: one value or one per class) the labels are every class at or
+        above it, ``;``-separated, and ``y_true`` is multi-hot."""
+        if threshold is None:
+            predicted = [classes[i] for i in probs.argmax(axis=1)]
+            truth = None if y_true is None else [classes[i] for i in y_true]
+        else:
+            names = np.array(classes, dtype=object)
+            predicted = [";".join(names[row]) for row in probs >= np.asarray(threshold)]
+            truth = None if y_true is None else [";".join(names[row.astype(bool)]) for row in y_true]
+
         def write(tmp: Path) -> None:
             with tmp.open("w", newline="") as handle:
                 writer = csv.writer(handle)
-                header = ["id"] + (["label"] if y_true is not None else []) + ["predicted"]
+                header = ["id"] + (["label"] if truth is not None else []) + ["predicted"]
                 writer.writerow(header + [f"p_{c}" for c in classes])
-                predicted = probs.argmax(axis=1)
                 for i, sample in enumerate(ids):
-                    truth = [classes[y_true[i]]] if y_true is not None else []
-                    writer.writerow([sample, *truth, classes[predicted[i]], *(f"{p:.6g}" for p in probs[i])])
+                    writer.writerow([sample, *([truth[i]] if truth else []), predicted[i], *(f"{p:.6g}" for p in probs[i])])
 
         write_atomic(self.path / name, write)
 

@@ -22,6 +22,7 @@ Study directory: ``study.yaml`` (resolved study recipe), ``study.json`` (name, s
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -154,14 +155,16 @@ class Study:
         return [(arm, seed) for arm in self.config.arms for seed in self.config.seeds]
 
     def enqueue_missing(self) -> int:
-        """Enqueue every (arm, seed) that has no waiting, running, completed or diverged trial."""
+        """Enqueue every (arm, seed) that has no waiting, running or recorded trial (a run that
+        trained to the end is recorded even when its value is NaN: diverged, or ``at_epoch``
+        beyond the epochs it ran)."""
         optuna.storages.fail_stale_trials(self.optuna)
         covered = set()
         for trial in self.optuna.get_trials(deepcopy=False):
             if PAIR not in trial.user_attrs:
                 continue
             done = trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
-            if done or trial.user_attrs.get("status") == "diverged":
+            if done or "summary" in trial.user_attrs:
                 covered.add(tuple(trial.user_attrs[PAIR]))
         missing = [pair for pair in self.pairs() if pair not in covered]
         for arm, seed in missing:
@@ -192,6 +195,8 @@ class Study:
             resume = self.adopt_dead_attempt(arm, seed, attempt)
             result = train(recipe, attempt, TrialReporter(trial, self.config.metric), resume=resume)
             value = run_value(result.history, self.config)
+            if math.isnan(value):
+                trial.set_user_attr("reason", nan_reason(result.history, self.config, result.status))
             trial.set_user_attr("status", result.status)
             trial.set_user_attr("summary", run_summary(result.history, result.metrics))
         except Exception:  # once taken over, recording fails and the attempt directory may be gone
@@ -203,8 +208,9 @@ class Study:
         shutil.rmtree(final, ignore_errors=True)  # left by an attempt taken over just after it finished
         attempt.rename(final)
         self.remove_dead_attempts(arm, seed)
+        why = f"; {trial.user_attrs['reason']}" if "reason" in trial.user_attrs else ""
         print(f"[worker {os.getpid()}] {arm} seed {seed}: {self.config.metric} {value:.4f} "
-              f"({result.status}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+              f"({result.status}{why}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
         return value  # NaN for a diverged run: Optuna records the trial as failed
 
     def adopt_dead_attempt(self, arm: str, seed: int, attempt: Path) -> bool:
@@ -302,6 +308,15 @@ def run_value(history: list[dict], config) -> float:
     if config.reduce == "last":
         return values[-1]
     return max(values) if config.maximize else min(values)
+
+
+def nan_reason(history: list[dict], config, status: str) -> str:
+    """Why a recorded run has no value for the study's metric."""
+    if status == "diverged":
+        return "diverged (loss not finite)"
+    if config.at_epoch is not None and config.at_epoch > len(history):
+        return f"study.at_epoch {config.at_epoch} is beyond the {len(history)} epochs it ran"
+    return f"{config.metric} is NaN"
 
 
 def run_summary(history: list[dict], final: dict) -> dict:

@@ -203,7 +203,8 @@ def restore(run: RunDir, saved: dict, learner: Learner, stopper: EarlyStopping, 
         learner.load_state_dict(saved["learner"])
         stopper.load_state_dict(saved["stopper"])
         set_random_state(generator, saved["random"])
-        int(saved["epoch"])
+        if not isinstance(saved["epoch"], int):
+            raise TypeError(f"epoch is {saved['epoch']!r}")
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{run.path / 'training_state.pt'}: damaged ({first}); start the run again in another --out") from None
@@ -219,8 +220,8 @@ def check_trainable(recipe: Recipe, data: Samples) -> None:
                         "(multi-hot data, augment.mixtures or evaluate.threshold: tuned); use bce")  # fmt: skip
     if recipe.evaluate.logit_adjustment is not None and (multilabel or recipe.loss.name in SIGMOID_LOSSES):
         raise UserError(f"evaluate.logit_adjustment: needs single-label data and a softmax loss (loss.name={recipe.loss.name})")
-    sample_bytes = data.x[0].numel() * 4
-    require(recipe.train.batch_size * sample_bytes * 3, f"train.batch_size: {recipe.train.batch_size} samples of {tuple(data.x.shape[1:])}")
+    batch_bytes = recipe.train.batch_size * data.x[0].numel() * 4 * 3  # float32: the batch, its augmented and its mixed copy
+    require(batch_bytes, f"train.batch_size: {recipe.train.batch_size} samples of {tuple(data.x.shape[1:])}")
 
 
 def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) -> RunResult:

@@ -2,9 +2,12 @@
 2019, "CutMix: Regularization Strategy to Train Strong Classifiers with Localizable Features") on
 whole batches, for single-label (one-hot) and multi-label (multi-hot) targets alike.
 
-With ``per_class``, the probability that a batch is mixed follows its samples' rarity, as in the
-long-tailed painter study: p(c) = p_min + (p_max − p_min)·(1 − (n_c − n_min)/(n_max − n_min)),
-and a batch is mixed with the mean p over its samples' classes.
+With ``per_class``, the probability of mixing follows rarity, as in the long-tailed painter study:
+p(c) = p_min + (p_max − p_min)·(1 − (n_c − n_min)/(n_max − n_min)). ``decide: sample`` mixes each
+sample with its own class's p (a multi-hot row: the mean over its classes), with a partner drawn
+from the batch, so the rarest class is really mixed at p_max and the commonest at p_min.
+``decide: batch`` (the painter study's rule) mixes a whole batch with the mean p of its samples,
+which with balanced sampling is about the same for every batch.
 """
 
 from __future__ import annotations
@@ -37,18 +40,23 @@ class Mix:
         if config.per_class:
             self.class_p = per_class_probability(class_counts, config.per_class.p_min, config.per_class.p_max)
 
-    def batch_probability(self, targets: torch.Tensor) -> float:
-        """``config.p``, or the mean per-class probability of the batch's samples."""
-        if self.class_p is None:
-            return self.config.p
+    def sample_probability(self, targets: torch.Tensor) -> torch.Tensor:
+        """Each sample's per-class probability of being mixed (the mean over a multi-hot row)."""
         class_p = self.class_p.to(targets.device)
-        per_sample = (targets @ class_p) / targets.sum(1).clamp_min(1e-6)
-        return float(per_sample.mean())
+        return (targets @ class_p) / targets.sum(1).clamp_min(1e-6)
+
+    def decide(self, targets: torch.Tensor) -> torch.Tensor:
+        """Which samples of the batch are mixed: ``[B]`` bools."""
+        if self.class_p is not None and self.config.per_class.decide == "sample":
+            return torch.rand(len(targets)).to(targets.device) < self.sample_probability(targets)
+        p = self.config.p if self.class_p is None else float(self.sample_probability(targets).mean())
+        return torch.full((len(targets),), float(torch.rand(())) < p, device=targets.device)
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixes float images ``x`` and soft targets with a shuffled copy of the batch."""
+        """Mixes float images ``x`` and soft targets of the chosen samples with a shuffled copy of the batch."""
         config = self.config
-        if float(torch.rand(())) >= self.batch_probability(targets):
+        mixed = self.decide(targets)
+        if not bool(mixed.any()):
             return x, targets
         use_cutmix = config.cutmix_alpha > 0 and (config.mixup_alpha == 0 or float(torch.rand(())) < config.switch_p)
         alpha = config.cutmix_alpha if use_cutmix else config.mixup_alpha
@@ -56,9 +64,13 @@ class Mix:
         partner = torch.randperm(len(x)).to(x.device)
         if use_cutmix:
             top, bottom, left, right = cutmix_box(x.shape[-2], x.shape[-1], lam)
-            x = x.clone()
-            x[..., top:bottom, left:right] = x[partner][..., top:bottom, left:right]
+            pasted = x.clone()
+            pasted[..., top:bottom, left:right] = x[partner][..., top:bottom, left:right]
             lam = 1.0 - (bottom - top) * (right - left) / (x.shape[-2] * x.shape[-1])  # the area really pasted
         else:
-            x = lam * x + (1 - lam) * x[partner]
-        return x, lam * targets + (1 - lam) * targets[partner]
+            pasted = lam * x + (1 - lam) * x[partner]
+        if bool(mixed.all()):
+            return pasted, lam * targets + (1 - lam) * targets[partner]
+        lam_each = torch.where(mixed, lam, 1.0).to(targets.dtype).unsqueeze(1)  # 1: the sample is left as it was
+        x = torch.where(mixed.view(-1, *([1] * (x.dim() - 1))), pasted, x)
+        return x, lam_each * targets + (1 - lam_each) * targets[partner]

@@ -1,4 +1,5 @@
-"""``reglab data inspect PATH``: class counts, imbalance ratio and image sizes of a data set."""
+"""``reglab data inspect PATH``: class counts, imbalance ratio and image sizes (or, for audio,
+clip durations and sample rates) of a data set."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile
 from PIL import Image
 
 from ..errors import UserError
 from .cifar import load_cifar
 from .folders import list_class_folders
 from .images import image_files
+from .irmas import list_training
 from .layout import detect_source
 
 
@@ -20,8 +23,9 @@ class DataSummary:
     path: Path
     layout: str
     counts: dict[str, int]  # class -> samples; empty for an unlabelled folder
-    sizes: Counter  # (width, height) -> images
+    sizes: Counter  # (width, height) -> images; for audio, sample rate (Hz) -> clips
     total: int
+    durations: tuple[float, float, float] | None = None  # audio: shortest, median, longest clip in seconds
 
     @property
     def imbalance(self) -> float:
@@ -42,9 +46,28 @@ def _decoded_sizes(files: list[Path]) -> Counter:
     return sizes
 
 
+def _audio_headers(files: list[Path]) -> tuple[Counter, tuple[float, float, float]]:
+    """Sample rates and (shortest, median, longest) durations, read from each file's header."""
+    rates, seconds = Counter(), []
+    for file in files:
+        try:
+            info = soundfile.info(str(file))
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+            raise UserError(f"{file}: cannot read audio ({exc})") from None
+        rates[info.samplerate] += 1
+        seconds.append(info.frames / info.samplerate)
+    seconds.sort()
+    return rates, (seconds[0], seconds[len(seconds) // 2], seconds[-1])
+
+
 def summarize(path) -> DataSummary:
     root = Path(path)
     layout = detect_source(root)
+    if layout == "irmas":
+        files, labels, classes = list_training(root)
+        counted = Counter(labels)
+        rates, durations = _audio_headers(files)
+        return DataSummary(root, "irmas (audio clips)", {name: counted[i] for i, name in enumerate(classes)}, rates, len(files), durations)
     if layout == "cifar":
         data = load_cifar(root, "train" if any(root.glob("data_batch_*")) else "test", None, None)
         counts = dict(zip(data.classes, data.class_counts().tolist()))
