@@ -19,30 +19,34 @@ from pathlib import Path
 import torch
 
 from reglab import data as sources
-from reglab.augment import BatchAugment
+from reglab.augment import BatchOps, EpochPlan, EpochPlanner
 from reglab.device import autocast, pick_device
 from reglab.losses import create_loss
 from reglab.models import create_model
 from reglab.optim import Optimizer
 from reglab.progress import Silent
-from reglab.recipe import AugmentConfig, ScheduleConfig, load_recipe
+from reglab.recipe import AugmentConfig, NoScheduleConfig, load_recipe
 from reglab.schedules import Schedule
-from reglab.train import train_epoch
+from reglab.data.dataset import Samples
+from reglab.train import Learner, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_arms(compare: str, recipe, data, device) -> dict[str, tuple]:
-    """name → (model, optimizer, constant-rate schedule, augment) for the two arms compared."""
+def build_arms(compare: str, recipe, data, device) -> dict[str, tuple[Learner, BatchOps, EpochPlanner]]:
+    """name → (learner at a constant rate, augment) for the two arms compared."""
     counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
+    loss_fn = create_loss(recipe.loss, counts).to(device)
+    amp = autocast(device, recipe.train.amp)
 
-    def arm(augment_config, channels_last: bool) -> tuple:
+    def arm(augment_config, channels_last: bool) -> tuple[Learner, BatchOps, EpochPlanner]:
         torch.manual_seed(0)
         model = create_model(recipe.model.model_copy(update={"channels_last": channels_last}), shape, n_classes).to(device)
         model.fit(data.x)
-        augment = BatchAugment(augment_config, counts, shape, recipe.train.balanced_sampling).to(device)
+        augment = BatchOps(augment_config, counts, shape).to(device)
+        planner = EpochPlanner(counts, recipe.train.balanced_sampling, 1, augment_config.multicrop)
         optimizer = Optimizer(recipe.optim, model)
-        return model, optimizer, Schedule(ScheduleConfig(), optimizer.torch, 1, 1), augment
+        return Learner(model, loss_fn, optimizer, Schedule(NoScheduleConfig(), optimizer.torch, 1, 1), None, amp), augment, planner
 
     if compare == "augment":
         return {"augment off": arm(AugmentConfig(), recipe.model.channels_last),
@@ -61,24 +65,22 @@ def main() -> None:
 
     recipe = load_recipe(args.recipe, args.overrides)
     device = pick_device(recipe.train.device)
-    amp = autocast(device, recipe.train.amp)
     data = sources.load(recipe.data, "train")
-    x, y, n_classes = data.x.to(device), data.y.to(device), len(data.classes)
+    on_device = Samples(data.x.to(device), data.y.to(device), data.classes, data.ids)
     batch = recipe.train.batch_size
     arms = build_arms(args.compare, recipe, data, device)
-    loss_fn = create_loss(recipe.loss, data.class_counts()).to(device)
     generator = torch.Generator().manual_seed(0)
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for round_ in range(args.rounds + 1):  # round 0 warms up and is not counted
-        for name, (model, optimizer, constant_lr, augment) in arms.items():
-            order, is_extra = augment.epoch(data.y, generator)
-            order, is_extra = order[: batch * args.batches], is_extra[: batch * args.batches]
+        for name, (learner, augment, planner) in arms.items():
+            whole = planner.epoch(data.y, generator)
+            plan = EpochPlan(whole.order[: batch * args.batches], whole.is_extra[: batch * args.batches])
             started = time.perf_counter()
-            train_epoch(model, x, y, n_classes, loss_fn, optimizer, constant_lr, augment, order, is_extra, batch, amp, Silent())
+            train_epoch(learner, on_device, plan, augment, batch, Silent())
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if round_:
-                rates[name].append(len(order) / (time.perf_counter() - started))
+                rates[name].append(len(plan.order) / (time.perf_counter() - started))
     print(f"recipe {args.recipe}  device {device}  threads {torch.get_num_threads()}  batch {batch}  x{args.batches} batches")
     for name, values in rates.items():
         print(f"{name:14s} {statistics.median(values):8.1f} samples/s  (rounds: {', '.join(f'{v:.0f}' for v in values)})")

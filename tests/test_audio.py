@@ -109,7 +109,7 @@ def test_specaugment_masks_the_shapes_it_promises():
     per_row = masks.sum(1)
     assert int(per_row.max()) <= 24 and int(per_row.min()) >= 0
     x = torch.randn(64, 1, 96, 150)
-    out = SpecAugment(SpecAugmentConfig(freq_masks=1, freq_width=10, time_masks=0, time_width=0))(x)
+    out, _ = SpecAugment(SpecAugmentConfig(freq_masks=1, freq_width=10, time_masks=0, time_width=0))(x, None, None)
     changed_rows = (out != x).any(dim=3)[:, 0]  # [B, F]: which mel rows were masked
     widths = changed_rows.sum(1)
     assert int(widths.max()) <= 10
@@ -118,7 +118,7 @@ def test_specaugment_masks_the_shapes_it_promises():
         if len(rows):
             assert int(rows.max() - rows.min() + 1) == len(rows)
             assert torch.allclose(out[b, 0, rows], x[b].mean().expand(len(rows), 150))
-    timed = SpecAugment(SpecAugmentConfig(freq_masks=0, freq_width=0, time_masks=2, time_width=20))(x)
+    timed, _ = SpecAugment(SpecAugmentConfig(freq_masks=0, freq_width=0, time_masks=2, time_width=20))(x, None, None)
     assert int((timed != x).all(dim=2)[:, 0].sum(1).max()) <= 40
 
 
@@ -213,3 +213,4 @@ def test_an_excerpt_that_lists_no_instrument_is_refused(tmp_path):
     (tmp_path / "a.txt").write_text("\n")
     with pytest.raises(UserError, match="a.txt: lists no instrument"):
         list_testing(tmp_path, ["cel", "pia"])
+

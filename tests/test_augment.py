@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy import stats
 
-from reglab.augment import BatchAugment
-from reglab.augment.image import create_image_augment
+from reglab.augment import BatchContext, BatchOps, EpochPlanner
+from reglab.augment.image import ColorJitter, HorizontalFlip
 from reglab.augment.mix import Mix, per_class_probability
-from reglab.augment.multicrop import MinorityMulticrop
+from reglab.augment.multicrop import MinorityCrop, MinorityViews
 from reglab.augment.sampling import epoch_order
 from reglab.errors import UserError
 from reglab.evaluate import TrainedRun
@@ -23,7 +23,7 @@ def constant_batch(n=8, size=16):
 
 def test_mixup_targets_sum_to_one_and_lambda_is_beta_distributed():
     torch.manual_seed(0)
-    mix = Mix(MixConfig(mixup_alpha=0.4), torch.ones(4))
+    mix = Mix(MixConfig(mixup_alpha=0.4), BatchContext(torch.ones(4), (3, 16, 16)))
     lambdas = []
     for _ in range(1500):
         x = constant_batch(2)
@@ -40,7 +40,7 @@ def test_mixup_targets_sum_to_one_and_lambda_is_beta_distributed():
 
 def test_cutmix_lambda_is_the_pasted_area():
     torch.manual_seed(1)
-    mix = Mix(MixConfig(cutmix_alpha=1.0), torch.ones(8))
+    mix = Mix(MixConfig(cutmix_alpha=1.0), BatchContext(torch.ones(8), (3, 16, 16)))
     for _ in range(50):
         x, targets = constant_batch(8), torch.eye(8)
         mixed_x, mixed_t = mix(x, targets)
@@ -55,7 +55,7 @@ def test_per_class_probability_is_the_formula():
     p = per_class_probability(counts, 0.3, 0.7)
     expected = [0.3 + 0.4 * (1 - (n - 10) / 270) for n in counts.tolist()]
     assert torch.allclose(p, torch.tensor(expected))
-    mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.3, "p_max": 0.7}), counts)
+    mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.3, "p_max": 0.7}), BatchContext(counts, (3, 16, 16)))
     targets = torch.eye(4)[[0, 2, 2, 3]]
     assert torch.allclose(mix.sample_probability(targets), torch.tensor([expected[i] for i in (0, 2, 2, 3)]))
 
@@ -64,7 +64,7 @@ def realized_mixing_rates(decide: str, counts: torch.Tensor, batches: int = 3000
     """How often each class's samples were mixed, over balanced batches drawn like the longtail
     recipe's (every class equally often)."""
     torch.manual_seed(0)
-    mix = Mix(MixConfig(mixup_alpha=0.2, per_class={"p_min": 0.1, "p_max": 0.5, "decide": decide}), counts)
+    mix = Mix(MixConfig(mixup_alpha=0.2, per_class={"p_min": 0.1, "p_max": 0.5, "decide": decide}), BatchContext(counts, (3, 16, 16)))
     n_classes = len(counts)
     mixed, seen = torch.zeros(n_classes), torch.zeros(n_classes)
     for _ in range(batches):
@@ -87,7 +87,7 @@ def test_per_sample_mixing_realizes_each_class_probability():
 def test_per_sample_mixing_leaves_unchosen_samples_untouched():
     torch.manual_seed(1)
     counts = torch.tensor([100, 10])
-    mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.0, "p_max": 1.0}), counts)  # class 1 always, class 0 never
+    mix = Mix(MixConfig(mixup_alpha=1.0, per_class={"p_min": 0.0, "p_max": 1.0}), BatchContext(counts, (3, 16, 16)))  # class 1 always, class 0 never
     x, targets = constant_batch(8), torch.eye(2)[[0, 1] * 4]
     mixed_x, mixed_t = mix(x, targets)
     common = torch.arange(8) % 2 == 0
@@ -98,8 +98,8 @@ def test_per_sample_mixing_leaves_unchosen_samples_untouched():
 def test_multicrop_adds_views_only_for_classes_under_the_threshold():
     labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 3)
     counts = torch.bincount(labels)
-    multicrop = MinorityMulticrop(MulticropConfig(threshold=10, views=3), counts, (3, 16, 16))
-    order, is_extra = multicrop.expand(torch.randperm(38), labels, torch.Generator().manual_seed(0))
+    views = MinorityViews(MulticropConfig(below=10, views=3), counts)
+    order, is_extra = views.expand(torch.randperm(38), labels, torch.Generator().manual_seed(0))
     visits = torch.bincount(order, minlength=38)
     assert visits[:30].tolist() == [1] * 30 and visits[30:].tolist() == [4] * 8
     assert int(is_extra.sum()) == 3 * 8 and bool(torch.all(labels[order[is_extra]] > 0))
@@ -111,8 +111,8 @@ def stretch_of_crops(ratio, n=64, size=32):
     torch.manual_seed(0)
     columns, rows = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="xy")
     image = torch.stack([columns, rows, rows]).expand(n, 3, size, size)
-    multicrop = MinorityMulticrop(MulticropConfig(threshold=10, scale=(0.3, 0.6), ratio=ratio), torch.tensor([1]), (3, size, size))
-    crops = multicrop(image, torch.ones(n, dtype=torch.bool))[..., 2:-2, 2:-2]
+    crop = MinorityCrop(MulticropConfig(below=10, scale=(0.3, 0.6), ratio=ratio), BatchContext(torch.tensor([1]), (3, size, size)))
+    crops = crop(image, None, torch.ones(n, dtype=torch.bool))[0][..., 2:-2, 2:-2]
     per_column = (crops[:, 0, :, 1:] - crops[:, 0, :, :-1]).mean(dim=(1, 2))
     per_row = (crops[:, 1, 1:, :] - crops[:, 1, :-1, :]).mean(dim=(1, 2))
     return per_column / per_row
@@ -128,11 +128,11 @@ def test_multicrop_with_ratio_one_keeps_shapes_unstretched():
 
 def test_epoch_length_is_fixed_with_balanced_sampling_multicrop_and_repeats():
     labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 3)
-    config = AugmentConfig(multicrop={"threshold": 10, "views": 2})
-    augment = BatchAugment(config, torch.bincount(labels), (3, 8, 8), balanced_power=1.0, repeats=2)
+    config = AugmentConfig(multicrop={"below": 10, "views": 2})
+    planner = EpochPlanner(torch.bincount(labels), balanced_power=1.0, repeats=2, multicrop=config.multicrop)
     generator = torch.Generator().manual_seed(0)
-    lengths = {len(augment.epoch(labels, generator)[0]) for _ in range(20)}
-    assert lengths == {augment.visits_per_epoch(labels)} == {38 * 2 + 8 * 2 * 2}
+    lengths = {len(planner.epoch(labels, generator).order) for _ in range(20)}
+    assert lengths == {planner.visits_per_epoch(labels)} == {38 * 2 + 8 * 2 * 2}
 
 
 def test_balanced_sampler_class_frequencies_converge_to_uniform():
@@ -146,21 +146,21 @@ def test_balanced_sampler_class_frequencies_converge_to_uniform():
 
 
 def test_flip_with_probability_one_mirrors_every_image():
-    augment = create_image_augment(AugmentConfig(hflip=1.0), (3, 4, 4))
+    flip = HorizontalFlip(1.0, BatchContext(torch.ones(2), (3, 4, 4)))
     x = torch.rand(5, 3, 4, 4)
-    assert torch.equal(augment(x), x.flip(-1))
+    assert torch.equal(flip(x, None, None)[0], x.flip(-1))
 
 
 def test_hue_on_grey_images_is_a_user_error():
     with pytest.raises(UserError, match="augment.color_jitter"):
-        create_image_augment(AugmentConfig(color_jitter={"hue": 0.1}), (1, 8, 8))
+        ColorJitter(AugmentConfig(color_jitter={"hue": 0.1}).color_jitter, BatchContext(torch.ones(2), (1, 8, 8)))
 
 
 def test_full_stack_keeps_shape_and_range():
     config = AugmentConfig(hflip=0.5, resized_crop={}, translate={}, rotation={}, erasing={},
                            color_jitter={"brightness": 0.4, "contrast": [0.8, 1.2], "saturation": [0.7, 1.3]},
                            mix={"mixup_alpha": 0.2, "cutmix_alpha": 1.0})  # fmt: skip
-    augment = BatchAugment(config, torch.tensor([10, 20]), (3, 16, 16))
+    augment = BatchOps(config, torch.tensor([10, 20]), (3, 16, 16))
     x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
     out, targets = augment(x, torch.eye(2)[[0, 1, 0, 1, 0, 1]], torch.zeros(6, dtype=torch.bool))
     assert out.shape == (6, 3, 16, 16) and out.dtype == torch.float32
@@ -187,6 +187,5 @@ def test_augmentation_never_touches_evaluation_data(tmp_path, image_tree):
 
 def test_repeats_visit_every_sample_that_many_times_an_epoch():
     labels = torch.tensor([0] * 6 + [1] * 4)
-    augment = BatchAugment(AugmentConfig(), torch.bincount(labels), (3, 8, 8), repeats=3)
-    order, is_extra = augment.epoch(labels, torch.Generator().manual_seed(0))
-    assert torch.bincount(order, minlength=10).tolist() == [3] * 10 and not bool(is_extra.any())
+    plan = EpochPlanner(torch.bincount(labels), repeats=3).epoch(labels, torch.Generator().manual_seed(0))
+    assert torch.bincount(plan.order, minlength=10).tolist() == [3] * 10 and not bool(plan.is_extra.any())

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from reglab.losses import SigmoidLoss, SoftmaxLoss, class_weights
-from reglab.recipe import LossConfig
+from reglab.recipe import section
 from reglab.losses import create_loss
 
 
@@ -15,7 +15,7 @@ def batch(n=16, c=5, seed=0):
 
 def test_focal_with_gamma_0_alpha_1_is_cross_entropy():
     logits, labels, targets = batch()
-    focal = create_loss(LossConfig(name="focal", alpha=1.0, gamma=0.0), torch.ones(5))
+    focal = create_loss(section("loss", name="focal", alpha=1.0, gamma=0.0), torch.ones(5))
     assert torch.allclose(focal(logits, targets), F.cross_entropy(logits, labels), atol=1e-6)
 
 
@@ -66,6 +66,6 @@ def test_effective_number_weights_follow_cui_et_al():
 def test_logit_adjusted_loss_adds_tau_log_prior_to_the_logits():
     logits, labels, targets = batch(c=3)
     counts = torch.tensor([60, 30, 10])
-    loss = create_loss(LossConfig(name="cross_entropy", logit_adjustment=1.5), counts)
+    loss = create_loss(section("loss", name="cross_entropy", logit_adjustment=1.5), counts)
     shifted = logits + 1.5 * torch.log(counts / 100.0)
     assert torch.allclose(loss(logits, targets), F.cross_entropy(shifted, labels), atol=1e-6)

@@ -3,13 +3,13 @@ import torch
 from torch import nn
 
 from reglab.models import MODELS, create_model
-from reglab.recipe import ModelConfig
+from reglab.recipe import section
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 64, 64)])
 def test_every_model_takes_uint8_images_of_any_small_size(name, shape):
-    model = create_model(ModelConfig(name=name, width=0.25), shape, 7)
+    model = create_model(section("model", name=name, **({} if name == "linear" else {"width": 0.25})), shape, 7)
     x = torch.randint(0, 256, (4, *shape), dtype=torch.uint8)
     assert model(x).shape == (4, 7)
 
@@ -19,23 +19,23 @@ def kinds(model):
 
 
 def test_dropout_placement():
-    head = create_model(ModelConfig(name="alexnet_like", width=0.25, dropout={"rate": 0.5, "where": "head"}), (3, 64, 64), 5)
-    blocks = create_model(ModelConfig(name="resnet18", width=0.25, dropout={"rate": 0.5, "where": "blocks"}), (3, 32, 32), 5)
+    head = create_model(section("model", name="alexnet_like", width=0.25, dropout={"rate": 0.5, "where": "head"}), (3, 64, 64), 5)
+    blocks = create_model(section("model", name="resnet18", width=0.25, dropout={"rate": 0.5, "where": "blocks"}), (3, 32, 32), 5)
     assert nn.Dropout in kinds(head) and nn.Dropout2d not in kinds(head)
     assert nn.Dropout2d in kinds(blocks) and nn.Dropout not in kinds(blocks)
     assert sum(isinstance(m, nn.Dropout2d) for m in blocks.modules()) == 4  # one after each stage
 
 
 def test_batch_norm_and_lrn_switches():
-    assert nn.BatchNorm2d in kinds(create_model(ModelConfig(name="resnet18", width=0.25), (3, 32, 32), 5))
-    assert nn.BatchNorm2d not in kinds(create_model(ModelConfig(name="resnet18", width=0.25, batch_norm=False), (3, 32, 32), 5))
-    alexnet = create_model(ModelConfig(name="alexnet_like", lrn=True), (3, 64, 64), 5)
+    assert nn.BatchNorm2d in kinds(create_model(section("model", name="resnet18", width=0.25), (3, 32, 32), 5))
+    assert nn.BatchNorm2d not in kinds(create_model(section("model", name="resnet18", width=0.25, batch_norm=False), (3, 32, 32), 5))
+    alexnet = create_model(section("model", name="alexnet_like", lrn=True), (3, 64, 64), 5)
     assert nn.BatchNorm2d not in kinds(alexnet)
     assert sum(isinstance(m, nn.LocalResponseNorm) for m in alexnet.modules()) == 2
 
 
 def test_alexnet_like_has_the_published_filter_counts():
-    model = create_model(ModelConfig(name="alexnet_like"), (3, 64, 64), 5)
+    model = create_model(section("model", name="alexnet_like"), (3, 64, 64), 5)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 192, 384, 384, 256]
     assert [c.kernel_size[0] for c in convs] == [11, 5, 3, 3, 3]
@@ -44,7 +44,7 @@ def test_alexnet_like_has_the_published_filter_counts():
 
 
 def test_normalization_is_fitted_on_training_pixels_and_saved():
-    model = create_model(ModelConfig(name="linear"), (3, 4, 4), 2)
+    model = create_model(section("model", name="linear"), (3, 4, 4), 2)
     x = torch.randint(0, 256, (50, 3, 4, 4), dtype=torch.uint8)
     model.fit(x)
     assert torch.allclose(model.mean.flatten(), (x.float() / 255).mean(dim=(0, 2, 3)))
@@ -52,5 +52,5 @@ def test_normalization_is_fitted_on_training_pixels_and_saved():
 
 
 def test_linear_weight_images():
-    model = create_model(ModelConfig(name="linear"), (3, 4, 4), 2)
+    model = create_model(section("model", name="linear"), (3, 4, 4), 2)
     assert model.net.weight_images().shape == (2, 3, 4, 4)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from reglab.optim import Optimizer, penalized_parameters
-from reglab.recipe import OptimConfig
+from reglab.recipe import section
 
 
 def tiny_model():
@@ -27,7 +27,7 @@ def one_step(config):
 
 def test_l2_penalty_adds_2_lambda_w_to_the_gradient():
     lr, lam = 0.1, 0.05
-    before, grads, after = one_step(OptimConfig(name="sgd", lr=lr, momentum=0.0, l2=lam))
+    before, grads, after = one_step(section("optim", name="sgd", lr=lr, momentum=0.0, l2=lam))
     for name in ("0.weight", "2.weight"):
         assert torch.allclose(after[name], before[name] - lr * (grads[name] + 2 * lam * before[name]), atol=1e-6)
     for name in ("0.bias", "1.weight", "1.bias", "2.bias"):  # biases and batch norm untouched by the penalty
@@ -36,7 +36,7 @@ def test_l2_penalty_adds_2_lambda_w_to_the_gradient():
 
 def test_decoupled_weight_decay_shrinks_weights_outside_the_gradient():
     lr, wd = 0.1, 0.05
-    before, grads, after = one_step(OptimConfig(name="sgd", lr=lr, momentum=0.0, weight_decay=wd))
+    before, grads, after = one_step(section("optim", name="sgd", lr=lr, momentum=0.0, weight_decay=wd))
     for name in ("0.weight", "2.weight"):
         assert torch.allclose(after[name], before[name] * (1 - lr * wd) - lr * grads[name], atol=1e-6)
     for name in ("0.bias", "1.weight", "1.bias", "2.bias"):
@@ -45,7 +45,7 @@ def test_decoupled_weight_decay_shrinks_weights_outside_the_gradient():
 
 def test_adamw_first_step_is_decay_then_sign_of_gradient():
     lr, wd = 0.01, 0.1
-    before, grads, after = one_step(OptimConfig(name="adamw", lr=lr, weight_decay=wd))
+    before, grads, after = one_step(section("optim", name="adamw", lr=lr, weight_decay=wd))
     name = "0.weight"  # Adam's first step is lr * g / (|g| + eps) = lr * sign(g)
     expected = before[name] * (1 - lr * wd) - lr * grads[name] / (grads[name].abs() + 1e-8)
     assert torch.allclose(after[name], expected, atol=1e-6)

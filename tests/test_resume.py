@@ -27,7 +27,7 @@ KILLER = """
 import os, signal, sys
 import torch
 from reglab import cli, train
-from reglab.augment import BatchAugment
+from reglab.augment import EpochPlanner
 
 moment, recipe, out = sys.argv[1:4]
 calls = {"n": 0}
@@ -41,8 +41,8 @@ if moment == "mid_epoch":  # the 30th optimizer step: inside epoch 2 (23 steps a
     step = train.Learner.step
     train.Learner.step = lambda self, *a: (die_on(30), step(self, *a))[1]
 elif moment == "between_epochs":  # epochs 1 and 2 recorded, epoch 3 not begun
-    plan = BatchAugment.epoch
-    BatchAugment.epoch = lambda self, *a: (die_on(3), plan(self, *a))[1]
+    plan = EpochPlanner.epoch
+    EpochPlanner.epoch = lambda self, *a: (die_on(3), plan(self, *a))[1]
 else:  # half of epoch 2's training state written to its temporary file
     save = torch.save
     def half_save(obj, path, *a, **k):

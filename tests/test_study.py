@@ -16,7 +16,9 @@ from reglab.compare import arm_rows
 from reglab.errors import UserError
 from reglab.recipe import load_study_recipe
 from reglab.stats import bootstrap_interval, paired_permutation_p, verdict
-from reglab.study import PAIR, Study, make_storage
+from reglab.engine import POINT as PAIR
+from reglab.engine import make_storage
+from reglab.study import Study
 
 STUDY = """
 name: kill-test
@@ -192,7 +194,7 @@ def test_workers_popping_the_sqlite_queue_at_once_never_share_a_trial(tmp_path):
         study.enqueue_trial({"x": number})
     popper = (
         "import sys, optuna\n"
-        "from reglab.study import make_storage\n"
+        "from reglab.engine import make_storage\n"
         "study = optuna.load_study(study_name='queue', storage=make_storage(sys.argv[1], 60))\n"
         "print(' '.join(str(study.ask().number) for _ in range(15)))\n"
     )

@@ -31,7 +31,7 @@ def test_same_recipe_and_seed_give_identical_histories(tmp_path):
 
 
 def test_run_directory_holds_everything_for_a_report(tmp_path):
-    result = train(digits_recipe("model.name=linear", "train.epochs=3"), tmp_path / "run")
+    result = train(digits_recipe("model={name: linear}", "train.epochs=3"), tmp_path / "run")
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"recipe.yaml", "meta.json", "history.jsonl", "history.csv", "metrics.json",
             "val_predictions.csv", "best.pt", "last.pt"} <= names  # fmt: skip
@@ -44,14 +44,14 @@ def test_run_directory_holds_everything_for_a_report(tmp_path):
     assert result.metrics["accuracy"] > 0.85  # a linear model on digits (chance: 0.1)
     assert len(result.metrics["per_class"]) == 10 and len(result.metrics["confusion_matrix"]) == 10
     # the resolved recipe reloads to the same recipe, and the checkpoint loads as weights only
-    assert load_recipe(tmp_path / "run" / "recipe.yaml") == digits_recipe("model.name=linear", "train.epochs=3")
-    model = create_model(digits_recipe("model.name=linear").model, (1, 8, 8), 10)
+    assert load_recipe(tmp_path / "run" / "recipe.yaml") == digits_recipe("model={name: linear}", "train.epochs=3")
+    model = create_model(digits_recipe("model={name: linear}").model, (1, 8, 8), 10)
     model.load_state_dict(torch.load(tmp_path / "run" / "best.pt", weights_only=True))
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path):
     # a learning rate that decays to almost nothing after epoch 1 cannot keep improving val_loss by 10
-    recipe = digits_recipe("model.name=linear", "train.epochs=6", "schedule.name=step", "schedule.step_size=1",
+    recipe = digits_recipe("model={name: linear}", "train.epochs=6", "schedule.name=step", "schedule.step_size=1",
                            "schedule.factor=0.001", "train.early_stopping.patience=2",
                            "train.early_stopping.min_delta=10", "train.early_stopping.restore_best=true")  # fmt: skip
     result = train(recipe, tmp_path / "run")
@@ -63,7 +63,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
 
 
 def test_early_stopping_waits_for_its_start_epoch(tmp_path):
-    recipe = digits_recipe("model.name=linear", "train.epochs=8", "schedule.name=step", "schedule.step_size=1",
+    recipe = digits_recipe("model={name: linear}", "train.epochs=8", "schedule.name=step", "schedule.step_size=1",
                            "schedule.factor=0.001", "train.early_stopping.patience=2",
                            "train.early_stopping.min_delta=10", "train.early_stopping.start_epoch=4")  # fmt: skip
     result = train(recipe, tmp_path / "run")
@@ -72,20 +72,20 @@ def test_early_stopping_waits_for_its_start_epoch(tmp_path):
 
 
 def test_plateau_schedule_cuts_the_rate_on_a_stalled_monitor(tmp_path):
-    recipe = digits_recipe("model.name=linear", "train.epochs=4", "optim.lr=1.0e-6", "schedule.name=plateau",
+    recipe = digits_recipe("model={name: linear}", "train.epochs=4", "optim.lr=1.0e-6", "schedule.name=plateau",
                            "schedule.patience=0", "schedule.factor=0.5", "schedule.monitor=val_accuracy")  # fmt: skip
     history = train(recipe, tmp_path / "run").history
     assert history[0]["lr"] == 1e-6 and history[-1]["lr"] < 1e-6
 
 
 def test_divergence_is_recorded_not_raised(tmp_path):
-    result = train(digits_recipe("model.name=linear", "optim.name=sgd", "optim.lr=1.0e38", "train.epochs=3"), tmp_path / "run")
+    result = train(digits_recipe("model={name: linear}", "optim.name=sgd", "optim.lr=1.0e38", "train.epochs=3"), tmp_path / "run")
     assert result.status == "diverged"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "diverged"
 
 
 def test_onecycle_warms_up_then_anneals_over_all_repeated_steps(tmp_path):
-    recipe = digits_recipe("model.name=linear", "train.epochs=4", "schedule.name=onecycle",
+    recipe = digits_recipe("model={name: linear}", "train.epochs=4", "schedule.name=onecycle",
                            "schedule.warmup_fraction=0.3", "train.repeats=2")  # fmt: skip
     history = train(recipe, tmp_path / "run").history
     rates = [row["lr"] for row in history]  # the rate at each epoch's start

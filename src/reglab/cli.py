@@ -119,7 +119,7 @@ def show_study(study) -> None:
     from .compare import arm_rows, print_table
 
     results = study.results()
-    total = len(study.pairs())
+    total = len(study.points())
     print_table(arm_rows(results, study.config), study.config, f"study {study.name}: {len(results)}/{total} runs finished")
     print(f"study directory {study.directory}  storage {study.storage_url}")
 
@@ -135,7 +135,7 @@ def cmd_study(args) -> None:
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     study = Study.prepare(args.recipe, args.overrides, args.out, args.storage)
-    print(f"study {study.name}: {len(study.pairs())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
+    print(f"study {study.name}: {len(study.points())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
     if args.workers:
         study.run_workers(args.workers)
         show_study(study)

@@ -53,7 +53,7 @@ def thresholds_from_validation(predict, x_val: torch.Tensor, targets_val: torch.
     """Builds ``config.tuning_mixtures`` validation mixtures, scores them with ``predict``
     (features → probabilities), and tunes per-class thresholds on them. Returns the thresholds,
     the mixtures' probabilities and their targets."""
-    mixtures, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.max_sources, config.gain_db)
+    mixtures, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.tuning_max_sources, config.tuning_gain_db)
     probs = predict(mixtures)
     targets = targets.numpy().astype(np.int64)
     return tune_thresholds(probs, targets), probs, targets

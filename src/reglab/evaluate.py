@@ -19,7 +19,7 @@ from .errors import UserError
 from .losses import probabilities
 from .models import create_model
 from .rundir import RunDir, check_output, write_atomic
-from .train import predict_logits
+from .inference import predict_logits
 
 
 class TrainedRun:

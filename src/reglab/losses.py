@@ -87,9 +87,7 @@ class SigmoidLoss(nn.Module):
 def create_loss(config, counts: torch.Tensor) -> nn.Module:
     """``config`` is the recipe's ``loss`` section; ``counts`` the training samples per class."""
     weight = class_weights(config.class_weights, counts, config.beta)
-    if config.name in SIGMOID_LOSSES:
-        if config.logit_adjustment:
-            raise UserError(f"loss.logit_adjustment works with softmax losses, not loss.name={config.name}")
+    if config.name in SIGMOID_LOSSES:  # (the schema has no logit_adjustment for them)
         return SigmoidLoss(weight, config.label_smoothing)
     shift = None
     if config.logit_adjustment:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)  # fmt: skip
 
 from .errors import UserError
 from .metrics import EPOCH_METRICS
+from .recipe_errors import RENAMED, describe, tags_of
 
 MonitorMode = Literal["auto", "min", "max"]
 
@@ -87,17 +88,19 @@ class DropoutConfig(Section):
     where: Literal["head", "blocks"] = "head"
 
 
-class ModelConfig(Section):
-    name: str = "resnet18"
-    width: float = Field(1.0, gt=0.0, description="multiplier on every layer's channel count")
+def tagged_union(default: str, members: dict[str, type[BaseModel]]):
+    """A section whose ``name`` picks its schema among ``members`` (a pydantic discriminated
+    union); a section without ``name`` takes ``default``'s."""
+    choose = Discriminator(lambda value: value.get("name", default) if isinstance(value, dict) else getattr(value, "name", default))
+    return Annotated[Union[tuple(Annotated[schema, Tag(name)] for name, schema in members.items())], choose]
+
+
+# --- model: one schema per architecture ---------------------------------------------------------
+class ModelBase(Section):
     dropout: DropoutConfig = DropoutConfig()
-    batch_norm: Optional[bool] = Field(None, description="null: the architecture's default")
-    lrn: bool = Field(False, description="local response normalization (alexnet_like)")
-    stem: Literal["small", "standard"] = Field("small", description="resnet18: 3x3/1 stem for small images, or 7x7/2 + max-pool")
     input_norm: Literal["dataset", "per_band", "per_image"] = Field(
         "dataset", description="standardize by training-set statistics per channel or per frequency band, or per image"
     )
-    channels_last: bool = Field(True, description="convolutions on NHWC tensors (faster with oneDNN on CPU and on CUDA)")
 
     @field_validator("dropout", mode="before")
     @classmethod
@@ -105,56 +108,126 @@ class ModelConfig(Section):
         """``model.dropout=0.4`` is shorthand for ``{rate: 0.4}``."""
         return {"rate": value} if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, name: str) -> str:
-        from .models import MODELS
 
-        if name not in MODELS:
-            close = difflib.get_close_matches(name, MODELS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(sorted(MODELS))}"
-            raise ValueError(f"unknown model '{name}'; {hint}")
-        return name
+class LinearModelConfig(ModelBase):
+    name: Literal["linear"] = "linear"
+    channels_last: ClassVar[bool] = False  # no convolutions
 
 
-class LossConfig(Section):
-    name: Literal["cross_entropy", "ovr_bce", "bce", "focal"] = "cross_entropy"
+class ConvModelConfig(ModelBase):
+    width: float = Field(1.0, gt=0.0, description="multiplier on every layer's channel count")
+    batch_norm: Optional[bool] = Field(None, description="null: the architecture's default")
+    channels_last: bool = Field(True, description="convolutions on NHWC tensors (faster with oneDNN on CPU and on CUDA)")
+
+
+class AlexNetLikeConfig(ConvModelConfig):
+    name: Literal["alexnet_like"] = "alexnet_like"
+    lrn: bool = Field(False, description="local response normalization after the first two convolutions")
+
+
+class ResNet18Config(ConvModelConfig):
+    name: Literal["resnet18"] = "resnet18"
+    stem: Literal["small", "standard"] = Field("small", description="3x3/1 stem for small images, or 7x7/2 + max-pool")
+
+
+class InstruNetConfig(ConvModelConfig):
+    name: Literal["instrunet"] = "instrunet"
+
+
+ModelConfig = tagged_union(
+    "resnet18", {"linear": LinearModelConfig, "alexnet_like": AlexNetLikeConfig, "resnet18": ResNet18Config, "instrunet": InstruNetConfig}
+)
+
+
+# --- loss ----------------------------------------------------------------------------------------
+class LossBase(Section):
     class_weights: Union[Literal["none", "inverse_frequency", "effective_number"], list[float]] = "none"
     beta: float = Field(0.999, ge=0.0, lt=1.0, description="effective_number weights: (1 − β)/(1 − β^n)")
-    logit_adjustment: float = Field(0.0, ge=0.0, description="τ of logit-adjusted cross-entropy (0: off)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class CrossEntropyConfig(LossBase):
+    name: Literal["cross_entropy"] = "cross_entropy"
+    logit_adjustment: float = Field(0.0, ge=0.0, description="τ of logit-adjusted cross-entropy (0: off)")
+
+
+class FocalConfig(CrossEntropyConfig):
+    name: Literal["focal"] = "focal"
     alpha: float = Field(1.0, gt=0.0, description="focal loss weight α")
     gamma: float = Field(2.0, ge=0.0, description="focal loss focusing γ")
 
 
-class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+class BinaryLossConfig(LossBase):
+    name: Literal["ovr_bce", "bce"] = "bce"
+
+
+LossConfig = tagged_union(
+    "cross_entropy", {"cross_entropy": CrossEntropyConfig, "focal": FocalConfig, "ovr_bce": BinaryLossConfig, "bce": BinaryLossConfig}
+)
+
+
+# --- optimizer -----------------------------------------------------------------------------------
+class OptimBase(Section):
     lr: float = Field(0.01, gt=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
     l2: float = Field(0.0, ge=0.0, description="Keras-style penalty: λ·Σw² added to the loss")
     weight_decay: float = Field(0.0, ge=0.0, description="decoupled decay: w ← w·(1 − lr·wd) each step")
     penalize: list[Literal["conv", "linear", "norm", "bias"]] = Field(
         ["conv", "linear"], description="which parameters l2 and weight_decay touch"
     )
 
+
+class SGDConfig(OptimBase):
+    name: Literal["sgd"] = "sgd"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
-        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
-            raise ValueError("optim.nesterov needs optim.name=sgd with optim.momentum > 0")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("optim.nesterov needs optim.momentum > 0")
         return self
 
 
-class ScheduleConfig(Section):
-    name: Literal["none", "step", "plateau", "cosine", "onecycle"] = "none"
-    step_size: int = Field(10, ge=1, description="step: epochs between decays")
-    factor: float = Field(0.1, gt=0.0, lt=1.0, description="step/plateau: multiply the rate by this")
-    patience: int = Field(3, ge=0, description="plateau: epochs without improvement")
+class AdamConfig(OptimBase):
+    name: Literal["adam", "adamw"] = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+OptimConfig = tagged_union("sgd", {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamConfig})
+
+
+# --- learning-rate schedule ----------------------------------------------------------------------
+class NoScheduleConfig(Section):
+    name: Literal["none"] = "none"
+
+
+class StepScheduleConfig(Section):
+    name: Literal["step"] = "step"
+    step_size: int = Field(10, ge=1, description="epochs between decays")
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="multiply the rate by this")
+
+
+class PlateauScheduleConfig(Section):
+    name: Literal["plateau"] = "plateau"
     monitor: Monitor = "val_loss"
     mode: MonitorMode = "auto"
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="multiply the rate by this")
+    patience: int = Field(3, ge=0, description="epochs without improvement")
     min_lr: float = Field(0.0, ge=0.0)
-    warmup_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="onecycle: share of steps spent warming up")
+
+
+class CosineScheduleConfig(Section):
+    name: Literal["cosine"] = "cosine"
+    min_lr: float = Field(0.0, ge=0.0)
+
+
+class OneCycleScheduleConfig(Section):
+    name: Literal["onecycle"] = "onecycle"
+    warmup_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="share of steps spent warming up")
+
+
+ScheduleConfig = tagged_union("none", {"none": NoScheduleConfig, "step": StepScheduleConfig, "plateau": PlateauScheduleConfig,
+                                        "cosine": CosineScheduleConfig, "onecycle": OneCycleScheduleConfig})  # fmt: skip
 
 
 class EarlyStoppingConfig(Section):
@@ -235,7 +308,7 @@ class MixConfig(Section):
 
 
 class MulticropConfig(Section):
-    threshold: int = Field(50, ge=1, description="classes with fewer training samples get extra views")
+    below: int = Field(50, ge=1, description="classes with fewer training samples than this get extra views")
     views: int = Field(2, ge=1, description="extra random-resized-crop views per minority sample and epoch")
     scale: Range = (0.35, 1.0)
     ratio: Range = Field((0.75, 4 / 3), description="aspect-ratio range of the crops; [1, 1] keeps shapes unstretched")
@@ -268,7 +341,7 @@ class AugmentConfig(Section):
     mix: Optional[MixConfig] = None
     multicrop: Optional[MulticropConfig] = None
     specaugment: Optional[SpecAugmentConfig] = None
-    gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
+    random_gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
     time_shift: float = Field(0.0, ge=0.0, lt=1.0, description="spectrograms: random roll up to this fraction")
     mixtures: Optional[MixturesConfig] = None
 
@@ -286,8 +359,8 @@ class EvaluateConfig(Section):
     top_k: int = Field(2, ge=1, description="topk: mean of the k highest window scores")
     threshold: Union[float, Literal["tuned"]] = Field(0.5, description="a global threshold, or per-class ones tuned on validation mixtures")
     tuning_mixtures: int = Field(600, ge=10, description="validation mixtures built to tune thresholds")
-    max_sources: int = Field(3, ge=1, description="clips per tuning mixture, at most")
-    gain_db: float = Field(6.0, ge=0.0, description="each tuning-mixture clip's gain is U(−gain_db, gain_db)")
+    tuning_max_sources: int = Field(3, ge=1, description="clips per tuning mixture, at most")
+    tuning_gain_db: float = Field(6.0, ge=0.0, description="each tuning-mixture clip's gain is U(−tuning_gain_db, tuning_gain_db)")
 
     @field_validator("threshold")
     @classmethod
@@ -300,16 +373,26 @@ class EvaluateConfig(Section):
 class Recipe(Section):
     name: Optional[str] = None
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    loss: LossConfig = LossConfig()
-    optim: OptimConfig = OptimConfig()
-    schedule: ScheduleConfig = ScheduleConfig()
+    model: ModelConfig = ResNet18Config()
+    loss: LossConfig = CrossEntropyConfig()
+    optim: OptimConfig = SGDConfig()
+    schedule: ScheduleConfig = NoScheduleConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        """The recipe as plain data, each section's ``name`` (what picks its schema) first."""
+        tree = self.model_dump(mode="json")
+        for key, value in tree.items():
+            if isinstance(value, dict) and "name" in value:
+                tree[key] = {"name": value["name"], **{k: v for k, v in value.items() if k != "name"}}
+        return tree
+
+
+def section(kind: str, **values) -> Section:
+    """One section of a recipe on its own, as the recipe would read it: ``section("loss", name="focal")``."""
+    return getattr(Recipe.model_validate({kind: values}), kind)
 
 
 class StudyConfig(Section):
@@ -386,62 +469,6 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     return tree
 
 
-def _section_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
-    """The section that ``loc`` points into."""
-    for key in loc:
-        field = model.model_fields.get(key) if isinstance(key, str) else None
-        annotation = getattr(field, "annotation", None)
-        sections = [t for t in (annotation, *get_args(annotation)) if isinstance(t, type) and issubclass(t, BaseModel)]
-        if not sections:
-            break
-        model = sections[0]
-    return model
-
-
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The valid key names of the section that ``loc`` points into."""
-    return list(_section_at(model, loc).model_fields)
-
-
-def _is_union_member(schema: type[BaseModel], loc: tuple) -> bool:
-    """Whether ``loc`` ends in the member tag pydantic adds under a field typed as a union of
-    values (``float | 'tuned'``), rather than in a field or a mapping's key."""
-    if len(loc) < 2:
-        return False
-    field = _section_at(schema, loc[:-2]).model_fields.get(loc[-2])
-    annotation = getattr(field, "annotation", None)
-    members = [a for a in get_args(annotation) if a is not type(None)]
-    return get_origin(annotation) in (Union, UnionType) and len(members) > 1
-
-
-def _key_of(error: dict) -> tuple:
-    return tuple(part for part in error["loc"] if isinstance(part, str))
-
-
-def _describe(errors: list[dict], schema: type[BaseModel]) -> str:
-    error = errors[0]
-    loc = _key_of(error)
-    key = ".".join(loc)
-    if error["type"] == "extra_forbidden":
-        valid = _fields_at(schema, loc[:-1])
-        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
-        hint = f"did you mean '{'.'.join(loc[:-1] + (close[0],))}'?" if close else f"valid keys: {', '.join(valid)}"
-        return f"unknown key '{key}'; {hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if _is_union_member(schema, loc):
-        # a value that fits no member of a union: pydantic reports it once per member, the
-        # member's type last in ``loc``; one message names every alternative
-        loc = loc[:-1]
-        key = ".".join(loc)
-        wanted = [e["msg"].removeprefix("Input should be ").split(",")[0] for e in errors if _key_of(e)[:-1] == loc]
-        message = "Input should be " + " or ".join(wanted)
-    if error["type"] in ("value_error", "assertion_error") and not key:
-        return message
-    given = error.get("input")
-    shown = "" if isinstance(given, dict) else f" (got {given!r})"
-    return f"{key or 'recipe'}: {message}{shown}"
-
-
 def validate(tree: Any, origin: str, schema: type[BaseModel] = Recipe) -> BaseModel:
     if tree is None:
         tree = {}
@@ -450,7 +477,7 @@ def validate(tree: Any, origin: str, schema: type[BaseModel] = Recipe) -> BaseMo
     try:
         return schema.model_validate(tree)
     except ValidationError as exc:
-        raise UserError(f"{origin}: {_describe(exc.errors(), schema)}") from None
+        raise UserError(f"{origin}: {describe(exc.errors(), schema)}") from None
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -469,22 +496,46 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
-    """Read a recipe file (or the defaults when ``path`` is None) and apply the overrides."""
+def upgrade(tree: dict) -> dict:
+    """A recipe that reglab saved (a run's recipe.yaml, a study's study.yaml), in today's keys:
+    renamed keys moved, and the keys that do not apply to a section's ``name`` dropped (earlier
+    versions saved every key for every name). Recipes a user writes are never upgraded: a key
+    that does not apply there is an error."""
+    tree = copy.deepcopy(tree)
+    for old, new in RENAMED.items():
+        *parents, leaf = old.split(".")
+        node = tree
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            set_dotted(tree, new.split("."), node.pop(leaf))
+    for key, field in Recipe.model_fields.items():
+        members, value = tags_of(field.annotation), tree.get(key)
+        if members and isinstance(value, dict):
+            schema = members.get(value.get("name", field.default.name))
+            if schema is not None:
+                tree[key] = {k: v for k, v in value.items() if k in schema.model_fields}
+    return tree
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] = (), saved: bool = False) -> Recipe:
+    """Read a recipe file (or the defaults when ``path`` is None) and apply the overrides;
+    ``saved``: a file reglab wrote, upgraded to today's keys first."""
     tree = read_yaml(path) if path is not None else {}
     if tree is not None and not isinstance(tree, dict):
         raise UserError(f"{path}: a recipe must be a mapping of sections")
-    tree = apply_overrides(tree or {}, list(overrides))
+    tree = apply_overrides(upgrade(tree) if saved and tree else tree or {}, list(overrides))
     return validate(tree, str(path) if path is not None else "recipe")
 
 
-def load_study_recipe(path: str | Path, overrides: list[str] = ()) -> tuple[StudyRecipe, dict[str, Recipe]]:
+def load_study_recipe(path: str | Path, overrides: list[str] = (), saved: bool = False) -> tuple[StudyRecipe, dict[str, Recipe]]:
     """A study file: a recipe plus a ``study`` section. Overrides apply to the base recipe (so to
-    every arm). Returns the study and each arm's recipe (before its seed is set)."""
+    every arm). Returns the study and each arm's recipe (before its seed is set); ``saved`` as
+    for ``load_recipe``."""
     tree = read_yaml(path)
     if not isinstance(tree, dict):
         raise UserError(f"{path}: a study recipe must be a mapping of sections")
-    tree = apply_overrides(tree, list(overrides))
+    tree = apply_overrides(upgrade(tree) if saved else tree, list(overrides))
     study = validate(tree, str(path), StudyRecipe)
     base = {key: value for key, value in tree.items() if key != "study"}
     arms = {}

@@ -196,7 +196,7 @@ class RunDir:
 
     # --- reading -----------------------------------------------------------------------------
     def recipe(self) -> Recipe:
-        return load_recipe(self.path / "recipe.yaml")
+        return load_recipe(self.path / "recipe.yaml", saved=True)
 
     def read_json(self, name: str) -> dict:
         file = self.path / name

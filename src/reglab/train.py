@@ -15,18 +15,18 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import data as data_sources
 from .data.dataset import Samples
 from .data.memory import require
 from .data.split import stratified_split
-from . import logit_adjustment, metrics
-from .augment import BatchAugment
+from . import metrics
+from .augment import BatchOps, EpochPlan, EpochPlanner
 from .callbacks import EarlyStopping
-from .decisions import thresholds_from_validation
+from .calibration import fit_logit_adjustment, tune_thresholds
 from .device import autocast, pick_device, seed_everything
 from .errors import UserError
+from .inference import predict_logits, targets_for
 from .losses import SIGMOID_LOSSES, create_loss, probabilities
 from .models import check_input_size, create_model
 from .optim import Optimizer
@@ -45,18 +45,6 @@ class RunResult:
     status: str  # "completed", "early_stopped" or "diverged"
     history: list[dict]
     metrics: dict
-
-
-def targets_for(y: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Soft targets ``[B, C]``: one-hot for class indices, unchanged for multi-hot rows."""
-    return F.one_hot(y, n_classes).float() if y.dim() == 1 else y.float()
-
-
-@torch.no_grad()
-def predict_logits(model, x: torch.Tensor, batch_size: int, amp) -> torch.Tensor:
-    model.eval()
-    with amp:
-        return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
 
 
 def batches_in(n: int, batch_size: int) -> int:
@@ -105,16 +93,7 @@ class Learner:
             self.average.load_state_dict(state["average"])
 
 
-@dataclass
-class EpochPlan:
-    """What one epoch visits: indices into the training tensors, and which visits are extra
-    (multicrop) views."""
-
-    order: torch.Tensor
-    is_extra: torch.Tensor
-
-
-def train_epoch(learner: Learner, data: Samples, plan: EpochPlan, augment: BatchAugment, batch_size: int, reporter) -> tuple[float, float]:
+def train_epoch(learner: Learner, data: Samples, plan: EpochPlan, augment: BatchOps, batch_size: int, reporter) -> tuple[float, float]:
     """One pass over ``data`` (on the device) in the plan's order, each batch augmented as a
     whole; returns (loss, accuracy) against the (possibly mixed) targets' top class."""
     learner.model.train()
@@ -157,34 +136,6 @@ def validate(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, n
     logits = predict_logits(model, x, batch_size, amp)
     loss = loss_fn(logits, targets_for(y, logits.shape[1])).item()
     return loss, probabilities(logits, loss_name).cpu().numpy()
-
-
-def tune_thresholds(run, model, recipe, val_set, n_classes, amp) -> dict:
-    """Per-class thresholds tuned on validation mixtures, saved as ``thresholds.json``; returns
-    the mixtures' metrics at those thresholds."""
-    device = next(model.parameters()).device
-
-    def predict(x):
-        logits = predict_logits(model, x.to(device), recipe.train.eval_batch_size, amp)
-        return probabilities(logits, recipe.loss.name).cpu().numpy()
-
-    thresholds, probs, targets = thresholds_from_validation(predict, val_set.x, targets_for(val_set.y, n_classes), recipe.evaluate)
-    run.write_json("thresholds.json", dict(zip(val_set.classes, thresholds.tolist())))
-    return metrics.summary(targets, probs, multilabel=True, threshold=thresholds)
-
-
-def fit_logit_adjustment(run, setting, counts: torch.Tensor, val_probs: np.ndarray, val_set) -> dict:
-    """τ (fitted on validation for ``setting`` 'fit', else as given) and the training split's class
-    counts, saved as ``logit_adjustment.json``; returns τ and the adjusted validation scores."""
-    prior = logit_adjustment.log_prior(counts.cpu().numpy())
-    y = val_set.y.numpy()
-    tau = logit_adjustment.fit_tau(val_probs, y, prior) if setting == "fit" else float(setting)
-    run.write_json("logit_adjustment.json", {"tau": tau, "train_counts": dict(zip(val_set.classes, counts.tolist()))})
-    adjusted = logit_adjustment.adjust(val_probs, prior, tau)
-    scores = {"logit_adjustment_tau": tau, "val_balanced_log_loss": logit_adjustment.balanced_log_loss(val_probs, y),
-              "adjusted_balanced_log_loss": logit_adjustment.balanced_log_loss(adjusted, y)}  # fmt: skip
-    scores.update({f"adjusted_{k}": v for k, v in metrics.summary(y, adjusted).items()})
-    return scores
 
 
 def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary) -> dict:
@@ -248,9 +199,10 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
     model.fit(train_set.x)
     model.to(device)
     counts = train_set.class_counts()
-    augment = BatchAugment(recipe.augment, counts, input_shape, recipe.train.balanced_sampling, recipe.train.repeats).to(device)
+    planner = EpochPlanner(counts, recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
+    augment = BatchOps(recipe.augment, counts, input_shape).to(device)
     optimizer = Optimizer(recipe.optim, model)
-    steps_per_epoch = batches_in(augment.visits_per_epoch(train_set.y), recipe.train.batch_size)
+    steps_per_epoch = batches_in(planner.visits_per_epoch(train_set.y), recipe.train.batch_size)
     learner = Learner(
         model, create_loss(recipe.loss, counts).to(device), optimizer,
         Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),
@@ -279,10 +231,10 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
             status = "early_stopped"
             break
         started = time.perf_counter()
-        order, is_extra = augment.epoch(train_set.y, generator)
-        reporter.epoch_start(epoch, recipe.train.epochs, batches_in(len(order), batch))
+        plan = planner.epoch(train_set.y, generator)
+        reporter.epoch_start(epoch, recipe.train.epochs, batches_in(len(plan.order), batch))
         lr = optimizer.lr
-        train_loss, train_acc = train_epoch(learner, train_data, EpochPlan(order, is_extra), augment, batch, reporter)
+        train_loss, train_acc = train_epoch(learner, train_data, plan, augment, batch, reporter)
         if not math.isfinite(train_loss):
             status = "diverged"
             reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - started}, "  diverged")

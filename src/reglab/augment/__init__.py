@@ -1,69 +1,74 @@
-"""Training-time regularizers that work on whole batches: image augmentation (kornia), mixup and
-CutMix, minority multicrop, spectrogram augmentation, clip mixtures, and the epoch's sampling
-order. ``BatchAugment`` strings them together for the training loop; evaluation never goes
-through it."""
+"""Training-time regularizers that work on whole batches. ``EpochPlanner`` decides what an epoch
+visits (shuffle or balanced sampling, repeats, minority multicrop's extra views); ``BatchOps`` runs
+the recipe's batch operations over every batch, in the order of ``BATCH_OPS``. Evaluation data
+never goes through either.
+
+A batch operation is built as ``Op(its recipe value, BatchContext)`` and called as
+``op(x, targets, is_extra) -> (x, targets)`` on float inputs (images in [0, 1], or log-mel
+features). Adding a regularizer takes a module with its class, a line in ``BATCH_OPS`` and a field
+(with its schema class) in ``recipe.AugmentConfig``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .image import create_image_augment
+from .image import ColorJitter, Erasing, HorizontalFlip, ResizedCrop, Rotation, Translate, VerticalFlip
 from .mix import Mix
 from .mixtures import Mixtures
-from .multicrop import MinorityMulticrop
-from .sampling import epoch_order
-from .spectrogram import SpecAugment, random_gain, random_time_shift
+from .multicrop import MinorityCrop
+from .plan import EpochPlan, EpochPlanner
+from .spectrogram import RandomGain, RandomTimeShift, SpecAugment
+
+BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch meets them
+    "mixtures": Mixtures,
+    "random_gain_db": RandomGain,
+    "time_shift": RandomTimeShift,
+    "specaugment": SpecAugment,
+    "multicrop": MinorityCrop,
+    "hflip": HorizontalFlip,
+    "vflip": VerticalFlip,
+    "resized_crop": ResizedCrop,
+    "translate": Translate,
+    "rotation": Rotation,
+    "color_jitter": ColorJitter,
+    "erasing": Erasing,
+    "mix": Mix,
+}
 
 
-class BatchAugment:
-    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int], balanced_power: float = 0.0, repeats: int = 1):
-        self.image = create_image_augment(config, input_shape)
-        self.mix = Mix(config.mix, class_counts) if config.mix else None
-        self.multicrop = MinorityMulticrop(config.multicrop, class_counts, input_shape) if config.multicrop else None
-        self.mixtures = Mixtures(config.mixtures) if config.mixtures else None
-        self.specaugment = SpecAugment(config.specaugment) if config.specaugment else None
-        self.gain_db, self.time_shift = config.gain_db, config.time_shift
-        self.n_classes, self.balanced_power, self.repeats = len(class_counts), balanced_power, repeats
+@dataclass
+class BatchContext:
+    """What an operation may need to know of the training data."""
 
-    def to(self, device: torch.device) -> "BatchAugment":
-        if self.image is not None:
-            self.image.to(device)
+    class_counts: torch.Tensor
+    input_shape: tuple[int, int, int]
+
+
+class BatchOps:
+    """The recipe's batch operations (those switched on: a value that is not null or 0)."""
+
+    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int]):
+        context = BatchContext(class_counts, input_shape)
+        self.ops = [op(getattr(config, key), context) for key, op in BATCH_OPS.items() if getattr(config, key)]
+
+    def to(self, device: torch.device) -> "BatchOps":
+        for op in self.ops:
+            if hasattr(op, "to"):
+                op.to(device)
         return self
 
-    def epoch(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """This epoch's visiting order and which visits are extra (multicrop) views."""
-        order = torch.cat([epoch_order(labels, self.n_classes, self.balanced_power, generator) for _ in range(self.repeats)])
-        if self.multicrop is None:
-            return order, torch.zeros(len(order), dtype=torch.bool)
-        return self.multicrop.expand(order, labels, generator, self.repeats)
-
-    def visits_per_epoch(self, labels: torch.Tensor) -> int:
-        """len(order) of every ``epoch(labels, …)``."""
-        return len(labels) * self.repeats + (self.multicrop.extra_visits(labels, self.repeats) if self.multicrop else 0)
-
-    @property
-    def changes_pixels(self) -> bool:
-        parts = (self.image, self.mix, self.multicrop, self.mixtures, self.specaugment)
-        return any(part is not None for part in parts) or bool(self.gain_db or self.time_shift)
-
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
-        """A batch in (uint8 images or float features), the augmented float batch (images in
-        [0, 1]) and the (possibly mixed) targets out."""
-        if not self.changes_pixels:
+        """A batch in (uint8 images or float features), the augmented float batch and the (possibly
+        mixed) targets out; untouched when no operation is on."""
+        if not self.ops:
             return x, targets
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x
-        if self.mixtures is not None:
-            x, targets = self.mixtures(x, targets)
-        if self.gain_db:
-            x = random_gain(x, self.gain_db)
-        if self.time_shift:
-            x = random_time_shift(x, self.time_shift)
-        if self.specaugment is not None:
-            x = self.specaugment(x)
-        if self.multicrop is not None:
-            x = self.multicrop(x, is_extra)
-        if self.image is not None:
-            x = self.image(x)
-        if self.mix is not None:
-            x, targets = self.mix(x, targets)
+        for op in self.ops:
+            x, targets = op(x, targets, is_extra)
         return x, targets
+
+
+__all__ = ["BATCH_OPS", "BatchContext", "BatchOps", "EpochPlan", "EpochPlanner"]

@@ -4,32 +4,56 @@ probability, drawn per sample but computed on the whole batch on the training de
 
 from __future__ import annotations
 
-from typing import Optional
-
 import kornia.augmentation as K
-from torch import nn
+import torch
 
 from ..errors import UserError
 
 
-def create_image_augment(config, input_shape: tuple[int, int, int]) -> Optional[nn.Module]:
-    """A kornia pipeline for float images in [0, 1], or None when every block is off."""
-    channels, height, width = input_shape
-    ops: list[nn.Module] = []
-    if config.hflip:
-        ops.append(K.RandomHorizontalFlip(p=config.hflip))
-    if config.vflip:
-        ops.append(K.RandomVerticalFlip(p=config.vflip))
-    if crop := config.resized_crop:
-        ops.append(K.RandomResizedCrop((height, width), scale=crop.scale, ratio=crop.ratio, p=crop.p))
-    if shift := config.translate:
-        ops.append(K.RandomAffine(0.0, translate=(shift.fraction, shift.fraction), padding_mode="reflection", p=shift.p))
-    if turn := config.rotation:
-        ops.append(K.RandomRotation(turn.degrees, p=turn.p))
-    if jitter := config.color_jitter:
-        if channels != 3 and (jitter.saturation or jitter.hue):
+class KorniaOp:
+    """One kornia augmentation on float images in [0, 1]; subclasses build ``self.module``."""
+
+    module: torch.nn.Module
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
+        return self.module(x), targets
+
+    def to(self, device: torch.device) -> None:
+        self.module.to(device)
+
+
+class HorizontalFlip(KorniaOp):
+    def __init__(self, p: float, context):
+        self.module = K.RandomHorizontalFlip(p=p)
+
+
+class VerticalFlip(KorniaOp):
+    def __init__(self, p: float, context):
+        self.module = K.RandomVerticalFlip(p=p)
+
+
+class ResizedCrop(KorniaOp):
+    def __init__(self, crop, context):
+        self.module = K.RandomResizedCrop(tuple(context.input_shape[1:]), scale=crop.scale, ratio=crop.ratio, p=crop.p)
+
+
+class Translate(KorniaOp):
+    def __init__(self, shift, context):
+        self.module = K.RandomAffine(0.0, translate=(shift.fraction, shift.fraction), padding_mode="reflection", p=shift.p)
+
+
+class Rotation(KorniaOp):
+    def __init__(self, turn, context):
+        self.module = K.RandomRotation(turn.degrees, p=turn.p)
+
+
+class ColorJitter(KorniaOp):
+    def __init__(self, jitter, context):
+        if context.input_shape[0] != 3 and (jitter.saturation or jitter.hue):
             raise UserError("augment.color_jitter: saturation and hue need RGB images (data.channels=3)")
-        ops.append(K.ColorJitter(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue, p=jitter.p))
-    if erase := config.erasing:
-        ops.append(K.RandomErasing(erase.scale, erase.ratio, p=erase.p))
-    return nn.Sequential(*ops) if ops else None
+        self.module = K.ColorJitter(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue, p=jitter.p)
+
+
+class Erasing(KorniaOp):
+    def __init__(self, erase, context):
+        self.module = K.RandomErasing(erase.scale, erase.ratio, p=erase.p)

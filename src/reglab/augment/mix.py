@@ -34,11 +34,11 @@ def cutmix_box(height: int, width: int, lam: float, generator=None) -> tuple[int
 
 
 class Mix:
-    def __init__(self, config, class_counts: torch.Tensor):
+    def __init__(self, config, context):
         self.config = config
         self.class_p = None
         if config.per_class:
-            self.class_p = per_class_probability(class_counts, config.per_class.p_min, config.per_class.p_max)
+            self.class_p = per_class_probability(context.class_counts, config.per_class.p_min, config.per_class.p_max)
 
     def sample_probability(self, targets: torch.Tensor) -> torch.Tensor:
         """Each sample's per-class probability of being mixed (the mean over a multi-hot row)."""
@@ -52,7 +52,7 @@ class Mix:
         p = self.config.p if self.class_p is None else float(self.sample_probability(targets).mean())
         return torch.full((len(targets),), float(torch.rand(())) < p, device=targets.device)
 
-    def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixes float images ``x`` and soft targets of the chosen samples with a shuffled copy of the batch."""
         config = self.config
         mixed = self.decide(targets)

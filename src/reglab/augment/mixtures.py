@@ -22,10 +22,10 @@ def mix_in(x, targets, partner, active, gain_db):
 
 
 class Mixtures:
-    def __init__(self, config):
+    def __init__(self, config, context=None):
         self.config = config
 
-    def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra=None) -> tuple[torch.Tensor, torch.Tensor]:
         c, n = self.config, len(x)
         chosen = torch.rand(n, device=x.device) < c.p
         extra = torch.randint(1, c.max_sources, (n,), device=x.device) * chosen

@@ -23,22 +23,38 @@ class SpecAugment:
     """Masks ``freq_masks`` bands of up to ``freq_width`` mel bins and ``time_masks`` spans of up
     to ``time_width`` frames in every spectrogram, filling them with that spectrogram's mean."""
 
-    def __init__(self, config):
+    def __init__(self, config, context=None):
         self.config = config
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
         batch, _, n_freq, n_time = x.shape
         c = self.config
         freq = band_masks(batch, n_freq, c.freq_masks, min(c.freq_width, n_freq), x.device)[:, None, :, None]
         time = band_masks(batch, n_time, c.time_masks, min(c.time_width, n_time), x.device)[:, None, None, :]
         fill = x.mean(dim=(1, 2, 3), keepdim=True)
-        return torch.where(freq | time, fill, x)
+        return torch.where(freq | time, fill, x), targets
 
 
 def random_gain(x: torch.Tensor, max_db: float) -> torch.Tensor:
     """Adds a gain of U(−max_db, max_db) dB to log-power features (a constant in the log domain)."""
     gain_db = (torch.rand(len(x), 1, 1, 1, device=x.device) * 2 - 1) * max_db
     return x + gain_db * (math.log(10.0) / 10.0)
+
+
+class RandomGain:
+    def __init__(self, max_db: float, context=None):
+        self.max_db = max_db
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
+        return random_gain(x, self.max_db), targets
+
+
+class RandomTimeShift:
+    def __init__(self, max_fraction: float, context=None):
+        self.max_fraction = max_fraction
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
+        return random_time_shift(x, self.max_fraction), targets
 
 
 def random_time_shift(x: torch.Tensor, max_fraction: float) -> torch.Tensor:

@@ -1,0 +1,283 @@
+"""The trial engine on Optuna storage, shared by everything that runs many trainings (studies
+today, sweeps next): what to run is a subclass's business, how it runs is this module's.
+
+Every point of a subclass's plan is enqueued once, idempotently, as a WAITING trial with fixed
+parameters; workers pop waiting trials atomically (PostgreSQL locks the row; SQLite files are
+locked by ``SQLiteStorage``), so no point runs twice even with many workers on many machines
+(Optuna's ``GridSampler`` alone can hand one grid point to two workers). With an RDB storage
+(SQLite by default, PostgreSQL for a cluster) workers send heartbeats; a worker killed mid-run
+leaves a trial whose heartbeat goes stale, which is failed and re-enqueued
+(``RetryHeartbeatStaleTrialCallback``) and run again by whichever worker is next, resuming the
+dead attempt from its last completed epoch. Journal-file storage has no heartbeats: a killed
+worker's trial must be failed by hand.
+
+A worker that was only paused (a suspended laptop, a stopped process, a network partition) comes
+back to find its trial failed and re-run elsewhere: each attempt trains in its own hidden directory
+(``runs/.<name>.trial<N>/``) and moves into ``runs/<name>`` only once its results are recorded, so
+the paused attempt discards its work without touching the retry's, and the worker goes on.
+
+A subclass says what to run by implementing ``points``, ``suggest``, ``run_name``, ``recipe_for``
+and ``measure`` (and sets ``monitored``, the per-epoch metric reported to Optuna).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import optuna
+import sqlalchemy
+from optuna.trial import TrialState
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+from .errors import UserError
+from .progress import Silent
+from .recipe import Recipe
+from .rundir import STATE, RunDir
+from .train import RunResult, train
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+POINT = "pair"  # user attribute holding a queued trial's point (its values, in order); named so since the first studies
+STALE_AFTER = 3  # heartbeats a worker may miss before its trial is failed and retried
+TAKEN_OVER = f"this worker fell silent for {STALE_AFTER} heartbeats; its run was handed to another worker and is discarded"
+
+
+class SQLiteStorage(optuna.storages.RDBStorage):
+    """RDB storage on a local SQLite file whose trial-state changes are serialized by a file lock
+    beside it. Optuna pops a waiting trial by reading its state and writing RUNNING; its ``SELECT
+    ... FOR UPDATE`` is a no-op on SQLite, and Python's sqlite3 begins a transaction only at the
+    write, so two workers could both read WAITING and both run the trial."""
+
+    def __init__(self, url: str, **kwargs):
+        self.lock_path = url.removeprefix("sqlite:///") + ".lock"
+        super().__init__(url, **kwargs)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        if fcntl is None:  # no advisory locks on this platform (Windows): Optuna's own check only
+            return super().set_trial_state_values(trial_id, state, values)
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its process dies
+            return super().set_trial_state_values(trial_id, state, values)
+
+
+def make_storage(url: str, heartbeat_seconds: int):
+    if url.startswith("journal:"):
+        path = url.removeprefix("journal:").removeprefix("//")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    sqlite = url.startswith("sqlite:///")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
+    storage_class = SQLiteStorage if sqlite else optuna.storages.RDBStorage
+    for _ in range(3):
+        try:
+            return storage_class(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=STALE_AFTER * heartbeat_seconds,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+        except sqlalchemy.exc.IntegrityError as exc:  # another process created the schema at the same moment
+            error = exc
+            time.sleep(0.5)
+        except Exception as exc:  # bad URL, server down, missing driver
+            error = exc
+            break
+    raise UserError(f"--storage {url}: cannot open the study storage ({type(error).__name__}: {error})")
+
+
+class Engine:
+    """A queue of trainings on one Optuna study. ``directory/runs`` holds a run directory per point."""
+
+    monitored: str  # the per-epoch metric each trial reports (for dashboards and pruners)
+
+    def __init__(self, directory: Path, name: str, storage_url: str, heartbeat_seconds: int, maximize: bool):
+        self.directory, self.name, self.storage_url = Path(directory), name, storage_url
+        self.current_trial: Optional[int] = None  # number of the trial this worker last took
+        self.optuna = optuna.create_study(
+            study_name=name,
+            storage=make_storage(storage_url, heartbeat_seconds),
+            direction="maximize" if maximize else "minimize",
+            load_if_exists=True,
+        )
+
+    # --- what to run: the subclass's plan ----------------------------------------------------
+    def points(self) -> list[tuple]:
+        """Every point to run, as a tuple of parameter values."""
+        raise NotImplementedError
+
+    def suggest(self, trial: optuna.Trial) -> tuple:
+        """The point of a popped trial, read through ``trial.suggest_*`` (its enqueued values)."""
+        raise NotImplementedError
+
+    def point_params(self, point: tuple) -> dict:
+        """The parameters to enqueue for ``point`` (what ``suggest`` reads back)."""
+        raise NotImplementedError
+
+    def run_name(self, point: tuple) -> str:
+        raise NotImplementedError
+
+    def recipe_for(self, point: tuple) -> Recipe:
+        raise NotImplementedError
+
+    def measure(self, result: RunResult) -> tuple[float, Optional[str]]:
+        """The trial's value, and why it is NaN when it is."""
+        raise NotImplementedError
+
+    def summary(self, result: RunResult) -> dict:
+        """What the results table needs of a run besides its value."""
+        return {}
+
+    # --- queue -------------------------------------------------------------------------------
+    def queued(self, states: Optional[tuple] = None) -> list[optuna.trial.FrozenTrial]:
+        """The trials this engine enqueued (in the given states)."""
+        return [t for t in self.optuna.get_trials(deepcopy=False, states=states) if POINT in t.user_attrs]
+
+    def enqueue_missing(self) -> int:
+        """Enqueue every point that has no waiting, running or recorded trial (a run that trained
+        to the end is recorded even when its value is NaN: diverged, or ``at_epoch`` beyond the
+        epochs it ran)."""
+        optuna.storages.fail_stale_trials(self.optuna)
+        covered = set()
+        for trial in self.queued():
+            if trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or "summary" in trial.user_attrs:
+                covered.add(tuple(trial.user_attrs[POINT]))
+        missing = [point for point in self.points() if point not in covered]
+        for point in missing:
+            self.optuna.enqueue_trial(self.point_params(point), user_attrs={POINT: list(point)})
+        return len(missing)
+
+    def count(self, *states: TrialState) -> int:
+        return len(self.queued(states))
+
+    # --- work --------------------------------------------------------------------------------
+    def run_path(self, point: tuple) -> Path:
+        return self.directory / "runs" / self.run_name(point)
+
+    def attempt_path(self, point: tuple, trial_number: int) -> Path:
+        return self.directory / "runs" / f".{self.run_name(point)}.trial{trial_number}"
+
+    def objective(self, trial: optuna.Trial) -> float:
+        if POINT not in trial.user_attrs:  # the queue ran dry between a check and the pop
+            raise optuna.TrialPruned("not a queued trial")
+        self.current_trial = trial.number
+        trial.set_user_attr("worker_pid", os.getpid())
+        point = self.suggest(trial)
+        attempt = self.attempt_path(point, trial.number)
+        started = time.perf_counter()
+        try:
+            resume = self.adopt_dead_attempt(point, attempt)
+            result = train(self.recipe_for(point), attempt, TrialReporter(trial, self.monitored), resume=resume)
+            value, reason = self.measure(result)
+            if reason is not None:
+                trial.set_user_attr("reason", reason)
+            trial.set_user_attr("status", result.status)
+            trial.set_user_attr("summary", self.summary(result))
+        except Exception:  # once taken over, recording fails and the attempt directory may be gone
+            if self.current_trial_state() == TrialState.RUNNING:
+                raise
+            shutil.rmtree(attempt, ignore_errors=True)
+            raise optuna.TrialPruned("taken over by another worker") from None
+        final = self.run_path(point)
+        shutil.rmtree(final, ignore_errors=True)  # left by an attempt taken over just after it finished
+        attempt.rename(final)
+        self.remove_dead_attempts(point)
+        why = f"; {reason}" if reason else ""
+        print(f"[worker {os.getpid()}] {self.run_name(point)}: {self.monitored} {value:.4f} "
+              f"({result.status}{why}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+        return value  # NaN: Optuna records the trial as failed; its summary keeps it from running again
+
+    def dead_attempts(self, point: tuple) -> list[Path]:
+        """Directories of this point's earlier attempts that no worker is running (killed or failed ones)."""
+        return [self.attempt_path(point, t.number) for t in self.queued()
+                if tuple(t.user_attrs[POINT]) == point and t.state != TrialState.RUNNING]  # fmt: skip
+
+    def adopt_dead_attempt(self, point: tuple, attempt: Path) -> bool:
+        """Copy the furthest-trained dead attempt of this point into ``attempt``, so the retry
+        resumes it; False when there is none to resume."""
+        resumable = [path for path in self.dead_attempts(point) if (path / STATE).is_file()]
+        if not resumable:
+            return False
+        furthest = max(resumable, key=lambda path: len(RunDir(path).history()))
+        shutil.copytree(furthest, attempt)  # copied, not moved: a paused worker may still own it
+        return True
+
+    def remove_dead_attempts(self, point: tuple) -> None:
+        for path in self.dead_attempts(point):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def current_trial_state(self) -> Optional[TrialState]:
+        """The stored state of the trial this worker last took (None before it took one)."""
+        if self.current_trial is None:
+            return None
+        return self.optuna.get_trials(deepcopy=False)[self.current_trial].state
+
+    def work(self) -> None:
+        """Run waiting trials until none is waiting or running elsewhere."""
+        while True:
+            optuna.storages.fail_stale_trials(self.optuna)
+            if self.count(TrialState.WAITING):
+                self.current_trial = None
+                try:
+                    self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
+                except Exception:  # Optuna cannot record a trial that another worker has failed meanwhile
+                    if self.current_trial_state() != TrialState.FAIL:
+                        raise
+                    print(f"[worker {os.getpid()}] trial {self.current_trial}: {TAKEN_OVER}", flush=True)
+            elif self.count(TrialState.RUNNING):
+                time.sleep(1.0)  # someone else's trial: it finishes, or goes stale and comes back queued
+            else:
+                return
+
+    def run_workers(self, workers: int) -> None:
+        """Start ``workers`` local worker processes, each with its share of the CPU threads."""
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        command = [sys.executable, "-m", "reglab.cli", "worker", str(self.directory), "--storage", self.storage_url,
+                   "--threads", str(threads)]  # fmt: skip
+        processes = [subprocess.Popen(command) for _ in range(workers)]
+        try:
+            codes = [process.wait() for process in processes]
+        except KeyboardInterrupt:
+            for process in processes:
+                process.terminate()
+            raise
+        if any(codes):
+            raise UserError(f"{self.directory}: a worker exited with {max(codes)}; rerun the same command to finish")
+
+    # --- results -----------------------------------------------------------------------------
+    def records(self) -> dict[tuple, dict]:
+        """Point → its recorded run: value (NaN when the trial did not complete), status, reason
+        and summary; points not yet recorded are absent."""
+        rows = {}
+        for trial in self.queued():
+            if "summary" not in trial.user_attrs:
+                continue
+            value = trial.value if trial.state == TrialState.COMPLETE else float("nan")
+            rows[tuple(trial.user_attrs[POINT])] = {"value": value, "status": trial.user_attrs["status"],
+                                                    "reason": trial.user_attrs.get("reason"), **trial.user_attrs["summary"]}  # fmt: skip
+        return rows
+
+
+class TrialReporter(Silent):
+    """Stores each epoch's compared metric as the trial's intermediate value."""
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial, self.metric = trial, metric
+
+    def resumed(self, history: list[dict]) -> None:
+        for row in history:
+            self.epoch_end(row)
+
+    def epoch_end(self, row: dict, note: str = "") -> None:
+        if self.metric in row:
+            self.trial.report(float(row[self.metric]), step=row["epoch"])
