@@ -214,3 +214,20 @@ def test_an_excerpt_that_lists_no_instrument_is_refused(tmp_path):
     with pytest.raises(UserError, match="a.txt: lists no instrument"):
         list_testing(tmp_path, ["cel", "pia"])
 
+
+def test_filter_augment_adds_one_piecewise_linear_curve_per_spectrogram():
+    from reglab.augment.filter_augment import FilterAugment
+    from reglab.recipe import FilterAugmentConfig
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 40, 30)
+    out, _ = FilterAugment(FilterAugmentConfig(p=1.0, db=6.0, bands=1))(x, None, None)
+    assert torch.equal(out, out[..., :1].expand_as(out))  # the same gain all along time
+    limit = 6.0 * np.log(10) / 10
+    assert float(out.abs().max()) <= limit + 1e-6 and float(out.abs().max()) > 0.5 * limit
+    assert torch.allclose(out[:, 0, 2:, 0] - 2 * out[:, 0, 1:-1, 0] + out[:, 0, :-2, 0], torch.zeros(64, 38), atol=1e-5)  # one band: a line
+    four, _ = FilterAugment(FilterAugmentConfig(p=1.0, db=6.0, bands=4))(x, None, None)
+    kinks = ((four[:, 0, 2:, 0] - 2 * four[:, 0, 1:-1, 0] + four[:, 0, :-2, 0]).abs() > 1e-4).sum(1)
+    assert int(kinks.max()) <= 2 * 3  # three inner edges, each bending the line at most at the two bins around it
+    untouched, _ = FilterAugment(FilterAugmentConfig(p=0.0))(x + 1.0, None, None)
+    assert torch.equal(untouched, x + 1.0)

@@ -321,6 +321,12 @@ class SpecAugmentConfig(Section):
     time_width: int = Field(20, ge=0, description="widest time mask, in frames")
 
 
+class FilterAugmentConfig(Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms equalized")
+    db: float = Field(6.0, ge=0.0, description="band-edge gains are U(−db, db) dB")
+    bands: int = Field(4, ge=1, description="bands the mel axis is cut into")
+
+
 class MixturesConfig(Section):
     p: float = Field(0.5, ge=0.0, le=1.0, description="share of clips mixed with others")
     max_sources: int = Field(3, ge=2, description="clips in a mixture, at most")
@@ -341,6 +347,7 @@ class AugmentConfig(Section):
     mix: Optional[MixConfig] = None
     multicrop: Optional[MulticropConfig] = None
     specaugment: Optional[SpecAugmentConfig] = None
+    filter_augment: Optional[FilterAugmentConfig] = None
     random_gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
     time_shift: float = Field(0.0, ge=0.0, lt=1.0, description="spectrograms: random roll up to this fraction")
     mixtures: Optional[MixturesConfig] = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .filter_augment import FilterAugment
 from .image import ColorJitter, Erasing, HorizontalFlip, ResizedCrop, Rotation, Translate, VerticalFlip
 from .mix import Mix
 from .mixtures import Mixtures
@@ -27,6 +28,7 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
     "random_gain_db": RandomGain,
     "time_shift": RandomTimeShift,
     "specaugment": SpecAugment,
+    "filter_augment": FilterAugment,
     "multicrop": MinorityCrop,
     "hflip": HorizontalFlip,
     "vflip": VerticalFlip,
