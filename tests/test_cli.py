@@ -146,3 +146,51 @@ def test_data_inspect_on_audio_reports_clips_durations_and_rates(capsys):
     assert f"imbalance ratio (largest/smallest) {max(counts.values()) / min(counts.values()):.2f}" in out
     assert "clip seconds (shortest / median / longest) 3.00 / 3.00 / 3.00" in out
     assert f"16000 Hz: {sum(counts.values())}" in out
+
+
+def test_predict_images_with_probabilities_top_k_and_json(tmp_path, capsys, image_tree, test_folder):
+    from PIL import Image
+
+    recipe = image_folder_recipe(tmp_path, image_tree)
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", recipe, "--out", run, "--quiet")[0] == 0
+    folder, labels = test_folder
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    for png in sorted(folder.glob("*.png")):
+        Image.open(png).convert("RGB").save(jpegs / f"{png.stem}.jpg", quality=95)
+    out = tmp_path / "s.csv"
+    code, printed, _ = run_cli(capsys, "predict", run, "--images", jpegs, "--out", out, "--probabilities", "--top-k", "2",
+                               "--labels", labels, "--json", tmp_path / "p.json")  # fmt: skip
+    assert code == 0, printed
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 9 and list(rows[0]) == ["id", "label", "p_blue", "p_green", "p_red", "top_k"]
+    for row in rows:
+        probs = {c: float(row[f"p_{c}"]) for c in ("blue", "green", "red")}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+        ranked = sorted(probs, key=probs.get, reverse=True)
+        assert row["label"] == ranked[0] and row["top_k"].split(";") == ranked[:2]
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["predictions"] == 9 and f"accuracy {saved['scores']['accuracy']:.4f}" in printed
+
+
+def test_json_output_of_evaluate_study_show_and_inspect(tmp_path, capsys, image_tree):
+    recipe = image_folder_recipe(tmp_path, image_tree)
+    assert run_cli(capsys, "train", recipe, "--out", tmp_path / "run", "--quiet")[0] == 0
+    code, printed, _ = run_cli(capsys, "evaluate", tmp_path / "run", "--data", image_tree, "--json", tmp_path / "e.json")
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert code == 0 and f"macro_f1 {saved['macro_f1']:.4f}" in printed and set(saved["per_class"]) == {"red", "green", "blue"}
+    code, printed, _ = run_cli(capsys, "data", "inspect", image_tree, "--json", tmp_path / "i.json")
+    saved = json.loads((tmp_path / "i.json").read_text())
+    assert code == 0 and saved["counts"] == {"red": 12, "green": 8, "blue": 6} and saved["imbalance"] == 2.0
+    assert f"imbalance ratio (largest/smallest) {saved['imbalance']:.2f}" in printed and saved["image_sizes"] == {"12x12": 26}
+    study = tmp_path / "study.yaml"
+    study.write_text(recipe.read_text() + "study: {arms: {plain: {}, flip: {augment.hflip: 0.5}}, baseline: plain, seeds: [0, 1]}\n")
+    assert run_cli(capsys, "study", study, "--workers", "1", "--quiet", "--out", tmp_path / "s")[0] == 0
+    assert capsys.readouterr().out == ""  # --quiet: nothing on the terminal
+    code, printed, _ = run_cli(capsys, "study", "show", tmp_path / "s", "--json", tmp_path / "s.json")
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert code == 0 and saved["finished"] == saved["total"] == 4 and [a["arm"] for a in saved["arms"]] == ["plain", "flip"]
+    plain = saved["arms"][0]["value"]
+    assert f"{plain['mean']:.4f}" in printed and f"({plain['low']:.4f}–{plain['high']:.4f})" in printed  # the cell wraps
+    assert {(r["arm"], r["seed"]) for r in saved["runs"]} == {(a, s) for a in ("plain", "flip") for s in (0, 1)}

@@ -1,12 +1,17 @@
-"""``reglab`` command line: train | evaluate | predict | data inspect | demo.
+"""``reglab`` command line: train | demo | evaluate | predict | study | worker | data inspect.
 
 Exit codes: 0 success, 2 a user error (one line on stderr naming the file or key), 1 a bug,
-130 interrupted.
+130 interrupted. The same idea has the same option everywhere: ``--out`` what a command writes,
+``--quiet`` no progress, ``--device`` where a model runs, ``--json PATH`` what the terminal shows
+as JSON for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 import os
 import sys
 import time
@@ -14,6 +19,7 @@ import traceback
 from importlib import resources
 from pathlib import Path
 
+from . import __version__
 from .errors import UserError
 
 
@@ -32,11 +38,37 @@ def reporter_for(quiet: bool):
     return Silent() if quiet else Terminal()
 
 
+def with_device(args) -> list[str]:
+    """The command's overrides, plus ``train.device`` when ``--device`` was given."""
+    return list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+
+
+def json_ready(value):
+    """Dataclasses as mappings, NaN and infinities as null: standard JSON for any reader."""
+    if dataclasses.is_dataclass(value):
+        return json_ready(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_output(path, payload: dict) -> None:
+    """``--json PATH``: what the command printed, as JSON."""
+    from .rundir import check_output, write_atomic
+
+    target = check_output(path, "--json")
+    write_atomic(target, lambda tmp: tmp.write_text(json.dumps(json_ready(payload), indent=2) + "\n"))
+
+
 def cmd_train(args) -> None:
     from .recipe import load_recipe
     from .train import train
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, with_device(args))
     out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
     train(recipe, out, reporter_for(args.quiet), resume=args.resume)
 
@@ -46,7 +78,7 @@ def cmd_demo(args) -> None:
     from .train import train
 
     with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
-        recipe = load_recipe(path, args.overrides)
+        recipe = load_recipe(path, with_device(args))
     train(recipe, args.out or default_run_dir("demo"), reporter_for(args.quiet), resume=args.resume)
 
 
@@ -74,16 +106,39 @@ def cmd_evaluate(args) -> None:
     if args.top_k is not None and args.top_k < 1:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
     result = evaluate_run(args.run, args.data, args.source, args.labels, args.device, args.aggregate, args.top_k)
+    if args.json:
+        write_json_output(args.json, result)
     print_metrics(f"{args.run} on {args.data} ({result['samples']} samples)", result)
 
 
 def cmd_predict(args) -> None:
+    if bool(args.images) == bool(args.audio):
+        raise UserError("predict needs --images DIR or --audio PATH… (one of them)")
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
+    if args.audio:
+        predict_audio(args)
+        return
     from .evaluate import predict_folder
 
-    count, scores = predict_folder(args.run, args.images, args.out, args.labels, args.device)
+    count, scores = predict_folder(args.run, args.images, args.out, args.labels, args.device, args.probabilities, args.top_k or 0)
+    if args.json:
+        write_json_output(args.json, {"run": str(args.run), "out": str(args.out), "predictions": count, "scores": scores})
     print(f"wrote {count} predictions to {args.out}")
     if scores:
         print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+
+def predict_audio(args) -> None:
+    from .recordings import predict_recordings
+
+    files = predict_recordings(args.run, args.audio, args.out, args.windows, args.device)
+    for row in files:
+        print(f"{row['path']}: {', '.join(row['present']) or '(none)'}  ({row['windows']} windows)")
+    windows = str(Path(args.out).with_name("windows.csv")) if args.windows else None
+    print(f"wrote {len(files)} predictions to {args.out}" + (f" and their windows to {windows}" if windows else ""))
+    if args.json:
+        write_json_output(args.json, {"run": str(args.run), "out": str(args.out), "windows": windows, "files": files})
 
 
 def cmd_inspect(args) -> None:
@@ -94,6 +149,8 @@ def cmd_inspect(args) -> None:
     from .data.inspect import summarize
 
     summary = summarize(args.path)
+    if args.json:
+        write_json_output(args.json, summary.as_dict())
     unit = "clips" if summary.durations else "images"
     table = Table(title="class counts")
     table.add_column("class")
@@ -115,12 +172,18 @@ def cmd_inspect(args) -> None:
     console.print(f"image sizes (width x height: images) {sizes}", soft_wrap=True, markup=False)
 
 
-def show_study(study) -> None:
+def show_study(study, json_path=None, quiet=False) -> None:
     from .compare import arm_rows, print_table
 
     results = study.results()
     total = len(study.points())
-    print_table(arm_rows(results, study.config), study.config, f"study {study.name}: {len(results)}/{total} runs finished")
+    rows = arm_rows(results, study.config)
+    if json_path:
+        write_json_output(json_path, {"study": study.name, "metric": study.config.metric, "finished": len(results), "total": total,
+                                      "arms": rows, "runs": results, "directory": str(study.directory)})  # fmt: skip
+    if quiet:
+        return
+    print_table(rows, study.config, f"study {study.name}: {len(results)}/{total} runs finished")
     print(f"study directory {study.directory}  storage {study.storage_url}")
 
 
@@ -130,17 +193,18 @@ def cmd_study(args) -> None:
     if args.recipe == "show":
         if len(args.overrides) != 1:
             raise UserError("usage: reglab study show STUDY_DIR")
-        show_study(Study(args.overrides[0], args.storage))
+        show_study(Study(args.overrides[0], args.storage), args.json)
         return
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     study = Study.prepare(args.recipe, args.overrides, args.out, args.storage)
-    print(f"study {study.name}: {len(study.points())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
+    say = (lambda *a: None) if args.quiet else print
+    say(f"study {study.name}: {len(study.points())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
     if args.workers:
-        study.run_workers(args.workers)
-        show_study(study)
+        study.run_workers(args.workers, args.quiet, args.device)
+        show_study(study, args.json, args.quiet)
     else:
-        print(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url}")
+        say(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url}")
 
 
 def cmd_worker(args) -> None:
@@ -150,19 +214,32 @@ def cmd_worker(args) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    Study(args.study, args.storage).work()
+    study = Study(args.study, args.storage)
+    study.quiet, study.device = args.quiet, args.device
+    study.work()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reglab", description="Controlled regularization studies for deep classifiers.")
+    parser.add_argument("--version", action="version", version=f"reglab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def run_options(sub, with_out=True):
-        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=0.01")
-        if with_out:
-            sub.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
+    def device(sub, default=None):
+        where = "the recipe's train.device" if default is None else default
+        sub.add_argument("--device", default=default, choices=["auto", "cpu", "cuda"], help=f"where the model runs (default: {where})")
+
+    def quiet(sub):
         sub.add_argument("--quiet", action="store_true", help="no progress output")
+
+    def json_out(sub):
+        sub.add_argument("--json", metavar="PATH", help="also write what is shown as JSON to PATH")
+
+    def run_options(sub):
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=0.01")
+        sub.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
         sub.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last completed epoch")
+        quiet(sub)
+        device(sub)
 
     train = commands.add_parser("train", help="train one run from a recipe")
     train.add_argument("recipe", help="YAML recipe file")
@@ -175,20 +252,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a finished run on a labelled data set")
     evaluate.add_argument("run", help="run directory")
-    evaluate.add_argument("--data", required=True, help="image folder, CIFAR folder, Tiny-ImageNet root or test folder")
+    evaluate.add_argument("--data", required=True, help="image folder, CIFAR folder, Tiny-ImageNet root, test folder or IRMAS excerpts")
     evaluate.add_argument("--source", choices=["image_folder", "test_folder", "cifar", "tiny_imagenet"], help="layout (default: detected)")
     evaluate.add_argument("--labels", help="id,label CSV for an unlabelled test folder")
     evaluate.add_argument("--aggregate", choices=["mean", "max", "topk"], help="long excerpts: how window scores combine (default: the recipe's)")
     evaluate.add_argument("--top-k", type=int, help="with --aggregate topk: windows averaged")
-    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    device(evaluate, "auto")
+    json_out(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="write id,label predictions for a folder of images")
+    predict = commands.add_parser("predict", help="predictions of a trained run on unlabelled images or recordings")
     predict.add_argument("run", help="run directory")
-    predict.add_argument("--images", required=True, help="folder of <id>.png images")
-    predict.add_argument("--out", required=True, help="submission CSV to write")
-    predict.add_argument("--labels", help="answer key (id,label CSV) to score the submission against")
-    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    predict.add_argument("--images", help="folder of <id>.png / .jpg images: writes an id,label CSV")
+    predict.add_argument("--audio", nargs="+", metavar="PATH", help="recordings or folders of them (wav, flac, ogg, mp3; any length)")
+    predict.add_argument("--out", required=True, help="CSV to write (images: id,label; audio: one row per file)")
+    predict.add_argument("--labels", help="images: answer key (id,label CSV) to score the submission against")
+    predict.add_argument("--probabilities", action="store_true", help="images: one probability column per class")
+    predict.add_argument("--top-k", type=int, help="images: a column with the k most probable classes")
+    predict.add_argument("--windows", action="store_true", help="audio: also windows.csv beside --out (file, start, end, probabilities)")
+    device(predict, "auto")
+    json_out(predict)
     predict.set_defaults(func=cmd_predict)
 
     study = commands.add_parser("study", help="run every arm over several seeds and compare (or: study show DIR)")
@@ -198,18 +281,24 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", type=Path, help="study directory (default: studies/<name>)")
     study.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study directory; "
                        "postgresql://… for a cluster, journal:PATH for a shared disk)")  # fmt: skip
+    quiet(study)
+    device(study)
+    json_out(study)
     study.set_defaults(func=cmd_study)
 
     worker = commands.add_parser("worker", help="join a study's queue from this process or machine")
     worker.add_argument("study", help="study directory")
     worker.add_argument("--storage", help="storage URL (default: the one the study was created with)")
     worker.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    quiet(worker)
+    device(worker)
     worker.set_defaults(func=cmd_worker)
 
     data = commands.add_parser("data", help="look at a data set")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    inspect = data_commands.add_parser("inspect", help="class counts, imbalance ratio and image sizes")
+    inspect = data_commands.add_parser("inspect", help="class counts, imbalance ratio, image sizes or clip durations")
     inspect.add_argument("path", help="data folder")
+    json_out(inspect)
     inspect.set_defaults(func=cmd_inspect)
     return parser
 

@@ -104,6 +104,8 @@ class Engine:
     def __init__(self, directory: Path, name: str, storage_url: str, heartbeat_seconds: int, maximize: bool):
         self.directory, self.name, self.storage_url = Path(directory), name, storage_url
         self.current_trial: Optional[int] = None  # number of the trial this worker last took
+        self.quiet = False  # no line per finished run
+        self.device: Optional[str] = None  # train.device for every run, when the worker was given one
         self.optuna = optuna.create_study(
             study_name=name,
             storage=make_storage(storage_url, heartbeat_seconds),
@@ -177,7 +179,10 @@ class Engine:
         started = time.perf_counter()
         try:
             resume = self.adopt_dead_attempt(point, attempt)
-            result = train(self.recipe_for(point), attempt, TrialReporter(trial, self.monitored), resume=resume)
+            recipe = self.recipe_for(point)
+            if self.device:
+                recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"device": self.device})})
+            result = train(recipe, attempt, TrialReporter(trial, self.monitored), resume=resume)
             value, reason = self.measure(result)
             if reason is not None:
                 trial.set_user_attr("reason", reason)
@@ -193,7 +198,8 @@ class Engine:
         attempt.rename(final)
         self.remove_dead_attempts(point)
         why = f"; {reason}" if reason else ""
-        print(f"[worker {os.getpid()}] {self.run_name(point)}: {self.monitored} {value:.4f} "
+        if not self.quiet:
+            print(f"[worker {os.getpid()}] {self.run_name(point)}: {self.monitored} {value:.4f} "
               f"({result.status}{why}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
         return value  # NaN: Optuna records the trial as failed; its summary keeps it from running again
 
@@ -239,11 +245,11 @@ class Engine:
             else:
                 return
 
-    def run_workers(self, workers: int) -> None:
+    def run_workers(self, workers: int, quiet: bool = False, device: Optional[str] = None) -> None:
         """Start ``workers`` local worker processes, each with its share of the CPU threads."""
         threads = max(1, (os.cpu_count() or 1) // workers)
         command = [sys.executable, "-m", "reglab.cli", "worker", str(self.directory), "--storage", self.storage_url,
-                   "--threads", str(threads)]  # fmt: skip
+                   "--threads", str(threads)] + (["--quiet"] if quiet else []) + (["--device", device] if device else [])  # fmt: skip
         processes = [subprocess.Popen(command) for _ in range(workers)]
         try:
             codes = [process.wait() for process in processes]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from . import data as data_sources
 from . import logit_adjustment, metrics
@@ -55,13 +56,16 @@ class TrainedRun:
             raise UserError(f"{path}: inputs are {shape}, the model expects {tuple(self.meta['input_shape'])}")
         return data
 
+    def window_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of every input in ``x`` (images, clips or windows), on the CPU."""
+        amp = autocast(self.device, self.recipe.train.amp)
+        logits = predict_logits(self.model, x.to(self.device), self.recipe.train.eval_batch_size, amp)
+        return probabilities(logits, self.recipe.loss.name).cpu()
+
     def probabilities(self, data) -> np.ndarray:
         """Class probabilities per sample (logit-adjusted when the recipe says so); per excerpt
         (windows aggregated) for ``Excerpts``."""
-        amp = autocast(self.device, self.recipe.train.amp)
-        x = data.windows if isinstance(data, Excerpts) else data.x
-        logits = predict_logits(self.model, x.to(self.device), self.recipe.train.eval_batch_size, amp)
-        probs = probabilities(logits, self.recipe.loss.name).cpu()
+        probs = self.window_probabilities(data.windows if isinstance(data, Excerpts) else data.x)
         config = self.recipe.evaluate
         if isinstance(data, Excerpts):
             probs, owner = best_view(probs, data.moment, data.owner)
@@ -107,12 +111,15 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", a
     return result
 
 
-def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
+def write_submission(path: Path, ids: list[str], labels: list[str], extra: Optional[dict[str, list[str]]] = None) -> None:
+    """An ``id,label`` CSV (competition format), with ``extra`` columns after them."""
+    extra = extra or {}
+
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["id", "label"])
-            writer.writerows(zip(ids, labels))
+            writer.writerow(["id", "label", *extra])
+            writer.writerows(zip(ids, labels, *extra.values()))
 
     write_atomic(path, write)
 
@@ -134,13 +141,25 @@ def score_submission(submission: str | Path, answers: str | Path, classes: list[
     return {k: scores[k] for k in ("accuracy", "macro_f1", "micro_f1")}
 
 
-def predict_folder(run_path, images, out, labels=None, device="auto") -> tuple[int, Optional[dict]]:
-    """Write ``id,label`` for every image in a test folder; scored when an answer key is given."""
+def predict_folder(run_path, images, out, labels=None, device="auto", with_probabilities=False, top_k=0) -> tuple[int, Optional[dict]]:
+    """Write ``id,label`` for every image in a test folder (a multi-label run's label: every class
+    at or above its threshold, ``;``-separated); optionally one probability column per class and
+    the ``top_k`` most probable classes. Scored when an answer key is given."""
     out = check_output(out, "--out")
     if labels:
         read_label_csv(labels)  # a missing or malformed answer key fails before anything is written
     trained = TrainedRun(run_path, device)
+    if trained.recipe.data.source == "irmas":
+        raise UserError(f"{run_path}: an audio run; predict recordings with --audio")
     data = trained.load(images, "test_folder")
     probs = trained.probabilities(data)
-    write_submission(out, data.ids, [trained.classes[i] for i in probs.argmax(axis=1)])
+    names = np.array(trained.classes, dtype=object)
+    if trained.recipe.loss.name == "bce":  # multi-label
+        decided = [";".join(names[row]) for row in probs >= np.broadcast_to(trained.thresholds(), (len(names),))]
+    else:
+        decided = list(names[probs.argmax(axis=1)])
+    extra = {f"p_{name}": [f"{p:.6g}" for p in probs[:, i]] for i, name in enumerate(names)} if with_probabilities else {}
+    if top_k:
+        extra["top_k"] = [";".join(names[row]) for row in np.argsort(-probs, axis=1, kind="stable")[:, :top_k]]
+    write_submission(out, data.ids, decided, extra)
     return len(data), (score_submission(out, labels, trained.classes) if labels else None)

@@ -27,6 +27,16 @@ class DataSummary:
     total: int
     durations: tuple[float, float, float] | None = None  # audio: shortest, median, longest clip in seconds
 
+    def as_dict(self) -> dict:
+        """What ``data inspect`` prints, for ``--json``."""
+        shown = {"path": str(self.path), "layout": self.layout, "samples": self.total, "counts": self.counts,
+                 "classes": len(self.counts), "imbalance": self.imbalance if self.counts else None}  # fmt: skip
+        if self.durations:
+            shortest, median, longest = self.durations
+            return {**shown, "seconds": {"shortest": shortest, "median": median, "longest": longest},
+                    "sample_rates": {str(rate): n for rate, n in self.sizes.items()}}  # fmt: skip
+        return {**shown, "image_sizes": {f"{w}x{h}": n for (w, h), n in self.sizes.items()}}
+
     @property
     def imbalance(self) -> float:
         """Largest class over smallest class."""
