@@ -87,6 +87,18 @@ def test_two_instruments_are_found_each_in_its_own_half(audio_run, tmp_path, cap
     assert f"duet.wav: {', '.join(present)}" in printed
 
 
+def test_a_folder_of_mp3_and_ogg_recordings_at_other_rates(audio_run, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    soundfile.write(folder / "a.mp3", np.tile(clip("flu"), 2)[:, None].repeat(2, 1), 16000, format="MP3")
+    soundfile.write(folder / "b.ogg", clip("gel"), 16000)
+    soundfile.write(folder / "c.wav", clip("pia")[::2], 8000)  # 8 kHz, resampled on the way in
+    assert main(["predict", str(audio_run), "--audio", str(folder), "--out", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [row["path"].rsplit("/", 1)[-1] for row in rows] == ["a.mp3", "b.ogg", "c.wav"]
+    assert all(0.0 <= float(row["p_flu"]) <= 1.0 for row in rows)
+
+
 def peak_rss_mb(run, recording, out) -> float:
     """Peak resident memory of a ``reglab predict --audio`` process, in MB."""
     probe = ("import resource, sys\nfrom reglab.cli import main\ncode = main(sys.argv[1:])\n"

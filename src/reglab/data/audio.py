@@ -1,4 +1,4 @@
-"""Reading audio: wav/flac/ogg through soundfile, downmixed to mono (or kept as the downmix plus
+"""Reading audio: wav/flac/ogg/mp3 through soundfile, downmixed to mono (or kept as the downmix plus
 each channel), resampled with soxr."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import soxr
 
 from ..errors import UserError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 
 def is_audio(path: Path) -> bool:
