@@ -178,6 +178,7 @@ CASES = {
     "study.json garbage": (lambda w, t: ["study", "show", study_dir(w, t, "{oops")], "study.json: damaged"),
     "study.json without keys": (lambda w, t: ["study", "show", study_dir(w, t, '{"name": "x"}')], "study.json: damaged"),
     "study.json a list": (lambda w, t: ["study", "show", study_dir(w, t, "[]")], "study.json: damaged"),
+    "study arm name a path": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {'../x': {}}, baseline: '../x', seeds: [0]}\n"), "--out", t / "s"], "arm name '../x' may hold only"),
     "study workers negative": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {}}, baseline: a, seeds: [0]}\n"), "--workers", "-1", "--out", t / "s"], "--workers must be 0 or more"),
     "study arm key unknown": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {optim.lrr: 1}}, baseline: a, seeds: [0]}\n"), "--out", t / "s"], "study.arms.a"),
 }

@@ -71,6 +71,24 @@ def cmd_train(args) -> None:
     recipe = load_recipe(args.recipe, with_device(args))
     out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
     train(recipe, out, reporter_for(args.quiet), resume=args.resume)
+    write_report_of(out, args.quiet)
+
+
+def write_report_of(directory, quiet: bool) -> None:
+    """The report of a run or study directory, and its path unless ``quiet``."""
+    from .report import build_report
+
+    html, _ = build_report(directory)
+    if not quiet:
+        print(f"report: {html}")
+
+
+def cmd_report(args) -> None:
+    from .report import build_report
+
+    started = time.perf_counter()
+    html, markdown = build_report(args.path)
+    print(f"report written to {html} and {markdown} ({time.perf_counter() - started:.1f} s)")
 
 
 def cmd_demo(args) -> None:
@@ -79,7 +97,9 @@ def cmd_demo(args) -> None:
 
     with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
         recipe = load_recipe(path, with_device(args))
-    train(recipe, args.out or default_run_dir("demo"), reporter_for(args.quiet), resume=args.resume)
+    out = args.out or default_run_dir("demo")
+    train(recipe, out, reporter_for(args.quiet), resume=args.resume)
+    write_report_of(out, args.quiet)
 
 
 def print_metrics(title: str, result: dict) -> None:
@@ -96,7 +116,7 @@ def print_metrics(title: str, result: dict) -> None:
     console = Console()
     console.print(title, soft_wrap=True, markup=False)
     console.print(table)
-    shown = ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc", "micro_roc_auc")
+    shown = ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc", "micro_roc_auc", "ece")
     console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result), soft_wrap=True, markup=False)
 
 
@@ -203,6 +223,7 @@ def cmd_study(args) -> None:
     if args.workers:
         study.run_workers(args.workers, args.quiet, args.device)
         show_study(study, args.json, args.quiet)
+        write_report_of(study.directory, args.quiet)
     else:
         say(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url}")
 
@@ -293,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     quiet(worker)
     device(worker)
     worker.set_defaults(func=cmd_worker)
+
+    report = commands.add_parser("report", help="report.html (self-contained) and report.md of a run or a study, from its stored results")
+    report.add_argument("path", help="run or study directory")
+    report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="look at a data set")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -3,7 +3,9 @@
 Single-label targets are class indices ``[N]`` scored on ``argmax`` of the probabilities;
 multi-label targets are 0/1 matrices ``[N, C]`` scored on ``probs >= threshold``. ROC-AUC is
 computed over the classes that have both positives and negatives in ``y_true`` (a class absent
-from a small validation split would otherwise make it undefined).
+from a small validation split would otherwise make it undefined). Calibration: the expected
+calibration error of the top-class confidence (Guo et al. 2017, "On Calibration of Modern Neural
+Networks"), 15 equal-width bins; NaN for multi-label data.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ EPOCH_METRICS = {  # per-epoch history column -> the direction in which it gets 
     "val_micro_f1": "max",
     "val_macro_roc_auc": "max",
     "val_micro_roc_auc": "max",
+    "val_ece": "min",
     "gap_loss": "max",  # train − val loss: negative when overfitting, better toward 0
     "gap_accuracy": "min",  # train − val accuracy: positive when overfitting, better toward 0
 }
@@ -51,6 +54,28 @@ def roc_auc(y_onehot: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
     return float(macro), float(micro)
 
 
+ECE_BINS = 15
+
+
+def calibration_bins(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of top-class confidence over (0, 1]: mean confidence, accuracy and the
+    number of samples (empty bins: NaN, NaN, 0)."""
+    confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == y_true).astype(float)
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, weights=confidence, minlength=bins) / counts
+        accuracy = np.bincount(index, weights=correct, minlength=bins) / counts
+    return mean_confidence, accuracy, counts
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Σ over bins of (share of samples) · |accuracy − mean confidence|."""
+    confidence, accuracy, counts = calibration_bins(probs, y_true, bins)
+    filled = counts > 0
+    return float(np.sum(counts[filled] / counts.sum() * np.abs(accuracy[filled] - confidence[filled])))
+
+
 def summary(y_true: np.ndarray, probs: np.ndarray, multilabel: bool = False, threshold=0.5) -> dict:
     """Accuracy, macro/micro F1 and macro/micro ROC-AUC."""
     n_classes = probs.shape[1]
@@ -65,6 +90,7 @@ def summary(y_true: np.ndarray, probs: np.ndarray, multilabel: bool = False, thr
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0, **average_kw)),
         "macro_roc_auc": macro_auc,
         "micro_roc_auc": micro_auc,
+        "ece": float("nan") if multilabel else expected_calibration_error(probs, y_true),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
@@ -420,6 +421,9 @@ class StudyConfig(Section):
     def _consistent(self):
         if not self.arms:
             raise ValueError("study.arms must name at least one arm")
+        for arm in self.arms:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", arm):
+                raise ValueError(f"study.arms: arm name {arm!r} may hold only letters, digits, '.', '_' and '-' (it names run directories)")
         if self.baseline not in self.arms:
             raise ValueError(f"study.baseline '{self.baseline}' is not one of the arms ({', '.join(self.arms)})")
         if len(set(self.seeds)) != len(self.seeds):

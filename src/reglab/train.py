@@ -219,7 +219,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
         resumed_after = run.read_json("meta.json").get("resumed_after", []) + [saved["epoch"]]
     history = run.keep_history(saved["epoch"] if saved else 0)
     meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
-            "n_train": len(train_set), "n_val": len(val_set), "resumed_after": resumed_after}  # fmt: skip
+            "n_train": len(train_set), "n_val": len(val_set), "train_counts": dict(zip(classes, counts.tolist())),
+            "resumed_after": resumed_after}  # fmt: skip
     run.write_json("meta.json", meta)
     reporter.start(run.path, len(train_set), len(val_set), str(device))
     if history:

@@ -1,0 +1,164 @@
+"""The report's figures, drawn with matplotlib's Agg backend (no display needed) and returned as
+PNG bytes. Sizes grow with the number of classes so labels stay legible at 50 classes; every axis
+has a label with its unit."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from ..metrics import calibration_bins  # noqa: E402
+
+
+def png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def curves(history: list[dict], keys: list[str], ylabel: str, best_epoch: int = 0) -> bytes:
+    """Per-epoch values of ``keys`` (train and validation), the learning rate on a second axis,
+    the best epoch marked."""
+    epochs = [row["epoch"] for row in history]
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    for key in keys:
+        if key in history[0]:
+            axis.plot(epochs, [row[key] for row in history], marker="o", markersize=3, label=key)
+    if best_epoch:
+        axis.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel(ylabel)
+    rate = axis.twinx()
+    rate.plot(epochs, [row["lr"] for row in history], color="black", alpha=0.3, linewidth=1)
+    rate.set_ylabel("learning rate", alpha=0.6)
+    axis.legend(loc="best", fontsize=8)
+    return png(figure)
+
+
+def class_distribution(counts: dict[str, int]) -> bytes:
+    names = sorted(counts, key=counts.get, reverse=True)
+    figure, axis = plt.subplots(figsize=(max(5, 0.3 * len(names) + 2), 3.4))
+    axis.bar(range(len(names)), [counts[n] for n in names], color="#4c72b0")
+    axis.set_xticks(range(len(names)), names, rotation=90 if len(names) > 8 else 0, fontsize=8)
+    axis.set_ylabel("training samples")
+    ratio = max(counts.values()) / max(1, min(counts.values()))
+    axis.set_title(f"imbalance ratio (largest/smallest) {ratio:.2f}", fontsize=9)
+    return png(figure)
+
+
+def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
+    """Rows normalized to 1 (recall on the diagonal)."""
+    counts = np.asarray(matrix, dtype=float)
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = max(4.5, 0.32 * len(classes) + 2.5)
+    figure, axis = plt.subplots(figsize=(side, side * 0.85))
+    image = axis.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(classes))
+    axis.set_xticks(ticks, classes, rotation=90, fontsize=7 if len(classes) > 20 else 8)
+    axis.set_yticks(ticks, classes, fontsize=7 if len(classes) > 20 else 8)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    if len(classes) <= 20:
+        for i in ticks:
+            for j in ticks:
+                if rows[i, j] >= 0.005:
+                    axis.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=6, color="white" if rows[i, j] > 0.5 else "black")
+    figure.colorbar(image, ax=axis, label="share of the true class")
+    return png(figure)
+
+
+def reliability(probs: np.ndarray, y_true: np.ndarray, ece: float) -> bytes:
+    """Accuracy against confidence per bin (Guo et al. 2017), with the share of samples per bin."""
+    confidence, accuracy, counts = calibration_bins(probs, y_true)
+    edges = np.linspace(0, 1, len(counts) + 1)
+    centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    filled = counts > 0
+    axis.bar(centers[filled], accuracy[filled], width=width * 0.95, color="#4c72b0", label="accuracy")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    axis.set_xlabel("confidence (top-class probability)")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_title(f"ECE {ece:.4f} (15 bins)", fontsize=9)
+    axis.legend(loc="upper left", fontsize=8)
+    return png(figure)
+
+
+def true_class_probability(probs: np.ndarray, y_true: np.ndarray) -> bytes:
+    """Histogram of the probability given to the true class, right and wrong predictions apart."""
+    given = probs[np.arange(len(y_true)), y_true]
+    right = probs.argmax(axis=1) == y_true
+    figure, axis = plt.subplots(figsize=(5.2, 3.4))
+    bins = np.linspace(0, 1, 21)
+    axis.hist(given[right], bins=bins, alpha=0.7, label=f"correct ({int(right.sum())})", color="#55a868")
+    axis.hist(given[~right], bins=bins, alpha=0.7, label=f"wrong ({int((~right).sum())})", color="#c44e52")
+    axis.set_xlabel("probability given to the true class")
+    axis.set_ylabel("validation samples")
+    axis.legend(fontsize=8)
+    return png(figure)
+
+
+def weight_images(weights: np.ndarray, titles: list[str]) -> bytes:
+    """One tile per row of ``weights`` ``[N, C, H, W]`` (first-layer filters, or a linear model's
+    weights per class), each scaled to its own range; grey for one channel, RGB for three."""
+    count = len(weights)
+    columns = min(count, 8 if count > 16 else max(1, count))
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.45 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= count:
+            continue
+        tile = weights[index]
+        tile = (tile - tile.min()) / max(float(tile.max() - tile.min()), 1e-12)
+        axis.imshow(tile[0] if tile.shape[0] != 3 else tile.transpose(1, 2, 0), cmap="gray" if tile.shape[0] != 3 else None)
+        if titles:
+            axis.set_title(titles[index], fontsize=7)
+    return png(figure)
+
+
+def arm_curves(per_arm: dict[str, list[list[dict]]], key: str, ylabel: str) -> bytes:
+    """Mean over seeds of ``key`` per epoch for every arm, with a band from the lowest to the
+    highest seed (epochs that only some seeds reached average over those)."""
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    for arm, histories in per_arm.items():
+        longest = max((len(h) for h in histories), default=0)
+        epochs, means, lows, highs = [], [], [], []
+        for epoch in range(longest):
+            values = [h[epoch][key] for h in histories if len(h) > epoch and h[epoch].get(key) is not None]
+            if values:
+                epochs.append(epoch + 1)
+                means.append(np.mean(values))
+                lows.append(np.min(values))
+                highs.append(np.max(values))
+        if epochs:
+            (line,) = axis.plot(epochs, means, label=f"{arm} ({len(histories)} seeds)")
+            axis.fill_between(epochs, lows, highs, alpha=0.2, color=line.get_color())
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=8)
+    return png(figure)
+
+
+def forest(rows: list[tuple[str, float, float, float]], metric: str) -> bytes:
+    """Each arm's mean paired difference from the baseline with its 95% interval."""
+    figure, axis = plt.subplots(figsize=(6, 0.5 * len(rows) + 1.4))
+    for index, (arm, mean, low, high) in enumerate(rows):
+        axis.errorbar(mean, index, xerr=[[mean - low], [high - mean]], fmt="o", color="#4c72b0", capsize=4)
+    axis.axvline(0, color="grey", linestyle="--", linewidth=1)
+    axis.set_yticks(range(len(rows)), [row[0] for row in rows])
+    axis.set_xlabel(f"difference from the baseline in {metric} (paired by seed, 95% interval)")
+    axis.invert_yaxis()
+    return png(figure)

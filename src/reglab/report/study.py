@@ -1,0 +1,47 @@
+"""What a study report shows, from the study's storage and its run directories: the arm table
+with intervals and verdicts, every arm's curves over seeds (mean and band), the generalization gap
+per arm, and a forest plot of each arm's paired difference from the baseline."""
+
+from __future__ import annotations
+
+import math
+
+from ..compare import arm_rows
+from ..rundir import RunDir
+from ..study import Study
+from . import figures
+from .page import Figure, Section
+
+
+def study_sections(path) -> tuple[str, str, list[Section]]:
+    study = Study(path)
+    config, results = study.config, study.results()
+    rows = arm_rows(results, config)
+    metric = config.metric if config.at_epoch is None else f"{config.metric} at epoch {config.at_epoch}"
+    title = f"Study report: {study.name}"
+    subtitle = (f"{len(results)}/{len(study.points())} runs finished; {len(config.arms)} arms × {len(config.seeds)} seeds; "
+                f"compared: {config.reduce if config.at_epoch is None else ''} {metric}, baseline {config.baseline}")  # fmt: skip
+    table = Section(
+        "Arms", text="Means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test.",
+        headers=["arm", "runs", metric, "train loss", "val loss", "gap (train − val)", "best epoch", "Δ vs baseline", "p", "verdict"],
+        rows=[[row["arm"], row["seeds"], row["value"], row["train_loss"], row["val_loss"], row["gap_loss"], f"{row['best_epoch'].mean:.1f}",
+               row["difference"] or "—", f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"]] for row in rows],
+    )  # fmt: skip
+    sections = [table]
+    per_arm = {arm: [RunDir(study.run_path((arm, seed))).history() for seed in config.seeds if (arm, seed) in study.records()]
+               for arm in config.arms}  # fmt: skip
+    per_arm = {arm: histories for arm, histories in per_arm.items() if histories}
+    if per_arm:
+        sections.append(Section("Curves per arm", text="Mean over seeds; the band spans the lowest to the highest seed.", figures=[
+            Figure("val_loss", figures.arm_curves(per_arm, "val_loss", "validation loss"), "Validation loss per epoch"),
+            Figure("train_loss", figures.arm_curves(per_arm, "train_loss", "training loss"), "Training loss per epoch"),
+            Figure("metric", figures.arm_curves(per_arm, config.metric, config.metric), f"{config.metric} per epoch"),
+        ]))  # fmt: skip
+        sections.append(Section("Generalization gap per arm", figures=[
+            Figure("gap", figures.arm_curves(per_arm, "gap_loss", "train − validation loss"), "Loss gap per epoch (below zero: overfitting)")]))  # fmt: skip
+    compared = [(row["arm"], row["difference"].mean, row["difference"].low, row["difference"].high) for row in rows
+                if row["difference"] is not None and not math.isnan(row["difference"].mean)]  # fmt: skip
+    if compared:
+        sections.append(Section("Differences from the baseline", figures=[Figure("forest", figures.forest(compared, config.metric),
+                                                                                 f"Each arm minus {config.baseline}, paired by seed")]))  # fmt: skip
+    return title, subtitle, sections

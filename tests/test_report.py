@@ -1,0 +1,85 @@
+"""Run reports: one HTML page that opens anywhere, and Markdown, rebuilt from a run directory."""
+
+import base64
+import re
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from reglab.cli import main
+from reglab.metrics import expected_calibration_error
+
+from .conftest import write_png
+
+
+def test_ece_by_hand_on_a_tiny_case():
+    # confidences 0.9, 0.9 (bin 14: one right, one wrong) and 0.6, 0.6 (bin 9: both right)
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    truth = np.array([0, 1, 1, 1])
+    by_hand = 0.5 * abs(0.5 - 0.9) + 0.5 * abs(1.0 - 0.6)
+    assert expected_calibration_error(probs, truth) == pytest.approx(by_hand)
+    assert expected_calibration_error(np.eye(3), np.arange(3)) == pytest.approx(0.0)
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """A trained linear run whose class names are markup."""
+    root = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    names = ["<script>alert(1)<", "plain", "a | b"]
+    for shade, name in enumerate(names):
+        for i in range(8):
+            write_png(root / "data" / name / f"{i}.png", rng, shade=shade)
+    recipe = root / "r.yaml"
+    recipe.write_text(f"data: {{source: image_folder, path: {root / 'data'}, image_size: 12, val_fraction: 0.5}}\n"
+                      "model: {name: linear}\noptim: {name: adam, lr: 0.01}\ntrain: {epochs: 3, batch_size: 4}\n")  # fmt: skip
+    assert main(["train", str(recipe), "--out", str(root / "run"), "--quiet"]) == 0
+    return root / "run", names
+
+
+def test_training_writes_a_self_contained_report(hostile_run):
+    run, names = hostile_run
+    html = (run / "report.html").read_text()
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 8  # loss, scores, gap, classes, confusion, reliability, true-class histogram, weights
+    assert all(base64.b64decode(data).startswith(b"\x89PNG") and len(data) > 1000 for data in images)
+    assert "http" not in html.replace("http-equiv", "") and "<script" not in html.replace("&lt;script", "")
+    assert "&lt;script&gt;alert(1)&lt;" in html  # shown as text, never run
+    metrics = __import__("json").loads((run / "metrics.json").read_text())
+    assert f"<td>{metrics['macro_f1']:.4f}</td>" in html and f"<td>{metrics['ece']:.4f}</td>" in html
+    for name, row in metrics["per_class"].items():
+        assert f"{row['precision']:.3f}" in html
+    markdown = (run / "report.md").read_text()
+    assert "a \\| b" in markdown and f"| macro_f1 | {metrics['macro_f1']:.4f} |" in markdown
+    figures = re.findall(r"\]\((report_files/\w+\.png)\)", markdown)
+    assert len(figures) == 8 and all((run / f).stat().st_size > 1000 for f in figures)
+
+
+def test_report_is_rebuilt_from_stored_results_in_seconds(hostile_run, tmp_path, capsys):
+    run, _ = hostile_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "report.html").unlink()
+    started = time.perf_counter()
+    assert main(["report", str(copy)]) == 0
+    assert time.perf_counter() - started < 5
+    assert (copy / "report.html").read_text().count("data:image/png;base64,") == 8
+    assert main(["report", str(tmp_path)]) == 2
+    assert "neither a run directory" in capsys.readouterr().err
+
+
+def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsys):
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text("data: {source: digits}\nmodel: {name: linear}\noptim: {name: adam, lr: 0.01}\ntrain: {epochs: 3}\n"
+                      "study: {arms: {plain: {}, l2: {optim.l2: 0.01}}, baseline: plain, seeds: [0, 1]}\n")  # fmt: skip
+    assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "s")]) == 0
+    assert f"report: {tmp_path / 's' / 'report.html'}" in capsys.readouterr().out
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5  # val loss, train loss, metric, gap, forest
+    assert "no detectable difference with 2 seeds" in html and "baseline" in html
+    from reglab.study import Study
+
+    values = [row["value"] for row in Study(tmp_path / "s").results() if row["arm"] == "plain"]
+    assert f"{np.mean(values):.4f}" in html
