@@ -5,7 +5,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import soundfile
 
 from reglab.cli import main
 
@@ -135,6 +137,13 @@ evaluate: {{threshold: tuned, tuning_mixtures: 50, aggregate: topk}}
     assert sorted(rows[0]["label"].split(";")) == sorted(first)
     decided = {c for c, t in zip(saved["per_class"], saved["threshold"]) if float(rows[0][f"p_{c}"]) >= t}
     assert set(filter(None, rows[0]["predicted"].split(";"))) == decided
+    windows = list(csv.DictReader((run / "eval_test_windows.csv").open()))  # when, as well as which
+    first = [w for w in windows if w["id"] == rows[0]["id"]]
+    seconds = soundfile.info(str(SHARED_DATA / "instruments" / "test" / f"{rows[0]['id']}.flac")).duration
+    assert len(first) == max(1, int(np.ceil((seconds - 3.0) / 1.5)) + 1) and [float(w["start"]) for w in first][:2] == [0.0, 1.5]
+    assert {w["id"] for w in windows} == {r["id"] for r in rows}
+    assert run_cli(capsys, "report", run)[0] == 0
+    assert "Scores over time (test, longest excerpt)" in (run / "report.html").read_text()
 
 
 def test_data_inspect_on_audio_reports_clips_durations_and_rates(capsys):

@@ -21,6 +21,7 @@ from .losses import probabilities
 from .models import create_model
 from .rundir import RunDir, check_output, write_atomic
 from .inference import predict_logits
+from .recordings import write_window_csv
 
 
 class TrainedRun:
@@ -65,12 +66,17 @@ class TrainedRun:
     def probabilities(self, data) -> np.ndarray:
         """Class probabilities per sample (logit-adjusted when the recipe says so); per excerpt
         (windows aggregated) for ``Excerpts``."""
-        probs = self.window_probabilities(data.windows if isinstance(data, Excerpts) else data.x)
         config = self.recipe.evaluate
         if isinstance(data, Excerpts):
-            probs, owner = best_view(probs, data.moment, data.owner)
+            probs, owner = self.moment_probabilities(data)
             return aggregate_windows(probs, owner, config.aggregate, config.top_k).numpy()
+        probs = self.window_probabilities(data.x)
         return probs.numpy() if config.logit_adjustment is None else self.logit_adjusted(probs.numpy())
+
+    def moment_probabilities(self, data: Excerpts) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per window moment of long excerpts: the best of its views' probabilities ``[M, C]``, and
+        the excerpt it belongs to ``[M]`` (moments in time order within an excerpt)."""
+        return best_view(self.window_probabilities(data.windows), data.moment, data.owner)
 
     def logit_adjusted(self, probs: np.ndarray) -> np.ndarray:
         """``probs`` adjusted by the τ and training counts the run saved (``logit_adjustment.json``)."""
@@ -105,9 +111,14 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", a
     if multilabel:
         result["threshold"] = np.broadcast_to(threshold, (len(trained.classes),)).tolist()
         result["aggregate"] = trained.recipe.evaluate.aggregate
-    trained.run.write_json(f"eval_{Path(data_path).name or 'data'}.json", result)
-    trained.run.write_predictions(f"eval_{Path(data_path).name or 'data'}_predictions.csv", data.ids, trained.classes, probs, y_true,
-                                  threshold if multilabel else None)  # fmt: skip
+    name = f"eval_{Path(data_path).name or 'data'}"
+    trained.run.write_json(f"{name}.json", result)
+    trained.run.write_predictions(f"{name}_predictions.csv", data.ids, trained.classes, probs, y_true, threshold if multilabel else None)
+    if multilabel:  # when, as well as which: every window's scores
+        moments, owner = trained.moment_probabilities(data)
+        per_excerpt = [(excerpt, moments[owner == index].numpy()) for index, excerpt in enumerate(data.ids)]
+        config = trained.recipe.data
+        write_window_csv(trained.run.path / f"{name}_windows.csv", per_excerpt, trained.classes, config.clip_seconds, config.window_hop_seconds)
     return result
 
 

@@ -147,16 +147,25 @@ def predict_recordings(run_path, paths: list[str], out, with_windows: bool = Fal
             for row in summary:
                 writer.writerow([row["path"], *(f"{p:.6g}" for p in row["probabilities"].values()), ";".join(row["present"])])
 
-    def write_windows(tmp: Path) -> None:
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "start", "end", *header])
-            for result in scored:
-                for k, probs in enumerate(result.windows):
-                    start = k * result.hop_seconds
-                    writer.writerow([str(result.path), f"{start:.3f}", f"{start + result.window_seconds:.3f}", *(f"{p:.6g}" for p in probs)])
-
     write_atomic(out, write_files)
     if windows_out is not None:
-        write_atomic(windows_out, write_windows)
+        window_config = trained.recipe.data
+        write_window_csv(windows_out, [(str(r.path), r.windows) for r in scored], trained.classes,
+                         window_config.clip_seconds, window_config.window_hop_seconds, "path")  # fmt: skip
     return summary
+
+
+def write_window_csv(path: Path, recordings: list[tuple[str, np.ndarray]], classes: list[str], window_seconds: float,
+                     hop_seconds: float, key: str = "id") -> None:
+    """One row per window: the recording (``key`` column), start and end seconds, one probability per class."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([key, "start", "end", *(f"p_{name}" for name in classes)])
+            for name, windows in recordings:
+                for k, probs in enumerate(windows):
+                    start = k * hop_seconds
+                    writer.writerow([name, f"{start:.3f}", f"{start + window_seconds:.3f}", *(f"{p:.6g}" for p in probs)])
+
+    write_atomic(path, write)

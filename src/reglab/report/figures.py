@@ -162,3 +162,20 @@ def forest(rows: list[tuple[str, float, float, float]], metric: str) -> bytes:
     axis.set_xlabel(f"difference from the baseline in {metric} (paired by seed, 95% interval)")
     axis.invert_yaxis()
     return png(figure)
+
+
+def window_timeline(middles: np.ndarray, probs: np.ndarray, classes: list[str], labelled: set[str], thresholds: np.ndarray) -> bytes:
+    """Per-window probabilities over one recording: the labelled instruments in colour (their
+    thresholds dashed), every other class in grey."""
+    figure, axis = plt.subplots(figsize=(7.5, 3.8))
+    for index, name in enumerate(classes):
+        if name in labelled:
+            (line,) = axis.plot(middles, probs[:, index], marker="o", markersize=3, linewidth=2, label=f"{name} (labelled)")
+            axis.axhline(thresholds[index], color=line.get_color(), linestyle="--", linewidth=1)
+        else:
+            axis.plot(middles, probs[:, index], color="grey", alpha=0.35, linewidth=1)
+    axis.set_xlabel("time (s, window centre)")
+    axis.set_ylabel("probability")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, loc="upper right")
+    return png(figure)

@@ -46,6 +46,30 @@ def learnt_weights(run: RunDir, meta: dict) -> tuple[np.ndarray, list[str], str]
     return None
 
 
+def excerpt_timeline(run: RunDir, windows_file, classes: list[str]):
+    """Scores over time of the longest excerpt ``reglab evaluate`` scored, against its labels:
+    evaluation scores then decisions per excerpt, this shows where in time they came from."""
+    name = windows_file.name.removesuffix("_windows.csv")
+    try:
+        with windows_file.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        with (run.path / f"{name}_predictions.csv").open(newline="") as handle:
+            labels = {row["id"]: set(filter(None, row["label"].split(";"))) for row in csv.DictReader(handle)}
+        summary = run.read_json(f"{name}.json")
+        by_excerpt: dict[str, list[dict]] = {}
+        for row in rows:
+            by_excerpt.setdefault(row["id"], []).append(row)
+        excerpt, windows = max(by_excerpt.items(), key=lambda item: len(item[1]))
+        middles = np.array([(float(w["start"]) + float(w["end"])) / 2 for w in windows])
+        probs = np.array([[float(w[f"p_{c}"]) for c in classes] for w in windows])
+        thresholds = np.asarray(summary.get("threshold", [0.5] * len(classes)), dtype=float)
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{windows_file}: damaged ({type(exc).__name__}: {exc})") from None
+    caption = f"{excerpt}: per-window probabilities; labelled: {', '.join(sorted(labels.get(excerpt, ()))) or 'none'}"
+    return Section(f"Scores over time ({name.removeprefix('eval_')}, longest excerpt)",
+                   figures=[Figure(f"{name}_timeline", figures.window_timeline(middles, probs, classes, labels.get(excerpt, set()), thresholds), caption)])  # fmt: skip
+
+
 def run_sections(path) -> tuple[str, str, list[Section]]:
     run = RunDir.open(path)
     meta, history = run.meta(), run.history()
@@ -85,6 +109,7 @@ def run_sections(path) -> tuple[str, str, list[Section]]:
         thresholds = run.read_json("thresholds.json")
         sections.append(Section("Per-class thresholds (tuned on validation mixtures)", headers=["class", "threshold"],
                                 rows=[[name, fmt(float(value), 2)] for name, value in thresholds.items()]))  # fmt: skip
+    sections += [timeline for file in sorted(run.path.glob("eval_*_windows.csv")) if (timeline := excerpt_timeline(run, file, classes))]
     weights = learnt_weights(run, meta)
     if weights is not None:
         tiles, titles, caption = weights
