@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .recipe import Recipe, load_recipe, save_recipe
 
 OWNED = ("recipe.yaml", "meta.json", "history.jsonl", "history.csv", "metrics.json", "val_predictions.csv",
@@ -69,11 +69,6 @@ def _first_difference(saved: dict, given: dict, prefix: str = "") -> str:
                 return _first_difference(mine, theirs, f"{prefix}{key}.")
             return f"{prefix}{key}"
     return prefix.rstrip(".") or "recipe"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class RunDir:
@@ -242,7 +237,7 @@ class RunDir:
                 warnings.simplefilter("ignore")
                 state = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated, empty, garbage, or a pickle that names code
-            raise UserError(f"{file}: damaged or not a reglab checkpoint ({_first_line(exc)})") from None
+            raise UserError(f"{file}: damaged or not a reglab checkpoint ({first_line(exc)})") from None
         if not isinstance(state, dict):
             raise UserError(f"{file}: damaged or not a reglab checkpoint (holds a {type(state).__name__})")
         return state

@@ -25,7 +25,7 @@ from .augment import BatchOps, EpochPlan, EpochPlanner
 from .callbacks import EarlyStopping
 from .calibration import fit_logit_adjustment, tune_thresholds
 from .device import autocast, pick_device, seed_everything
-from .errors import UserError
+from .errors import UserError, first_line
 from .inference import predict_logits, targets_for
 from .losses import SIGMOID_LOSSES, create_loss, probabilities
 from .models import check_input_size, create_model
@@ -157,8 +157,7 @@ def restore(run: RunDir, saved: dict, learner: Learner, stopper: EarlyStopping, 
         if not isinstance(saved["epoch"], int):
             raise TypeError(f"epoch is {saved['epoch']!r}")
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{run.path / 'training_state.pt'}: damaged ({first}); start the run again in another --out") from None
+        raise UserError(f"{run.path / 'training_state.pt'}: damaged ({first_line(exc)}); start the run again in another --out") from None
 
 
 def check_trainable(recipe: Recipe, data: Samples) -> None:

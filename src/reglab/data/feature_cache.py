@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from ..errors import first_line
+
 
 def cache_key(files: list[Path], params: dict) -> str:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
@@ -36,7 +38,7 @@ class FeatureCache:
         try:
             entry = torch.load(file, weights_only=True)
         except Exception as exc:  # truncated, empty or foreign file
-            entry, reason = None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            entry, reason = None, first_line(exc)
         else:
             missing = [name for name in fields if not isinstance(entry, dict) or name not in entry]
             reason = f"lacks {', '.join(missing)}" if missing else None

@@ -28,7 +28,8 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
                row["difference"] or "—", f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"]] for row in rows],
     )  # fmt: skip
     sections = [table]
-    per_arm = {arm: [RunDir(study.run_path((arm, seed))).history() for seed in config.seeds if (arm, seed) in study.records()]
+    recorded = study.records()  # one read of the storage
+    per_arm = {arm: [RunDir(study.run_path((arm, seed))).history() for seed in config.seeds if (arm, seed) in recorded]
                for arm in config.arms}  # fmt: skip
     per_arm = {arm: histories for arm, histories in per_arm.items() if histories}
     if per_arm:
