@@ -181,7 +181,23 @@ CASES = {
     "study arm name a path": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {'../x': {}}, baseline: '../x', seeds: [0]}\n"), "--out", t / "s"], "arm name '../x' may hold only"),
     "study workers negative": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {}}, baseline: a, seeds: [0]}\n"), "--workers", "-1", "--out", t / "s"], "--workers must be 0 or more"),
     "study arm key unknown": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {optim.lrr: 1}}, baseline: a, seeds: [0]}\n"), "--out", t / "s"], "study.arms.a"),
+    "search key unknown": (lambda w, t: sweep(t, "space: {optim.lrr: {choice: [0.1]}}"), "search.space.optim.lrr"),
+    "search loguniform bound 0": (lambda w, t: sweep(t, "space: {optim.lr: {loguniform: [0, 0.1]}}"), "search.space.optim.lr: loguniform needs bounds above 0"),
+    "search choice empty": (lambda w, t: sweep(t, "space: {model.dropout.rate: {choice: []}}"), "search.space.model.dropout.rate: choice needs a list of at least one value"),
+    "search grid continuous": (lambda w, t: sweep(t, "sampler: grid\n  space: {optim.lr: {uniform: [0.01, 0.1]}}"), "search.space.optim.lr: search.sampler grid needs discrete values"),
+    "search value out of range": (lambda w, t: sweep(t, "space: {model.dropout.rate: {choice: [0.5, 1.5]}}"), "search.space.model.dropout.rate"),
+    "search not a distribution": (lambda w, t: sweep(t, "space: {optim.lr: 0.1}"), "search.space.optim.lr: a distribution is a mapping"),
+    "search int not integer": (lambda w, t: sweep(t, "space: {train.batch_size: {int: [8.5, 64]}}"), "search.space.train.batch_size: int needs integer bounds"),
+    "search cocktail key unknown": (lambda w, t: sweep(t, "cocktail: {augment.mixx: {mixup_alpha: {uniform: [0.1, 1]}}}"), "search.cocktail.augment.mixx"),
+    "search cocktail bad range": (lambda w, t: sweep(t, "cocktail: {augment.mix: {mixup_alpha: {uniform: [1, 0.1]}}}"), "search.cocktail.augment.mix.mixup_alpha: uniform needs low < high"),
+    "search empty": (lambda w, t: sweep(t, "sampler: random"), "search: nothing to search"),
+    "sweep show, not a sweep": (lambda w, t: ["sweep", "show", w / "images"], "not a reglab sweep directory (no sweep.json)"),
+    "sweep trials zero": (lambda w, t: sweep(t, "space: {optim.lr: {choice: [0.1]}}") + ["--trials", "0"], "search.trials"),
 }
+
+
+def sweep(tmp, search):
+    return ["sweep", recipe(tmp, LINEAR + f"search:\n  {search}\n"), "--out", tmp / "s", "--workers", "0", "--quiet"]
 
 
 def snapshot(*roots):

@@ -67,7 +67,7 @@ def test_report_is_rebuilt_from_stored_results_in_seconds(hostile_run, tmp_path,
     assert time.perf_counter() - started < 5
     assert (copy / "report.html").read_text().count("data:image/png;base64,") == 8
     assert main(["report", str(tmp_path)]) == 2
-    assert "neither a run directory" in capsys.readouterr().err
+    assert "not a run directory (recipe.yaml and meta.json), a study" in capsys.readouterr().err
 
 
 def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""``reglab`` command line: train | demo | evaluate | predict | study | worker | data inspect.
+"""``reglab`` command line: train | demo | evaluate | predict | report | study | sweep | worker | data inspect.
 
 Exit codes: 0 success, 2 a user error (one line on stderr naming the file or key), 1 a bug,
 130 interrupted. The same idea has the same option everywhere: ``--out`` what a command writes,
@@ -217,7 +217,12 @@ def cmd_study(args) -> None:
         return
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    study = Study.prepare(args.recipe, args.overrides, args.out, args.storage)
+    run_study(Study.prepare(args.recipe, args.overrides, args.out, args.storage), args)
+
+
+def run_study(study, args) -> None:
+    """Run a prepared study with ``--workers`` local workers and show its table and report (or
+    say how to start workers)."""
     say = (lambda *a: None) if args.quiet else print
     say(f"study {study.name}: {len(study.points())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
     if args.workers:
@@ -228,16 +233,80 @@ def cmd_study(args) -> None:
         say(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url}")
 
 
+def show_sweep(sweep, json_path=None, quiet=False, top: int = 10) -> None:
+    from .compare import print_ranking
+    from .sweep import MIN_FOR_IMPORTANCE
+
+    rows, importances = sweep.results(), sweep.importances()
+    best = sweep.write_best(rows)
+    if json_path:
+        write_json_output(json_path, {"sweep": sweep.name, "metric": sweep.config.metric, "finished": len(rows), "total": sweep.total(),
+                                      "best_yaml": str(best) if best else None, "importances": importances,
+                                      "runs": [{k: v for k, v in row.items() if k != "group"} for row in rows],
+                                      "directory": str(sweep.directory)})  # fmt: skip
+    if quiet:
+        return
+    print_ranking(rows[:top], sweep.space.names, sweep.config, f"sweep {sweep.name}: {len(rows)}/{sweep.total()} configurations run "
+                  f"({sweep.config.sampler} sampler, {sweep.config.pruner} pruner); top {min(top, len(rows))}")  # fmt: skip
+    if importances:
+        print("parameter importances (fANOVA over completed runs): " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
+    else:
+        print(f"parameter importances: need {MIN_FOR_IMPORTANCE} completed runs with different values")
+    print(f"sweep directory {sweep.directory}  storage {sweep.storage_url}")
+    if best:
+        print(f"best configuration: {best} (train it with: reglab train {best})")
+
+
+def cmd_sweep(args) -> None:
+    from .sweep import Sweep
+
+    if args.recipe in ("show", "confirm"):
+        if len(args.overrides) != 1:
+            raise UserError(f"usage: reglab sweep {args.recipe} SWEEP_DIR")
+        sweep = Sweep(args.overrides[0], args.storage)
+        if args.recipe == "show":
+            show_sweep(sweep, args.json, top=args.top or 10)
+        else:
+            confirm_sweep(sweep, args)
+        return
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be above 0 seconds, got {args.timeout}")
+    overrides = list(args.overrides) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
+    sweep = Sweep.prepare(args.recipe, overrides, args.out, args.storage)
+    say = (lambda *a: None) if args.quiet else print
+    how = f"{len(sweep.points())} grid points" if sweep.grid else f"{sweep.config.trials} {sweep.config.sampler} trials"
+    say(f"sweep {sweep.name}: {how} over {', '.join(sweep.space.names)} in {sweep.directory}")
+    if args.workers:
+        sweep.run_workers(args.workers, args.quiet, args.device, args.timeout)
+        show_sweep(sweep, args.json, args.quiet)
+        write_report_of(sweep.directory, args.quiet)
+    else:
+        say(f"queued; start workers with: reglab worker {sweep.directory} --storage {sweep.storage_url}")
+
+
+def confirm_sweep(sweep, args) -> None:
+    from .study import Study
+
+    path, arms = sweep.confirmation(args.top or 3, args.seeds, args.baseline)
+    study = Study.prepare(path, [], args.out or sweep.directory / "confirm", None)
+    if not args.quiet:
+        for arm, params in arms.items():
+            print(f"{arm}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+    run_study(study, args)
+
+
 def cmd_worker(args) -> None:
     import torch
 
-    from .study import Study
+    from .sweep import open_directory
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    study = Study(args.study, args.storage)
-    study.quiet, study.device = args.quiet, args.device
-    study.work()
+    engine = open_directory(args.study, args.storage)
+    engine.quiet, engine.device = args.quiet, args.device
+    engine.work(args.timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,20 +364,34 @@ def build_parser() -> argparse.ArgumentParser:
     json_out(predict)
     predict.set_defaults(func=cmd_predict)
 
+    def plan_options(sub, kind: str, default_out: str, command):
+        """What ``study`` and ``sweep`` share: overrides, local workers, directory, storage, output."""
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base recipe")
+        sub.add_argument("--workers", type=int, default=2, help="local worker processes (0: only queue the runs)")
+        sub.add_argument("--out", type=Path, help=f"{kind} directory (default: {default_out})")
+        sub.add_argument("--storage", help=f"Optuna storage URL (default: sqlite in the {kind} directory; "
+                         "postgresql://… for a cluster, journal:PATH for a shared disk)")  # fmt: skip
+        quiet(sub)
+        device(sub)
+        json_out(sub)
+        sub.set_defaults(func=command)
+
     study = commands.add_parser("study", help="run every arm over several seeds and compare (or: study show DIR)")
     study.add_argument("recipe", help="study recipe (a recipe with a 'study' section), or 'show'")
-    study.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides applied to every arm")
-    study.add_argument("--workers", type=int, default=2, help="local worker processes (0: only queue the runs)")
-    study.add_argument("--out", type=Path, help="study directory (default: studies/<name>)")
-    study.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study directory; "
-                       "postgresql://… for a cluster, journal:PATH for a shared disk)")  # fmt: skip
-    quiet(study)
-    device(study)
-    json_out(study)
-    study.set_defaults(func=cmd_study)
+    plan_options(study, "study", "studies/<name>", cmd_study)
 
-    worker = commands.add_parser("worker", help="join a study's queue from this process or machine")
-    worker.add_argument("study", help="study directory")
+    sweep = commands.add_parser("sweep", help="search a recipe's search space (or: sweep show DIR, sweep confirm DIR)")
+    sweep.add_argument("recipe", help="sweep recipe (a recipe with a 'search' section), 'show' or 'confirm'")
+    plan_options(sweep, "sweep", "sweeps/<name>; confirm: the study's, SWEEP_DIR/confirm", cmd_sweep)
+    sweep.add_argument("--trials", type=int, help="random and tpe: configurations to try (default: search.trials)")
+    sweep.add_argument("--timeout", type=float, help="seconds after which local workers start no new configuration")
+    sweep.add_argument("--top", type=int, help="show: configurations listed (default 10); confirm: configurations compared (default 3)")
+    sweep.add_argument("--seeds", type=int, default=5, help="confirm: seeds per configuration (default 5)")
+    sweep.add_argument("--baseline", help="confirm: 'base' to compare against the recipe without the searched values")
+
+    worker = commands.add_parser("worker", help="join a study's or sweep's queue from this process or machine")
+    worker.add_argument("study", help="study or sweep directory")
+    worker.add_argument("--timeout", type=float, help="sweeps: seconds after which this worker starts no new configuration")
     worker.add_argument("--storage", help="storage URL (default: the one the study was created with)")
     worker.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     quiet(worker)

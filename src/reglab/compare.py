@@ -54,8 +54,28 @@ def print_table(rows: list[dict], config, title: str, console: Console | None = 
             str(row["difference"]) if row["difference"] else "—",
             f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"],
         )  # fmt: skip
+    wide_console(console).print(table)
+    print("means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test")
+
+
+def wide_console(console: Console | None = None) -> Console:
     console = console or Console()
     if not console.is_terminal:  # logs and pipes: do not fold the table to 80 columns
         console.width = max(console.width, 180)
-    console.print(table)
-    print("means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test")
+    return console
+
+
+def print_ranking(rows: list[dict], names: list[str], config, title: str, console: Console | None = None) -> None:
+    """A sweep's configurations, best first: their searched values, metric, loss, epochs and status."""
+    table = Table(title=escape(title))
+    metric = config.metric if config.at_epoch is None else f"{config.metric}@{config.at_epoch}"
+    for header in ("rank", *names, f"{config.reduce} {metric}" if config.at_epoch is None else metric, "val loss", "epochs", "status"):
+        table.add_column(escape(header), justify="left" if header == "status" else "right")
+    for row in rows:
+        values = [row["params"].get(name) for name in names]
+        shown = ["—" if v is None else ("on" if v else "off") if isinstance(v, bool) else f"{v:.3g}" if isinstance(v, float) else str(v)
+                 for v in values]  # fmt: skip
+        status = row["status"] + (f" ({row['reason']})" if row.get("reason") and row["status"] != "diverged" else "")
+        table.add_row(str(row["rank"]), *map(escape, shown), f"{row['value']:.4f}", f"{row['val_loss']:.4f}",
+                      str(row["epochs_run"]), escape(status))  # fmt: skip
+    wide_console(console).print(table)

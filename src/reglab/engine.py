@@ -22,6 +22,8 @@ and ``measure`` (and sets ``monitored``, the per-epoch metric reported to Optuna
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import subprocess
@@ -33,6 +35,8 @@ from typing import Optional
 
 import optuna
 import sqlalchemy
+import torch
+import yaml
 from optuna.trial import TrialState
 
 try:
@@ -43,7 +47,7 @@ except ImportError:  # Windows
 from .errors import UserError
 from .progress import Silent
 from .recipe import Recipe
-from .rundir import STATE, RunDir
+from .rundir import STATE, RunDir, write_atomic
 from .train import RunResult, train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,21 +101,104 @@ def make_storage(url: str, heartbeat_seconds: int):
 
 
 class Engine:
-    """A queue of trainings on one Optuna study. ``directory/runs`` holds a run directory per point."""
+    """A queue of trainings on one Optuna study, kept in a directory: ``<kind>.yaml`` (the resolved
+    recipe), ``<kind>.json`` (name and storage URL), ``<kind>.db`` (the default storage) and
+    ``runs/`` (a run directory per point)."""
 
+    kind: str  # "study" or "sweep": names the directory's files
+    home: str  # where directories go by default: studies/<name>, sweeps/<name>
     monitored: str  # the per-epoch metric each trial reports (for dashboards and pruners)
 
-    def __init__(self, directory: Path, name: str, storage_url: str, heartbeat_seconds: int, maximize: bool):
-        self.directory, self.name, self.storage_url = Path(directory), name, storage_url
+    def __init__(self, directory: str | Path, storage_url: Optional[str] = None, name: Optional[str] = None):
+        """Open a directory; with ``name`` and ``storage_url``, one whose ``<kind>.json`` is not written yet."""
+        self.directory = Path(directory)
+        if name is None:
+            name, stored_url = self.read_info()
+            storage_url = storage_url or stored_url
+        self.name, self.storage_url = name, storage_url
         self.current_trial: Optional[int] = None  # number of the trial this worker last took
         self.quiet = False  # no line per finished run
         self.device: Optional[str] = None  # train.device for every run, when the worker was given one
+        self.read_plan(self.directory / f"{self.kind}.yaml")
+        self.monitored = self.config.metric
         self.optuna = optuna.create_study(
             study_name=name,
-            storage=make_storage(storage_url, heartbeat_seconds),
-            direction="maximize" if maximize else "minimize",
+            storage=make_storage(storage_url, self.config.heartbeat_seconds),
+            sampler=self.sampler(),
+            pruner=self.pruner() or optuna.pruners.NopPruner(),
+            direction="maximize" if self.config.maximize else "minimize",
             load_if_exists=True,
         )
+
+    def read_info(self) -> tuple[str, str]:
+        info_file = self.directory / f"{self.kind}.json"
+        if not info_file.is_file():
+            raise UserError(f"{self.directory}: not a reglab {self.kind} directory (no {self.kind}.json)")
+        try:
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+            return str(info["name"]), str(info["storage"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{info_file}: damaged ({type(exc).__name__}: {exc}); it should hold the {self.kind}'s name and storage URL") from None
+
+    @classmethod
+    def prepare(cls, recipe_path, overrides, out: Optional[Path], storage_url: Optional[str]) -> "Engine":
+        """Create the directory (or reopen it when it holds the same resolved recipe) and enqueue
+        what is missing.
+
+        ``<kind>.json`` is written last, atomically: once it exists, the storage and its queue do
+        too, and a creation cut short is simply redone by the next run of the same command.
+        """
+        recipe = cls.load(recipe_path, overrides)
+        name = recipe.name or Path(recipe_path).stem
+        directory = Path(out or Path(cls.home) / name)
+        resolved = recipe.to_dict()
+        info = directory / f"{cls.kind}.json"
+        if info.exists():
+            stored = cls.load(directory / f"{cls.kind}.yaml", saved=True).to_dict()  # through today's schema
+            if cls.comparable(stored) != cls.comparable(resolved):
+                raise UserError(f"{directory}: holds a different {cls.kind} (recipe or overrides changed); choose another --out")
+            if stored != resolved:  # a new budget
+                write_atomic(directory / f"{cls.kind}.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
+            engine = cls(directory, storage_url)
+            engine.enqueue_missing()
+            return engine
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / f"{cls.kind}.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
+        url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"
+        engine = cls(directory, url, name=name)
+        engine.enqueue_missing()
+        write_atomic(info, lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n"))
+        return engine
+
+    @classmethod
+    def load(cls, path, overrides=(), saved: bool = False):
+        """The plan's recipe file, validated (``saved``: one reglab wrote)."""
+        raise NotImplementedError
+
+    @classmethod
+    def comparable(cls, tree: dict) -> dict:
+        """What of a resolved recipe must match for a rerun to continue the same directory."""
+        return tree
+
+    def read_plan(self, path: Path) -> None:
+        """Set ``recipe`` and ``config`` (its plan section: metric, direction, heartbeats) from the stored recipe."""
+        raise NotImplementedError
+
+    def sampler(self) -> Optional[optuna.samplers.BaseSampler]:
+        """Proposes new points (None: Optuna's default; a plan that only enqueues never asks it)."""
+        return None
+
+    def pruner(self) -> Optional[optuna.pruners.BasePruner]:
+        """Stops runs early from their per-epoch values (None: never)."""
+        return None
+
+    def wants_more(self) -> bool:
+        """Whether workers should ask the sampler for a new point when the queue is empty."""
+        return False
+
+    def admits(self, trial: optuna.Trial) -> bool:
+        """Whether a trial the sampler created (not one enqueued) should run."""
+        return False
 
     # --- what to run: the subclass's plan ----------------------------------------------------
     def points(self) -> list[tuple]:
@@ -150,14 +237,16 @@ class Engine:
         to the end is recorded even when its value is NaN: diverged, or ``at_epoch`` beyond the
         epochs it ran)."""
         optuna.storages.fail_stale_trials(self.optuna)
-        covered = set()
-        for trial in self.queued():
-            if trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or "summary" in trial.user_attrs:
-                covered.add(tuple(trial.user_attrs[POINT]))
+        covered = self.covered()
         missing = [point for point in self.points() if point not in covered]
         for point in missing:
             self.optuna.enqueue_trial(self.point_params(point), user_attrs={POINT: list(point)})
         return len(missing)
+
+    def covered(self) -> dict[tuple, optuna.trial.FrozenTrial]:
+        """Point → the trial that holds it: waiting, running, or recorded."""
+        return {tuple(t.user_attrs[POINT]): t for t in self.queued()
+                if t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or "summary" in t.user_attrs}  # fmt: skip
 
     def count(self, *states: TrialState) -> int:
         return len(self.queued(states))
@@ -170,11 +259,17 @@ class Engine:
         return self.directory / "runs" / f".{self.run_name(point)}.trial{trial_number}"
 
     def objective(self, trial: optuna.Trial) -> float:
-        if POINT not in trial.user_attrs:  # the queue ran dry between a check and the pop
+        proposed = POINT not in trial.user_attrs
+        if proposed and not self.admits(trial):  # the queue ran dry between a check and the pop, or the budget is spent
             raise optuna.TrialPruned("not a queued trial")
         self.current_trial = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
         point = self.suggest(trial)
+        if proposed:
+            earlier = self.covered().get(point)
+            if earlier is not None:  # a sampler over a small discrete space proposes points again
+                return self.repeat(trial, earlier)
+            trial.set_user_attr(POINT, list(point))
         attempt = self.attempt_path(point, trial.number)
         started = time.perf_counter()
         try:
@@ -187,7 +282,7 @@ class Engine:
             if reason is not None:
                 trial.set_user_attr("reason", reason)
             trial.set_user_attr("status", result.status)
-            trial.set_user_attr("summary", self.summary(result))
+            trial.set_user_attr("summary", {**self.summary(result), "threads": torch.get_num_threads()})  # what reproduces it on CPU
         except Exception:  # once taken over, recording fails and the attempt directory may be gone
             if self.current_trial_state() == TrialState.RUNNING:
                 raise
@@ -201,7 +296,20 @@ class Engine:
         if not self.quiet:
             print(f"[worker {os.getpid()}] {self.run_name(point)}: {self.monitored} {value:.4f} "
               f"({result.status}{why}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+        if result.status == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
         return value  # NaN: Optuna records the trial as failed; its summary keeps it from running again
+
+    def repeat(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> float:
+        """A proposed point that another trial holds is not trained again: the trial takes the
+        earlier one's value (the sampler learns the truth), or is pruned when that one has none yet."""
+        trial.set_user_attr("repeat_of", earlier.number)
+        if earlier.state == TrialState.COMPLETE:
+            return earlier.value
+        raise optuna.TrialPruned(f"repeats trial {earlier.number}")
+
+    def repeats(self) -> int:
+        return sum("repeat_of" in t.user_attrs for t in self.optuna.get_trials(deepcopy=False))
 
     def dead_attempts(self, point: tuple) -> list[Path]:
         """Directories of this point's earlier attempts that no worker is running (killed or failed ones)."""
@@ -228,11 +336,18 @@ class Engine:
             return None
         return self.optuna.get_trials(deepcopy=False)[self.current_trial].state
 
-    def work(self) -> None:
-        """Run waiting trials until none is waiting or running elsewhere."""
+    def proposed(self, before: Optional[int] = None) -> int:
+        """Trials the sampler created (neither enqueued nor retries), numbered below ``before``."""
+        return sum(1 for t in self.optuna.get_trials(deepcopy=False)
+                   if (before is None or t.number < before) and not {"fixed_params", "failed_trial"} & set(t.system_attrs))  # fmt: skip
+
+    def work(self, timeout: Optional[float] = None) -> None:
+        """Run waiting trials, and new ones while the plan wants more (for ``timeout`` seconds at
+        most), until none is waiting or running elsewhere."""
+        deadline = time.time() + timeout if timeout else math.inf
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
-            if self.count(TrialState.WAITING):
+            if self.count(TrialState.WAITING) or (self.wants_more() and time.time() < deadline):
                 self.current_trial = None
                 try:
                     self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
@@ -245,11 +360,12 @@ class Engine:
             else:
                 return
 
-    def run_workers(self, workers: int, quiet: bool = False, device: Optional[str] = None) -> None:
+    def run_workers(self, workers: int, quiet: bool = False, device: Optional[str] = None, timeout: Optional[float] = None) -> None:
         """Start ``workers`` local worker processes, each with its share of the CPU threads."""
         threads = max(1, (os.cpu_count() or 1) // workers)
         command = [sys.executable, "-m", "reglab.cli", "worker", str(self.directory), "--storage", self.storage_url,
                    "--threads", str(threads)] + (["--quiet"] if quiet else []) + (["--device", device] if device else [])  # fmt: skip
+        command += ["--timeout", str(timeout)] if timeout else []
         processes = [subprocess.Popen(command) for _ in range(workers)]
         try:
             codes = [process.wait() for process in processes]
@@ -275,7 +391,8 @@ class Engine:
 
 
 class TrialReporter(Silent):
-    """Stores each epoch's compared metric as the trial's intermediate value."""
+    """Stores each epoch's compared metric as the trial's intermediate value, and asks the study's
+    pruner whether the run should go on."""
 
     def __init__(self, trial: optuna.Trial, metric: str):
         self.trial, self.metric = trial, metric
@@ -287,3 +404,6 @@ class TrialReporter(Silent):
     def epoch_end(self, row: dict, note: str = "") -> None:
         if self.metric in row:
             self.trial.report(float(row[self.metric]), step=row["epoch"])
+
+    def pruned(self) -> bool:
+        return self.trial.should_prune()

@@ -36,6 +36,10 @@ class Silent:
     def epoch_end(self, row: dict, note: str = "") -> None: ...
     def finish(self, metrics: dict, run_path, status: str) -> None: ...
 
+    def pruned(self) -> bool:
+        """Whether the run should stop before its next epoch (a sweep's pruner says so)."""
+        return False
+
 
 class Terminal(Silent):
     """Live progress bars and per-epoch lines through a rich console."""

@@ -403,19 +403,30 @@ def section(kind: str, **values) -> Section:
     return getattr(Recipe.model_validate({kind: values}), kind)
 
 
-class StudyConfig(Section):
-    """A controlled comparison: every arm (a set of dotted overrides of the base recipe) is run
-    once per seed; ``metric`` reduced over a run's epochs (``best``, ``last`` or ``at_epoch``) is
-    compared against the ``baseline`` arm, paired by seed."""
+class MeasuredConfig(Section):
+    """How many trainings are compared: ``metric`` reduced over a run's epochs (``best``, ``last``,
+    or its value ``at_epoch``), in the metric's own direction unless told otherwise."""
 
-    arms: dict[str, dict[str, Any]]
-    baseline: str
-    seeds: list[int] = Field([0, 1, 2], min_length=1)
     metric: Monitor = "val_macro_f1"
     reduce: Literal["best", "last"] = "best"
     at_epoch: Optional[int] = Field(None, ge=1, description="compare the metric at this epoch instead")
     direction: Literal["auto", "maximize", "minimize"] = "auto"
     heartbeat_seconds: int = Field(10, ge=1, description="a worker silent for 3 heartbeats is presumed dead")
+
+    @property
+    def maximize(self) -> bool:
+        if self.direction == "auto":
+            return resolve_mode(self.metric, "auto") == "max"
+        return self.direction == "maximize"
+
+
+class StudyConfig(MeasuredConfig):
+    """A controlled comparison: every arm (a set of dotted overrides of the base recipe) is run
+    once per seed and compared against the ``baseline`` arm, paired by seed."""
+
+    arms: dict[str, dict[str, Any]]
+    baseline: str
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -430,15 +441,30 @@ class StudyConfig(Section):
             raise ValueError("study.seeds must not repeat")
         return self
 
-    @property
-    def maximize(self) -> bool:
-        if self.direction == "auto":
-            return resolve_mode(self.metric, "auto") == "max"
-        return self.direction == "maximize"
+
+class SearchConfig(MeasuredConfig):
+    """A sweep: configurations of the base recipe drawn from ``space`` (dotted key → distribution)
+    and ``cocktail`` (regularizers the search may switch on, each with the keys it samples only
+    when on; Kadra et al. 2021) and ``variants`` (named sets of overrides), one seed each, ranked by
+    ``metric``; see ``search_space.py``."""
+
+    space: dict[str, Any] = {}
+    cocktail: dict[str, Any] = {}
+    variants: dict[str, Any] = {}
+    sampler: Literal["grid", "random", "tpe"] = "tpe"
+    seed: int = Field(0, description="the sampler's seed: the same recipe proposes the same configurations")
+    trials: int = Field(20, ge=1, description="random and tpe: configurations tried (--trials)")
+    pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
+    min_epochs: int = Field(1, ge=1, description="pruners: epochs every run gets before it can be stopped")
+    reduction_factor: int = Field(3, ge=2, description="successive_halving and hyperband: 1/η of the runs go on at each rung")
 
 
 class StudyRecipe(Recipe):
     study: StudyConfig
+
+
+class SweepRecipe(Recipe):
+    search: SearchConfig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,22 +565,33 @@ def load_recipe(path: str | Path | None, overrides: list[str] = (), saved: bool 
     return validate(tree, str(path) if path is not None else "recipe")
 
 
-def load_study_recipe(path: str | Path, overrides: list[str] = (), saved: bool = False) -> tuple[StudyRecipe, dict[str, Recipe]]:
-    """A study file: a recipe plus a ``study`` section. Overrides apply to the base recipe (so to
-    every arm). Returns the study and each arm's recipe (before its seed is set); ``saved`` as
-    for ``load_recipe``."""
+def load_plan(path: str | Path, overrides: list[str], saved: bool, schema: type[Recipe], key: str) -> tuple[Recipe, dict]:
+    """A recipe with a plan section (``study`` or ``search``) and the base recipe's tree without
+    it. Overrides apply to the base recipe; ``saved`` as for ``load_recipe``."""
     tree = read_yaml(path)
     if not isinstance(tree, dict):
-        raise UserError(f"{path}: a study recipe must be a mapping of sections")
+        raise UserError(f"{path}: a {key} recipe must be a mapping of sections")
     tree = apply_overrides(upgrade(tree) if saved else tree, list(overrides))
-    study = validate(tree, str(path), StudyRecipe)
-    base = {key: value for key, value in tree.items() if key != "study"}
-    arms = {}
-    for arm, arm_overrides in study.study.arms.items():
-        arm_tree = copy.deepcopy(base)
-        for key, value in arm_overrides.items():
-            set_dotted(arm_tree, key.split("."), value)
-        arms[arm] = validate(arm_tree, f"{path}: study.arms.{arm}")
+    plan = validate(tree, str(path), schema)
+    return plan, {name: value for name, value in tree.items() if name != key}
+
+
+def with_overrides(base: dict, overrides: dict[str, Any], origin: str, saved: bool = False) -> Recipe:
+    """The base recipe's tree with dotted ``key: value`` overrides (``None``: the default) set,
+    validated. ``saved``: the base is a resolved recipe that reglab wrote, holding every key of
+    each section, so the keys that do not apply once an override changes a section's ``name``
+    are dropped (a user's own recipe never has them dropped: they are errors there)."""
+    tree = copy.deepcopy(base)
+    for key, value in overrides.items():
+        set_dotted(tree, key.split("."), copy.deepcopy(value))
+    return validate(upgrade(tree) if saved else tree, origin)
+
+
+def load_study_recipe(path: str | Path, overrides: list[str] = (), saved: bool = False) -> tuple[StudyRecipe, dict[str, Recipe]]:
+    """A study file: a recipe plus a ``study`` section. Returns the study and each arm's recipe
+    (before its seed is set)."""
+    study, base = load_plan(path, overrides, saved, StudyRecipe, "study")
+    arms = {arm: with_overrides(base, arm_overrides, f"{path}: study.arms.{arm}", saved) for arm, arm_overrides in study.study.arms.items()}
     return study, arms
 
 

@@ -8,65 +8,26 @@ Study directory: ``study.yaml`` (resolved study recipe), ``study.json`` (name, s
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
 
 import optuna
-import yaml
 
 from .engine import Engine
-from .errors import UserError
 from .recipe import Recipe, load_study_recipe
-from .rundir import write_atomic
 from .train import RunResult
 
 class Study(Engine):
-    def __init__(self, directory: str | Path, storage_url: Optional[str] = None, name: Optional[str] = None):
-        """Open a study directory; with ``name`` and ``storage_url``, one whose study.json is not written yet."""
-        directory = Path(directory)
-        if name is None:
-            info_file = directory / "study.json"
-            if not info_file.is_file():
-                raise UserError(f"{directory}: not a reglab study directory (no study.json)")
-            try:
-                info = json.loads(info_file.read_text(encoding="utf-8"))
-                name, storage_url = str(info["name"]), storage_url or str(info["storage"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"{info_file}: damaged ({type(exc).__name__}: {exc}); it should hold the study's name and storage URL") from None
-        self.recipe, self.arms = load_study_recipe(directory / "study.yaml", saved=True)
-        self.config = self.recipe.study
-        self.monitored = self.config.metric
-        super().__init__(directory, name, storage_url, self.config.heartbeat_seconds, self.config.maximize)
+    kind, home = "study", "studies"
 
     @classmethod
-    def prepare(cls, recipe_path, overrides, out: Optional[Path], storage_url: Optional[str]) -> "Study":
-        """Create the study directory (or reopen it when it holds the same resolved recipe).
+    def load(cls, path, overrides=(), saved: bool = False):
+        return load_study_recipe(path, overrides, saved)[0]
 
-        study.json is written last, atomically: once it exists, the storage and its queue do too, and
-        a creation cut short is simply redone by the next run of the same command.
-        """
-        recipe, _ = load_study_recipe(recipe_path, overrides)
-        name = recipe.name or Path(recipe_path).stem
-        directory = Path(out or Path("studies") / name)
-        resolved = recipe.to_dict()
-        if (directory / "study.json").exists():
-            stored, _ = load_study_recipe(directory / "study.yaml", saved=True)
-            if stored.to_dict() != resolved:  # compared through today's schema: new keys take their defaults
-                raise UserError(f"{directory}: holds a different study (recipe or overrides changed); choose another --out")
-            study = cls(directory, storage_url)
-            study.enqueue_missing()
-            return study
-        directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / "study.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
-        url = storage_url or f"sqlite:///{(directory / 'study.db').resolve()}"
-        study = cls(directory, url, name=name)
-        study.enqueue_missing()
-        partial = directory / "study.json.partial"
-        partial.write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n")
-        partial.replace(directory / "study.json")
-        return study
+    def read_plan(self, path: Path) -> None:
+        self.recipe, self.arms = load_study_recipe(path, saved=True)
+        self.config = self.recipe.study
 
     # --- the plan: arms x seeds --------------------------------------------------------------
     def points(self) -> list[tuple[str, int]]:

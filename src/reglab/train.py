@@ -42,7 +42,7 @@ REFRESH_EVERY = 10
 @dataclass
 class RunResult:
     path: Path
-    status: str  # "completed", "early_stopped" or "diverged"
+    status: str  # "completed", "early_stopped", "pruned" or "diverged"
     history: list[dict]
     metrics: dict
 
@@ -229,6 +229,9 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
     for epoch in range(len(history) + 1, recipe.train.epochs + 1):
         if stopper.should_stop:
             status = "early_stopped"
+            break
+        if history and reporter.pruned():
+            status = "pruned"
             break
         started = time.perf_counter()
         plan = planner.epoch(train_set.y, generator)

@@ -1,6 +1,6 @@
-"""``reglab report PATH``: a run's or a study's report as self-contained HTML and Markdown, rebuilt
-from what the directory stores (``run.py`` and ``study.py`` decide what is shown, ``figures.py``
-draws, ``page.py`` lays out). Sweep reports are to come with sweeps."""
+"""``reglab report PATH``: a run's, a study's or a sweep's report as self-contained HTML and
+Markdown, rebuilt from what the directory stores (``run.py``, ``study.py`` and ``sweep.py`` decide
+what is shown, ``figures.py`` draws, ``page.py`` lays out)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from .page import write_report
 
 
 def build_report(path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into the run or study directory ``path``."""
+    """Write ``report.html`` and ``report.md`` into the run, study or sweep directory ``path``."""
     directory = Path(path)
     if is_run_dir(directory):
         from .run import run_sections as sections
     elif (directory / "study.json").is_file():
         from .study import study_sections as sections
+    elif (directory / "sweep.json").is_file():
+        from .sweep import sweep_sections as sections
     else:
-        raise UserError(f"{directory}: neither a run directory (recipe.yaml and meta.json) nor a study directory (study.json)")
+        raise UserError(f"{directory}: not a run directory (recipe.yaml and meta.json), a study (study.json) or a sweep (sweep.json)")
     return write_report(directory, *sections(directory))

@@ -179,3 +179,59 @@ def window_timeline(middles: np.ndarray, probs: np.ndarray, classes: list[str], 
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8, loc="upper right")
     return png(figure)
+
+
+STATUS_COLORS = {"completed": "#4c72b0", "early_stopped": "#4c72b0", "pruned": "#dd8452", "diverged": "#c44e52"}
+
+
+def importances(values: dict[str, float]) -> bytes:
+    """Parameter importances as horizontal bars, the most important on top."""
+    figure, axis = plt.subplots(figsize=(6, 0.45 * len(values) + 1.3))
+    names = list(values)
+    axis.barh(range(len(names)), [values[n] for n in names], color="#4c72b0")
+    axis.set_yticks(range(len(names)), names)
+    axis.invert_yaxis()
+    axis.set_xlabel("share of the metric's variance explained (fANOVA)")
+    return png(figure)
+
+
+def slices(rows: list[dict], names: list[str], metric: str, log_scaled: set[str]) -> bytes:
+    """The metric of every configuration against each parameter's value, one panel a parameter,
+    coloured by how the run ended."""
+    columns = min(len(names), 3)
+    count_rows = math.ceil(len(names) / columns)
+    figure, axes = plt.subplots(count_rows, columns, figsize=(4.2 * columns, 3.2 * count_rows), squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        shown = [row for row in rows if row["params"].get(name) is not None and not math.isnan(row["value"])]
+        values = [row["params"][name] for row in shown]
+        categorical = any(isinstance(v, (str, bool)) for v in values)
+        labels = sorted({str(v) for v in values}) if categorical else []
+        xs = [labels.index(str(v)) for v in values] if categorical else values
+        axis.scatter(xs, [row["value"] for row in shown], c=[STATUS_COLORS.get(row["status"], "grey") for row in shown], s=22)
+        if categorical:
+            axis.set_xticks(range(len(labels)), labels)
+        elif name in log_scaled:
+            axis.set_xscale("log")
+        axis.set_xlabel(name)
+        axis.set_ylabel(metric)
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=color, label=label)
+               for label, color in (("trained to the end", "#4c72b0"), ("pruned", "#dd8452"))]  # fmt: skip
+    axes.flat[0].legend(handles=handles, fontsize=8)
+    return png(figure)
+
+
+def sweep_curves(histories: list[tuple[str, list[dict]]], key: str, ylabel: str, best: str) -> bytes:
+    """``key`` per epoch for every configuration: pruned runs end early; the best one is drawn bold."""
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    for status, history in histories:
+        axis.plot([row["epoch"] for row in history], [row.get(key, float("nan")) for row in history],
+                  color=STATUS_COLORS.get(status, "grey"), alpha=0.45, linewidth=1)  # fmt: skip
+    for status, history in histories[:1]:
+        axis.plot([row["epoch"] for row in history], [row.get(key, float("nan")) for row in history], color="black", linewidth=2, label=f"best: {best}")
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=8)
+    return png(figure)

@@ -1,0 +1,206 @@
+"""Sweeps as a user runs them: a grid over workers with one killed, seeded samplers, conditional
+parameters, pruning, best.yaml, and confirmation of the winners over seeds."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from reglab.cli import main
+from reglab.engine import POINT
+from reglab.recipe import load_recipe
+from reglab.rundir import RunDir
+from reglab.study import Study, run_value
+from reglab.sweep import Sweep
+from reglab.train import train
+
+def on_digits(name: str, model: str, optim: str, epochs: int, search: str) -> str:
+    """A sweep recipe on the built-in digits, ranked by validation accuracy."""
+    return (f"name: {name}\ndata: {{source: digits}}\nmodel: {model}\noptim: {optim}\ntrain: {{epochs: {epochs}, batch_size: 64}}\n"
+            f"search:\n  metric: val_accuracy\n  heartbeat_seconds: 1\n{search}")  # fmt: skip
+
+
+GRID = on_digits("kill-grid", "{name: resnet18, width: 0.125}", "{name: adam, lr: 0.003}", 3, """  sampler: grid
+  space:
+    model.dropout.rate: {choice: [0.3, 0.4, 0.5]}
+    optim.lr: {choice: [0.003, 0.001, 0.0003]}
+    optim.l2: {choice: [0.001, 0.0001]}
+""")
+SMALL = on_digits("small", "{name: linear}", "{name: sgd, lr: 0.05}", 2, """  sampler: grid
+  space:
+    optim.lr: {choice: [0.05, 0.2, 1.0e+38]}
+  cocktail:
+    augment.mix: {mixup_alpha: {choice: [0.4]}}
+""")
+SAMPLED = on_digits("sampled", "{name: linear}", "{name: sgd, lr: 0.05}", 3, """  sampler: random
+  trials: 8
+  space:
+    optim.lr: {loguniform: [0.001, 0.3]}
+  cocktail:
+    augment.mix: {mixup_alpha: {uniform: [0.1, 1.0]}}
+""")
+
+
+def write(tmp_path, text, **search):
+    tree = yaml.safe_load(text)
+    tree["search"].update(search)
+    path = tmp_path / f"{tree['name']}.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def recorded(directory):
+    """Point -> the trials that completed it."""
+    done = {}
+    for trial in Sweep(directory).optuna.get_trials(states=(TrialState.COMPLETE,)):
+        done.setdefault(tuple(trial.user_attrs[POINT]), []).append(trial.number)
+    return done
+
+
+@pytest.mark.slow
+def test_a_grid_runs_every_point_once_with_a_worker_killed_and_a_rerun(tmp_path):
+    recipe, out = write(tmp_path, GRID), tmp_path / "grid"
+    command = [sys.executable, "-m", "reglab.cli", "sweep", str(recipe), "--out", str(out), "--workers", "2", "--quiet"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, victim = time.time() + 120, None
+    while victim is None and time.time() < deadline:  # a worker three runs in, after its run's first epoch
+        time.sleep(0.2)
+        if not (out / "sweep.json").exists():
+            continue
+        trials = Sweep(out).optuna.get_trials()
+        if sum(t.state == TrialState.COMPLETE for t in trials) >= 3:
+            victim = next((t.user_attrs["worker_pid"] for t in trials if t.state == TrialState.RUNNING
+                           and len(t.intermediate_values) == 1 and "worker_pid" in t.user_attrs), None)  # fmt: skip
+    assert victim is not None, "no run reached its first epoch"
+    os.kill(victim, signal.SIGKILL)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 2 and "a worker exited" in err, err  # the other worker may have finished the grid meanwhile
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    done = recorded(out)
+    assert set(done) == set(Sweep(out).points()) and len(done) == 18
+    assert all(len(numbers) == 1 for numbers in done.values()), done  # no point ran twice
+    killed = [t for t in Sweep(out).optuna.get_trials(states=(TrialState.FAIL,)) if t.user_attrs.get("worker_pid") == victim]
+    assert len(killed) == 1 and tuple(killed[0].user_attrs[POINT]) in done  # its point was run again, once
+    assert len([p for p in (out / "runs").iterdir()]) == 18  # no attempt left behind
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)  # nothing missing: nothing runs
+    assert again.returncode == 0 and recorded(out) == done
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A finished 6-point grid: three rates (one diverges) x mixup off or on."""
+    tmp = tmp_path_factory.mktemp("small")
+    assert main(["sweep", str(write(tmp, SMALL)), "--out", str(tmp / "sweep"), "--workers", "0", "--quiet"]) == 0
+    Sweep(tmp / "sweep").work()
+    return tmp / "sweep"
+
+
+def test_sweep_show_ranks_runs_and_a_diverged_one_is_last(small, tmp_path, capsys):
+    assert main(["sweep", "show", str(small), "--json", str(tmp_path / "show.json")]) == 0
+    shown = json.loads((tmp_path / "show.json").read_text())
+    runs = shown["runs"]
+    assert shown["finished"] == shown["total"] == 6 and [r["rank"] for r in runs] == list(range(1, 7))
+    assert [r["status"] for r in runs[-2:]] == ["diverged", "diverged"]  # lr 1e38, with and without mixup
+    assert all(r["params"]["optim.lr"] == 1e38 for r in runs[-2:])
+    values = [r["value"] for r in runs[:4]]
+    assert values == sorted(values, reverse=True)
+    table = capsys.readouterr().out
+    assert "rank" in table and "augment.mix?" in table and "diverged" in table and "best.yaml" in table
+
+
+def test_a_conditional_parameter_exists_only_where_its_regularizer_is_on(small):
+    for run in (small / "runs").iterdir():
+        recipe = load_recipe(run / "recipe.yaml", saved=True)
+        switch = "mixon" in run.name
+        assert (recipe.augment.mix is not None) == switch
+        if switch:
+            assert recipe.augment.mix.mixup_alpha == 0.4
+
+
+def test_best_yaml_trains_to_the_value_the_sweep_reported(small, tmp_path):
+    main(["sweep", "show", str(small), "--json", str(tmp_path / "show.json")])
+    best = json.loads((tmp_path / "show.json").read_text())["runs"][0]
+    text = (small / "best.yaml").read_text()
+    assert f"{best['value']:.4f}" in text.splitlines()[0] and f"OMP_NUM_THREADS={best['threads']}" in text
+    threads = torch.get_num_threads()
+    torch.set_num_threads(best["threads"])
+    try:
+        result = train(load_recipe(small / "best.yaml"), tmp_path / "again")
+    finally:
+        torch.set_num_threads(threads)
+    assert run_value(result.history, Sweep(small).config) == best["value"]
+
+
+def test_sweep_confirm_turns_the_top_configurations_into_a_study(small, tmp_path, capsys):
+    out = tmp_path / "confirm"
+    assert main(["sweep", "confirm", str(small), "--top", "2", "--seeds", "3", "--workers", "0", "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "top1: optim.lr=" in shown and "top2: optim.lr=" in shown
+    study = Study(out)
+    assert study.config.baseline == "top1" and set(study.config.arms) == {"top1", "top2"} and study.config.seeds == [0, 1, 2]
+    study.work()
+    assert main(["study", "show", str(out), "--json", str(tmp_path / "study.json")]) == 0
+    arms = {row["arm"]: row for row in json.loads((tmp_path / "study.json").read_text())["arms"]}
+    assert arms["top1"]["seeds"] == arms["top2"]["seeds"] == 3
+    low, high = arms["top2"]["value"]["low"], arms["top2"]["value"]["high"]
+    assert low <= arms["top2"]["value"]["mean"] <= high
+    assert arms["top2"]["verdict"] and arms["top2"]["p_value"] is not None
+    assert "95% bootstrap intervals" in capsys.readouterr().out
+
+
+def proposals(directory):
+    trials = sorted(Sweep(directory).optuna.get_trials(), key=lambda t: t.number)
+    return [t.params for t in trials if POINT in t.user_attrs]
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_the_same_sampled_sweep_proposes_the_same_configurations(tmp_path, sampler):
+    recipe = write(tmp_path, SAMPLED, sampler=sampler, trials=4)
+    for out in ("a", "b"):
+        assert main(["sweep", str(recipe), "--out", str(tmp_path / out), "--workers", "0", "--quiet"]) == 0
+        Sweep(tmp_path / out).work()
+    first, second = proposals(tmp_path / "a"), proposals(tmp_path / "b")
+    assert len(first) == 4 and first == second
+    for params in first:  # mixup_alpha is sampled only when mixup is on
+        assert ("augment.mix.mixup_alpha" in params) == params["augment.mix?"]
+    other = write(tmp_path, SAMPLED.replace("name: sampled", "name: other"), sampler=sampler, trials=4, seed=1)
+    main(["sweep", str(other), "--out", str(tmp_path / "c"), "--workers", "0", "--quiet"])
+    Sweep(tmp_path / "c").work()
+    assert proposals(tmp_path / "c") != first  # another seed, other proposals
+
+
+def test_a_pruned_run_keeps_its_directory_history_and_row(tmp_path):
+    recipe = write(tmp_path, SAMPLED, trials=8, pruner="successive_halving")
+    assert main(["sweep", str(recipe), "--out", str(tmp_path / "s"), "--workers", "0", "--quiet"]) == 0
+    sweep = Sweep(tmp_path / "s")
+    sweep.work()
+    rows = sweep.results()
+    assert len(rows) == 8
+    pruned = [row for row in rows if row["status"] == "pruned"]
+    assert pruned, [row["status"] for row in rows]
+    for row in pruned:
+        history = RunDir(sweep.directory / "runs" / row["name"]).history()
+        assert 1 <= len(history) == row["epochs_run"] < 3
+        assert row["value"] == max(h["val_accuracy"] for h in history)
+    states = {t.state for t in sweep.optuna.get_trials() if POINT in t.user_attrs}
+    assert TrialState.PRUNED in states
+
+
+def test_trials_bounds_a_sampled_sweep_and_a_rerun_can_extend_it(tmp_path):
+    recipe = write(tmp_path, SAMPLED, trials=2)
+    out = tmp_path / "s"
+    main(["sweep", str(recipe), "--out", str(out), "--workers", "0", "--quiet"])
+    Sweep(out).work()
+    assert len(Sweep(out).results()) == 2
+    assert main(["sweep", str(recipe), "--out", str(out), "--workers", "0", "--quiet", "--trials", "3"]) == 0
+    Sweep(out).work()
+    assert len(Sweep(out).results()) == 3
+    assert main(["sweep", str(recipe), "optim.name=adam", "--out", str(out), "--workers", "0", "--quiet"]) == 2
