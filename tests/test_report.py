@@ -83,3 +83,64 @@ def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsy
 
     values = [row["value"] for row in Study(tmp_path / "s").results() if row["arm"] == "plain"]
     assert f"{np.mean(values):.4f}" in html
+
+
+SWEEP = """data: {source: digits}
+model: {name: linear}
+optim: {name: sgd, lr: 0.05}
+train: {epochs: 3, batch_size: 64}
+search:
+  sampler: random
+  trials: 8
+  pruner: successive_halving
+  metric: val_accuracy
+  space: {optim.lr: {loguniform: [0.001, 0.3]}}
+  cocktail: {augment.mix: {mixup_alpha: {uniform: [0.1, 1.0]}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """A finished 8-trial sweep with pruned runs, and its report."""
+    from reglab.sweep import Sweep
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    (tmp / "sweep.yaml").write_text(SWEEP)
+    assert main(["sweep", str(tmp / "sweep.yaml"), "--workers", "0", "--out", str(tmp / "s"), "--quiet"]) == 0
+    Sweep(tmp / "s").work()
+    assert main(["report", str(tmp / "s")]) == 0
+    return tmp / "s"
+
+
+def test_a_sweep_report_has_the_ranking_importances_slices_and_curves(sweep_dir):
+    from reglab.sweep import Sweep
+
+    html, sweep = (sweep_dir / "report.html").read_text(), Sweep(sweep_dir)
+    importances = bool(sweep.importances())  # needs 5 runs that trained to the end
+    assert html.count("data:image/png;base64,") == 3 + importances  # slices, metric curves, loss curves
+    for heading in ("Configurations", "The metric against each parameter", "Curves") + (("Parameter importances",) if importances else ()):
+        assert f"<h2>{heading}</h2>" in html
+    rows = sweep.results()
+    assert any(row["status"] == "pruned" for row in rows)
+    for row in rows:  # every stored value and status in the table
+        assert f"{row['value']:.4f}" in html
+    assert "augment.mix?" in html and "pruned" in html
+    markdown = (sweep_dir / "report.md").read_text()
+    assert "report_files/slices.png" in markdown and (sweep_dir / "report_files" / "slices.png").stat().st_size > 1000
+
+
+def test_figures_grow_with_the_class_count_and_cut_long_names():
+    import io
+
+    from PIL import Image
+
+    from reglab.report import figures
+
+    def size(png: bytes) -> tuple[int, int]:
+        return Image.open(io.BytesIO(png)).size
+
+    names = [f"painter_{i:02d}_van_gogh_vincent" for i in range(50)]
+    few, many = size(figures.confusion(np.eye(3, dtype=int).tolist(), names[:3])), size(figures.confusion(np.eye(50, dtype=int).tolist(), names))
+    assert many[0] > 2 * few[0] and many[1] > 2 * few[1]  # 50 tick labels a side need room
+    bars = size(figures.class_distribution({name: 10 + i for i, name in enumerate(names)}))
+    assert bars[0] > size(figures.class_distribution({name: 10 for name in names[:3]}))[0]

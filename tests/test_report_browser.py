@@ -26,24 +26,44 @@ def open_headless():
     return webdriver.Chrome(service=Service(DRIVER), options=options)
 
 
+def loads_cleanly(browser, page, title: str, figures: int) -> None:
+    """``page`` opens with its title, ``figures`` decoded images, no console message and nothing fetched."""
+    browser.get(page.as_uri())
+    assert browser.title == title
+    images = browser.execute_script("return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
+    assert len(images) == figures and all(done and width > 100 and height > 100 for done, width, height in images), images
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+    assert errors == []
+    events = [json.loads(entry["message"])["message"] for entry in browser.get_log("performance")]
+    urls = [event["params"]["request"]["url"] for event in events if event["method"] == "Network.requestWillBeSent"]
+    assert page.as_uri() in urls and all(url == page.as_uri() or url.startswith("data:image/png;base64,") for url in urls)  # nothing fetched
+    assert not [event for event in events if event["method"] == "Network.loadingFailed"]
+
+
+def headings(browser) -> list[str]:
+    return browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
+
+
 def test_run_report_loads_in_chromium_without_errors(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data: {source: digits}\nmodel: {name: instrunet, width: 0.25}\ntrain: {epochs: 2, batch_size: 64}\n")
     assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     browser = open_headless()
     try:
-        browser.get((tmp_path / "run" / "report.html").as_uri())
-        assert browser.title == "Run report: run"
-        images = browser.execute_script("return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
-        assert len(images) == 8 and all(done and width > 100 and height > 100 for done, width, height in images), images
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
-        assert errors == []
-        events = [json.loads(entry["message"])["message"] for entry in browser.get_log("performance")]
-        urls = [event["params"]["request"]["url"] for event in events if event["method"] == "Network.requestWillBeSent"]
-        page = (tmp_path / "run" / "report.html").as_uri()
-        assert page in urls and all(url == page or url.startswith("data:image/png;base64,") for url in urls)  # nothing fetched
-        assert not [event for event in events if event["method"] == "Network.loadingFailed"]
-        headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
-        assert "Calibration (validation)" in headings and "Learnt weights" in headings
+        loads_cleanly(browser, tmp_path / "run" / "report.html", "Run report: run", 8)
+        assert "Calibration (validation)" in headings(browser) and "Learnt weights" in headings(browser)
+    finally:
+        browser.quit()
+
+
+def test_sweep_report_loads_in_chromium_without_errors(tmp_path):
+    recipe = tmp_path / "s.yaml"
+    recipe.write_text("data: {source: digits}\nmodel: {name: linear}\ntrain: {epochs: 2}\nsearch:\n  sampler: grid\n"
+                      "  space: {optim.lr: {choice: [0.01, 0.1]}}\n  cocktail: {augment.mix: {mixup_alpha: {choice: [0.4]}}}\n")  # fmt: skip
+    assert main(["sweep", str(recipe), "--workers", "1", "--out", str(tmp_path / "sweep"), "--quiet"]) == 0
+    browser = open_headless()
+    try:
+        loads_cleanly(browser, tmp_path / "sweep" / "report.html", "Sweep report: s", 3)
+        assert headings(browser) == ["Configurations", "The metric against each parameter", "Curves"]
     finally:
         browser.quit()

@@ -40,6 +40,7 @@ def curves(history: list[dict], keys: list[str], ylabel: str, best_epoch: int = 
     axis.set_ylabel(ylabel)
     rate = axis.twinx()
     rate.plot(epochs, [row["lr"] for row in history], color="black", alpha=0.3, linewidth=1)
+    rate.set_ylim(0, max(row["lr"] for row in history) * 1.1)  # from zero: a constant rate is a flat line, not noise
     rate.set_ylabel("learning rate", alpha=0.6)
     axis.legend(loc="best", fontsize=8)
     return png(figure)
@@ -123,8 +124,9 @@ def weight_images(weights: np.ndarray, titles: list[str]) -> bytes:
         tile = weights[index]
         tile = (tile - tile.min()) / max(float(tile.max() - tile.min()), 1e-12)
         axis.imshow(tile[0] if tile.shape[0] != 3 else tile.transpose(1, 2, 0), cmap="gray" if tile.shape[0] != 3 else None)
-        if titles:
-            axis.set_title(titles[index], fontsize=7)
+        if titles:  # long class names cut so that neighbouring titles never overlap
+            title = titles[index]
+            axis.set_title(title if len(title) <= 16 else title[:15] + "…", fontsize=7)
     return png(figure)
 
 
@@ -195,9 +197,9 @@ def importances(values: dict[str, float]) -> bytes:
     return png(figure)
 
 
-def slices(rows: list[dict], names: list[str], metric: str, log_scaled: set[str]) -> bytes:
+def slices(rows: list[dict], names: list[str], metric: str) -> bytes:
     """The metric of every configuration against each parameter's value, one panel a parameter,
-    coloured by how the run ended."""
+    coloured by how the run ended; positive values spanning a factor of 10 or more on a log axis."""
     columns = min(len(names), 3)
     count_rows = math.ceil(len(names) / columns)
     figure, axes = plt.subplots(count_rows, columns, figsize=(4.2 * columns, 3.2 * count_rows), squeeze=False)
@@ -210,7 +212,7 @@ def slices(rows: list[dict], names: list[str], metric: str, log_scaled: set[str]
         axis.scatter(xs, [row["value"] for row in shown], c=[STATUS_COLORS.get(row["status"], "grey") for row in shown], s=22)
         if categorical:
             axis.set_xticks(range(len(labels)), labels)
-        elif name in log_scaled:
+        elif values and min(values) > 0 and max(values) >= 10 * min(values):
             axis.set_xscale("log")
         axis.set_xlabel(name)
         axis.set_ylabel(metric)

@@ -40,10 +40,8 @@ def sweep_sections(path) -> tuple[str, str, list[Section]]:
         sections.append(Section("Parameter importances", figures=[Figure("importances", figures.importances(importance),
                                                                          "How much of the metric's variance each parameter explains")]))  # fmt: skip
     if rows:
-        log_scaled = {d.name for d in sweep.space.dimensions if d.kind == "loguniform"} | {
-            d.name for b in sweep.space.branches for d in b.dimensions if d.kind == "loguniform"}
         sections.append(Section("The metric against each parameter", figures=[
-            Figure("slices", figures.slices(rows, names, config.metric, log_scaled), f"{metric} of every configuration")]))  # fmt: skip
+            Figure("slices", figures.slices(rows, names, config.metric), f"{metric} of every configuration")]))  # fmt: skip
         histories = [(row["status"], RunDir(sweep.directory / "runs" / row["name"]).history()) for row in rows]
         histories = [(status, history) for status, history in histories if history]
         if histories:
