@@ -11,6 +11,10 @@ The grid runs to completion (or an existing finished grid sweep of the same reci
 epochs are counted in the order its runs finished (one worker, so that order is the one it ran
 them in); the grid's in its own order (the product order of the recipe's choices), and also as
 the mean over random orders, which is what a grid gives when its order carries no information.
+
+On a small discrete space a sampler soon proposes points already run; those are not trained again
+(a point pruned early is never given its full budget later). ``--continuous`` samples instead the
+ranges the grid spans (log-uniform where a range covers a factor of 10 or more).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from optuna.trial import TrialState
 
 from reglab.engine import POINT
@@ -56,6 +61,18 @@ def finished_in_order(sweep: Sweep) -> list[dict]:
     return [rows[sweep.run_name(tuple(t.user_attrs[POINT]))] for t in sorted(trials, key=lambda t: t.datetime_complete)]
 
 
+def continuous(recipe: str, out: Path) -> Path:
+    """The recipe with each numeric choice of ``search.space`` turned into the range it spans."""
+    tree = yaml.safe_load(Path(recipe).read_text())
+    for key, spec in tree["search"]["space"].items():
+        values = spec.get("choice", [])
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            low, high = min(values), max(values)
+            tree["search"]["space"][key] = {"loguniform" if low > 0 and high >= 10 * low else "uniform": [low, high]}
+    out.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return out
+
+
 def epochs_to_reach(rows: list[dict], target: float) -> int | None:
     spent = 0
     for row in rows:
@@ -73,6 +90,7 @@ def main() -> None:
     parser.add_argument("--pruner", default="hyperband", choices=["hyperband", "successive_halving", "median"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampler seeds of the pruned sweep")
     parser.add_argument("--workers", type=int, default=2, help="workers of the grid, when it is run here")
+    parser.add_argument("--continuous", action="store_true", help="sample the ranges the grid spans instead of its points")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         grid = Sweep(args.grid) if args.grid else Sweep.prepare(args.recipe, [], Path(tmp) / "grid", None)
@@ -94,9 +112,10 @@ def main() -> None:
         print(f"grid: best {grid.config.metric} {best:.4f} over {len(rows)} configurations, {budget} epochs; "
               f"epochs to a configuration within one point ({target:.4f}): {epochs_to_reach(rows, target)} in its order, "
               f"{sum(shuffled) / len(shuffled):.0f} on average over random orders")  # fmt: skip
+        recipe = continuous(args.recipe, Path(tmp) / "continuous.yaml") if args.continuous else args.recipe
         for seed in args.seeds:
             overrides = [f"search.sampler={args.sampler}", f"search.pruner={args.pruner}", f"search.seed={seed}", "name=pruned"]
-            sweep = EpochBudget.prepare(args.recipe, overrides, Path(tmp) / f"pruned{seed}", None)
+            sweep = EpochBudget.prepare(recipe, overrides, Path(tmp) / f"pruned{seed}", None)
             sweep.budget, sweep.quiet = budget, True
             started = time.perf_counter()
             sweep.work()
@@ -106,7 +125,7 @@ def main() -> None:
             found = max(row["value"] for row in pruned_rows)
             finished = max((row["value"] for row in pruned_rows if row["status"] != "pruned"), default=float("nan"))
             share = f"{reached / budget:.0%} of the grid's epochs" if reached else "never"
-            print(f"{args.sampler}+{args.pruner} seed {seed}: best {found:.4f} (best run to the end {finished:.4f}) over "
+            print(f"{args.sampler}+{args.pruner}{' (continuous)' if args.continuous else ''} seed {seed}: best {found:.4f} (best run to the end {finished:.4f}) over "
                   f"{len(pruned_rows)} configurations ({sum(r['status'] == 'pruned' for r in pruned_rows)} pruned, "
                   f"{sweep.repeats()} repeated proposals), {spent} epochs in {time.perf_counter() - started:.0f} s; "
                   f"epochs to within one point of the grid's best: {reached} ({share})")  # fmt: skip
