@@ -117,3 +117,20 @@ def test_weight_average_changes_what_is_validated_not_how_the_model_trains(tmp_p
     kept = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
     trained = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)
     assert not torch.equal(kept["net.head.1.weight"], trained["net.head.1.weight"])
+
+
+def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
+    from reglab.device import cpu_has_bf16
+    from reglab.errors import UserError
+
+    assert digits_recipe("train.amp=true").train.amp == "auto" and digits_recipe("train.amp=false").train.amp == "off"  # older recipes
+    recipe = digits_recipe("train.amp=bf16", "model.name=instrunet", "model.width=0.25")
+    if not cpu_has_bf16():
+        with pytest.raises(UserError, match="train.amp: bf16 needs a CPU with bfloat16"):
+            train(recipe, tmp_path / "bf16")
+        return
+    full = train(digits_recipe("model.name=instrunet", "model.width=0.25"), tmp_path / "fp32").history
+    half = train(recipe, tmp_path / "bf16").history
+    assert half != full  # it ran in bfloat16 ...
+    assert abs(half[-1]["val_accuracy"] - full[-1]["val_accuracy"]) < 0.1  # ... and learnt as well
+    assert without_time(train(recipe, tmp_path / "again").history) == without_time(half)  # deterministic in bfloat16 too

@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("REGLAB_KEEP_FREED_MEMORY", "1") != "0":
         from .allocator import keep_freed_memory
 
-        keep_freed_memory()  # 1.6x faster training steps on glibc (benchmarks/allocator.py)
+        keep_freed_memory()  # up to 1.35x faster steps at larger batches on glibc (benchmarks/allocator.py)
     try:
         if getattr(args, "resume", False) and not args.out:
             raise UserError("--resume needs --out RUN_DIR: the run to continue")

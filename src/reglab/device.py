@@ -20,10 +20,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on CUDA (no loss scaling needed); full precision on the CPU."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast(device: torch.device, mode: str):
+    """bfloat16 autocast (no loss scaling needed): on CUDA unless ``mode`` is off, on the CPU only
+    when it is ``bf16`` (about 1.6x faster steps on this AVX-512 BF16 CPU; not the default, so a
+    recipe's CPU numbers do not change under it)."""
+    if mode != "off" and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if mode == "bf16" and device.type == "cpu":
+        if not cpu_has_bf16():
+            raise UserError("train.amp: bf16 needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); this one has none, use auto")
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -248,9 +248,17 @@ class TrainConfig(Section):
     eval_batch_size: int = Field(512, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    amp: Literal["auto", "bf16", "off"] = Field(
+        "auto", description="bfloat16 autocast: auto (on CUDA), bf16 (on CUDA and on CPUs with bfloat16 instructions), off"
+    )
     ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_switch(cls, value: Any) -> Any:
+        """``true``/``false`` (recipes before bf16 on CPU) mean auto/off."""
+        return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 Range = tuple[float, float]

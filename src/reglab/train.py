@@ -72,7 +72,7 @@ class Learner:
         """One optimizer step on a batch; returns its (detached) logits and loss."""
         with self.amp:
             logits = self.model(xb)
-        loss = self.loss_fn(logits, targets)
+        loss = self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
         self.optimizer.zero_grad()
         (loss + self.optimizer.penalty()).backward()
         self.optimizer.step()
