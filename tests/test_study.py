@@ -219,3 +219,13 @@ def test_a_run_without_a_value_is_recorded_once_with_its_reason(tmp_path, capsys
     assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "s")]) == 0  # nothing is trained again
     assert len(Study(tmp_path / "s").optuna.get_trials()) == 1
     assert [row["status"] for row in Study(tmp_path / "s").results()] == ["completed"]
+
+
+def test_seeds_needed_match_the_paired_t_tests_power_tables():
+    from reglab.stats import seeds_needed
+
+    half = 2**-0.5
+    for effect, n in ((0.5, 34), (0.8, 15), (1.0, 10)):  # Cohen's d -> n for 80% power at 0.05 (G*Power's figures)
+        assert seeds_needed([effect - half, effect + half]) == n
+    assert seeds_needed([3.0, 3.1, 2.9]) == 6  # a large effect still needs the 6 seeds the exact test needs
+    assert seeds_needed([0.1]) is None and seeds_needed([0.2, 0.2]) is None

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .stats import bootstrap_interval, paired_permutation_p, verdict
+from .stats import bootstrap_interval, paired_permutation_p, seeds_needed, verdict
 
 COLUMNS = ("value", "train_loss", "val_loss", "gap_loss", "best_epoch")
 
@@ -27,12 +27,15 @@ def arm_rows(results: list[dict], config) -> list[dict]:
         shared = sorted(set(runs) & set(baseline))
         differences = [runs[s]["value"] - baseline[s]["value"] for s in shared]
         differences = [d for d in differences if not math.isnan(d)]
+        row["seeds_needed"] = None  # for an undecided arm: seeds for 80% power at the observed difference
         if arm == config.baseline:
             row["difference"], row["p_value"], row["verdict"] = None, None, "baseline"
         elif differences:
             row["difference"] = bootstrap_interval(differences)
             row["p_value"] = paired_permutation_p(differences)
             row["verdict"] = verdict(float(np.mean(differences)), row["p_value"], len(differences), config.maximize)
+            if row["p_value"] >= 0.05:
+                row["seeds_needed"] = seeds_needed(differences)
         else:
             row["difference"], row["p_value"], row["verdict"] = None, None, "no paired runs yet"
         rows.append(row)
@@ -45,17 +48,22 @@ def print_table(rows: list[dict], config, title: str, console: Console | None = 
         metric = f"{config.reduce} {metric}"
     table = Table(title=escape(title))
     for header in ("arm", "runs", metric, "train loss", "val loss", "gap (train−val)", "best epoch",
-                   "Δ vs baseline", "p", "verdict"):  # fmt: skip
+                   "Δ vs baseline", "p", "verdict", "seeds needed"):  # fmt: skip
         table.add_column(header, justify="left" if header in ("arm", "verdict") else "right")
     for row in rows:
         runs = f"{row['seeds']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
         table.add_row(
             escape(row["arm"]), runs, *(str(row[c]) for c in COLUMNS[:-1]), f"{row['best_epoch'].mean:.1f}",
             str(row["difference"]) if row["difference"] else "—",
-            f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"],
+            f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"], needed(row),
         )  # fmt: skip
     wide_console(console).print(table)
-    print("means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test")
+    print("means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test; "
+          "seeds needed: for 80% power at the observed difference and spread (paired t-test, Colas et al. 2018)")
+
+
+def needed(row: dict) -> str:
+    return "—" if row["seeds_needed"] is None else str(row["seeds_needed"])
 
 
 def wide_console(console: Console | None = None) -> Console:

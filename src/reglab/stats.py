@@ -1,6 +1,7 @@
 """Seed-to-seed statistics for studies: percentile-bootstrap confidence intervals (Efron &
-Tibshirani 1993) and the paired sign-flip permutation test (Fisher's randomization test), exact
-for up to 16 seeds."""
+Tibshirani 1993), the paired sign-flip permutation test (Fisher's randomization test), exact
+for up to 16 seeds, and the seeds a comparison needs (a power analysis, as Colas et al. 2018 do
+for deep RL)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 RESAMPLES = 10_000
 
@@ -59,3 +61,23 @@ def verdict(mean_difference: float, p_value: float, n_seeds: int, maximize: bool
         needed = math.ceil(math.log2(2 / alpha))
         return f"no detectable difference with {n_seeds} seeds (p < {alpha} needs ≥ {needed})"
     return f"no detectable difference with {n_seeds} seeds"
+
+
+def seeds_needed(differences, alpha: float = 0.05, power: float = 0.8, most: int = 1000) -> int | None:
+    """Seeds for the paired comparison to detect the observed mean difference with ``power`` at
+    level ``alpha``: the paired t-test's power from the noncentral t distribution (Colas, Sigaud &
+    Oudeyer 2018, "How many random seeds?"), with the observed standard deviation; at least what
+    the exact sign-flip test needs to reach ``alpha`` at all. None with fewer than two differences,
+    none that differ, or more than ``most`` needed."""
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return None
+    effect = abs(d.mean()) / d.std(ddof=1)
+    floor = math.ceil(math.log2(2 / alpha))
+    for n in range(2, most + 1):
+        t = stats.t.ppf(1 - alpha / 2, n - 1)
+        shift = effect * math.sqrt(n)
+        if 1 - stats.nct.cdf(t, n - 1, shift) + stats.nct.cdf(-t, n - 1, shift) >= power:
+            return max(n, floor)
+    return None

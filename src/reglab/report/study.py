@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..compare import arm_rows
+from ..compare import arm_rows, needed
 from ..rundir import RunDir
 from ..study import Study
 from . import figures
@@ -22,10 +22,13 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
     subtitle = (f"{len(results)}/{len(study.points())} runs finished; {len(config.arms)} arms × {len(config.seeds)} seeds; "
                 f"compared: {config.reduce if config.at_epoch is None else ''} {metric}, baseline {config.baseline}")  # fmt: skip
     table = Section(
-        "Arms", text="Means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test.",
-        headers=["arm", "runs", metric, "train loss", "val loss", "gap (train − val)", "best epoch", "Δ vs baseline", "p", "verdict"],
+        "Arms", text="Means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test; "
+        "seeds needed: for 80% power at the observed difference and spread (paired t-test, Colas et al. 2018).",
+        headers=["arm", "runs", metric, "train loss", "val loss", "gap (train − val)", "best epoch", "Δ vs baseline", "p", "verdict",
+                 "seeds needed"],
         rows=[[row["arm"], row["seeds"], row["value"], row["train_loss"], row["val_loss"], row["gap_loss"], f"{row['best_epoch'].mean:.1f}",
-               row["difference"] or "—", f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"]] for row in rows],
+               row["difference"] or "—", f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"], needed(row)]
+              for row in rows],
     )  # fmt: skip
     sections = [table]
     recorded = study.records()  # one read of the storage
