@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -229,3 +230,41 @@ def test_seeds_needed_match_the_paired_t_tests_power_tables():
         assert seeds_needed([effect - half, effect + half]) == n
     assert seeds_needed([3.0, 3.1, 2.9]) == 6  # a large effect still needs the 6 seeds the exact test needs
     assert seeds_needed([0.1]) is None and seeds_needed([0.2, 0.2]) is None
+
+
+def test_the_sequential_rule_keeps_false_positives_at_their_level_and_decides_real_effects():
+    """Simulated arms, paired differences drawn at random: with no effect the rule (Bonferroni over
+    its looks, futility stops) declares a difference in at most 5 % of studies, while testing at
+    0.05 at every look would in more; with a large effect it decides in most."""
+    from reglab.stats import paired_permutation_p, sequential_stop
+
+    rng = np.random.default_rng(0)
+    looks = [3, 5, 7, 9, 11, 13, 15, 17, 19, 20]
+    null = rng.standard_normal((400, 20))
+    decided = [sequential_stop(d, looks, 0.05 / len(looks))[1] for d in null]
+    assert np.mean(decided) <= 0.05
+    naive = [any(paired_permutation_p(d[:n]) < 0.05 for n in looks[:4]) for d in null[:200]]  # p < 0.05 at each of 4 looks
+    assert np.mean(naive) > 0.05
+    real = [sequential_stop(d + 1.5, looks, 0.05 / len(looks)) for d in rng.standard_normal((100, 20))]
+    assert np.mean([done for _, done in real]) > 0.75 and max(seeds for seeds, _ in real) <= 20
+
+
+def test_an_adaptive_study_adds_seeds_only_to_undecided_arms(tmp_path, capsys):
+    recipe = tmp_path / "adaptive.yaml"
+    recipe.write_text("data: {source: digits}\nmodel: {name: linear}\noptim: {name: adam, lr: 0.01}\ntrain: {epochs: 2}\n"
+                      "study:\n  arms: {plain: {}, broken: {optim.lr: 1.0e-7}, same: {train.batch_size: 128}}\n  baseline: plain\n"
+                      "  metric: val_accuracy\n  seeds: {min: 3, max: 9, step: 3}\n")  # fmt: skip
+    assert main(["study", str(recipe), "--workers", "0", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    study = Study(tmp_path / "s")
+    assert study.config.looks == [3, 6, 9] and abs(study.config.alpha - 0.05 / 3) < 1e-12
+    while True:  # what `reglab study --workers N` does between rounds
+        study.work()
+        if not study.enqueue_missing():
+            break
+    runs = {}
+    for row in study.results():
+        runs.setdefault(row["arm"], []).append(row["seed"])
+    assert sorted(runs["broken"]) == list(range(9))  # lr 1e-7 learns nothing: decided only once p < 0.05/3 can be reached
+    assert sorted(runs["plain"]) == list(range(max(len(r) for r in runs.values())))  # the baseline pairs every seed
+    rows = {row["arm"]: row for row in arm_rows(study.results(), study.config)}
+    assert rows["broken"]["verdict"] == "worse than baseline"

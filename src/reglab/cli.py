@@ -224,9 +224,12 @@ def run_study(study, args) -> None:
     """Run a prepared study with ``--workers`` local workers and show its table and report (or
     say how to start workers)."""
     say = (lambda *a: None) if args.quiet else print
-    say(f"study {study.name}: {len(study.points())} runs ({len(study.config.arms)} arms x {len(study.config.seeds)} seeds) in {study.directory}")
+    say(f"study {study.name}: {len(study.points())} runs ({len(study.config.arms)} arms x {study.config.seeds_text}) in {study.directory}")
     if args.workers:
         study.run_workers(args.workers, args.quiet, args.device)
+        while study.enqueue_missing():  # adaptive seeds: the next round for the arms not decided yet
+            say(f"study {study.name}: more seeds for the undecided arms, {len(study.points())} runs in all")
+            study.run_workers(args.workers, args.quiet, args.device)
         show_study(study, args.json, args.quiet)
         write_report_of(study.directory, args.quiet)
     else:

@@ -33,9 +33,9 @@ def arm_rows(results: list[dict], config) -> list[dict]:
         elif differences:
             row["difference"] = bootstrap_interval(differences)
             row["p_value"] = paired_permutation_p(differences)
-            row["verdict"] = verdict(float(np.mean(differences)), row["p_value"], len(differences), config.maximize)
-            if row["p_value"] >= 0.05:
-                row["seeds_needed"] = seeds_needed(differences)
+            row["verdict"] = verdict(float(np.mean(differences)), row["p_value"], len(differences), config.maximize, config.alpha)
+            if row["p_value"] >= config.alpha:
+                row["seeds_needed"] = seeds_needed(differences, config.alpha)
         else:
             row["difference"], row["p_value"], row["verdict"] = None, None, "no paired runs yet"
         rows.append(row)

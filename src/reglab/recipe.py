@@ -428,13 +428,53 @@ class MeasuredConfig(Section):
         return self.direction == "maximize"
 
 
+class AdaptiveSeeds(Section):
+    """Seeds added in rounds of ``step`` from ``min`` to ``max`` to each arm whose comparison with the
+    baseline is not decided yet (``stats.sequential_stop``)."""
+
+    min: int = Field(3, ge=2)
+    max: int = Field(20, ge=2)
+    step: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"study.seeds: min {self.min} is above max {self.max}")
+        return self
+
+
 class StudyConfig(MeasuredConfig):
     """A controlled comparison: every arm (a set of dotted overrides of the base recipe) is run
-    once per seed and compared against the ``baseline`` arm, paired by seed."""
+    once per seed and compared against the ``baseline`` arm, paired by seed: a fixed list of
+    seeds, or seeds added until each arm is decided."""
 
     arms: dict[str, dict[str, Any]]
     baseline: str
-    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    seeds: Union[list[int], AdaptiveSeeds] = [0, 1, 2]
+
+    @property
+    def looks(self) -> list[int]:
+        """Seed counts at which an arm is compared (one look for a fixed list)."""
+        if isinstance(self.seeds, list):
+            return [len(self.seeds)]
+        return sorted(set(range(self.seeds.min, self.seeds.max, self.seeds.step)) | {self.seeds.max})
+
+    @property
+    def alpha(self) -> float:
+        """The level of each look: 0.05 split evenly over the looks (Bonferroni), so that looking
+        repeatedly keeps the false-positive rate at 0.05 (Armitage, McPherson & Rowe 1969)."""
+        return 0.05 / len(self.looks)
+
+    @property
+    def seeds_text(self) -> str:
+        if isinstance(self.seeds, list):
+            return f"{len(self.seeds)} seeds"
+        return f"seeds added until decided (compared at {', '.join(map(str, self.looks))}, each at p < {self.alpha:.3g})"
+
+    @property
+    def seed_values(self) -> list[int]:
+        """Every seed a run may have."""
+        return list(self.seeds) if isinstance(self.seeds, list) else list(range(self.seeds.max))
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -445,8 +485,8 @@ class StudyConfig(MeasuredConfig):
                 raise ValueError(f"study.arms: arm name {arm!r} may hold only letters, digits, '.', '_' and '-' (it names run directories)")
         if self.baseline not in self.arms:
             raise ValueError(f"study.baseline '{self.baseline}' is not one of the arms ({', '.join(self.arms)})")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("study.seeds must not repeat")
+        if isinstance(self.seeds, list) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError("study.seeds must list at least one seed, none twice")
         return self
 
 

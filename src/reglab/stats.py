@@ -59,7 +59,7 @@ def verdict(mean_difference: float, p_value: float, n_seeds: int, maximize: bool
         return "better than baseline" if better else "worse than baseline"
     if 2.0 / 2**n_seeds >= alpha:  # the exact test's smallest possible p-value
         needed = math.ceil(math.log2(2 / alpha))
-        return f"no detectable difference with {n_seeds} seeds (p < {alpha} needs ≥ {needed})"
+        return f"no detectable difference with {n_seeds} seeds (p < {alpha:.3g} needs ≥ {needed})"
     return f"no detectable difference with {n_seeds} seeds"
 
 
@@ -81,3 +81,21 @@ def seeds_needed(differences, alpha: float = 0.05, power: float = 0.8, most: int
         if 1 - stats.nct.cdf(t, n - 1, shift) + stats.nct.cdf(-t, n - 1, shift) >= power:
             return max(n, floor)
     return None
+
+
+def sequential_stop(differences, looks: list[int], alpha: float) -> tuple[int, bool]:
+    """Where an arm's seeds stop: ``(seeds, decided)``. ``differences`` are its paired differences
+    in seed order; at each look (a seed count) the exact test decides at level ``alpha`` (the
+    study's 0.05 split over its looks), or the arm stops as futile when even the last look would
+    not give 80 % power at the observed difference (stopping for futility never adds false
+    positives). A look beyond the differences given is where the arm must go next."""
+    d = [x for x in differences if not math.isnan(x)]
+    for seeds in looks:
+        if len(d) < seeds:
+            return seeds, False
+        if paired_permutation_p(d[:seeds]) < alpha:
+            return seeds, True
+        needed = seeds_needed(d[:seeds], alpha)
+        if needed is None or needed > looks[-1]:
+            return seeds, False
+    return looks[-1], False

@@ -16,6 +16,7 @@ import optuna
 
 from .engine import Engine
 from .recipe import Recipe, load_study_recipe
+from .stats import sequential_stop
 from .train import RunResult
 
 class Study(Engine):
@@ -31,13 +32,32 @@ class Study(Engine):
 
     # --- the plan: arms x seeds --------------------------------------------------------------
     def points(self) -> list[tuple[str, int]]:
-        return [(arm, seed) for arm in self.config.arms for seed in self.config.seeds]
+        if isinstance(self.config.seeds, list):
+            return [(arm, seed) for arm in self.config.arms for seed in self.config.seeds]
+        counts = self.seed_counts()
+        return [(arm, seed) for arm in self.config.arms for seed in range(counts[arm])]
+
+    def seed_counts(self) -> dict[str, int]:
+        """Adaptive seeds: how many seeds each arm runs to given the results so far (the baseline as
+        many as the arm furthest along, so that every seed is paired)."""
+        records = {point: row["value"] for point, row in self.records().items()}
+        counts = {}
+        for arm in self.config.arms:
+            if arm != self.config.baseline:
+                differences = []
+                for seed in self.config.seed_values:
+                    if (arm, seed) not in records or (self.config.baseline, seed) not in records:
+                        break
+                    differences.append(records[(arm, seed)] - records[(self.config.baseline, seed)])
+                counts[arm] = sequential_stop(differences, self.config.looks, self.config.alpha)[0]
+        counts[self.config.baseline] = max(counts.values(), default=self.config.looks[0])
+        return counts
 
     def point_params(self, point: tuple[str, int]) -> dict:
         return {"arm": point[0], "seed": point[1]}
 
     def suggest(self, trial: optuna.Trial) -> tuple[str, int]:
-        return trial.suggest_categorical("arm", list(self.config.arms)), trial.suggest_categorical("seed", self.config.seeds)
+        return trial.suggest_categorical("arm", list(self.config.arms)), trial.suggest_categorical("seed", self.config.seed_values)
 
     def run_name(self, point: tuple[str, int]) -> str:
         return f"{point[0]}-seed{point[1]}"
