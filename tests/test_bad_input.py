@@ -181,6 +181,7 @@ CASES = {
     "study arm name a path": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {'../x': {}}, baseline: '../x', seeds: [0]}\n"), "--out", t / "s"], "arm name '../x' may hold only"),
     "study workers negative": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {}}, baseline: a, seeds: [0]}\n"), "--workers", "-1", "--out", t / "s"], "--workers must be 0 or more"),
     "study arm key unknown": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {optim.lrr: 1}}, baseline: a, seeds: [0]}\n"), "--out", t / "s"], "study.arms.a"),
+    "study seeds min above max": (lambda w, t: ["study", recipe(t, LINEAR + "study: {arms: {a: {}}, baseline: a, seeds: {min: 5, max: 3}}\n"), "--out", t / "s"], "min 5 is above max 3"),
     "search key unknown": (lambda w, t: sweep(t, "space: {optim.lrr: {choice: [0.1]}}"), "search.space.optim.lrr"),
     "search loguniform bound 0": (lambda w, t: sweep(t, "space: {optim.lr: {loguniform: [0, 0.1]}}"), "search.space.optim.lr: loguniform needs bounds above 0"),
     "search choice empty": (lambda w, t: sweep(t, "space: {model.dropout.rate: {choice: []}}"), "search.space.model.dropout.rate: choice needs a list of at least one value"),

@@ -450,7 +450,10 @@ class StudyConfig(MeasuredConfig):
 
     arms: dict[str, dict[str, Any]]
     baseline: str
-    seeds: Union[list[int], AdaptiveSeeds] = [0, 1, 2]
+    seeds: Annotated[
+        Union[Annotated[list[int], Tag("list")], Annotated[AdaptiveSeeds, Tag("adaptive")]],
+        Discriminator(lambda value: "adaptive" if isinstance(value, (dict, AdaptiveSeeds)) else "list"),
+    ] = [0, 1, 2]
 
     @property
     def looks(self) -> list[int]:
