@@ -204,3 +204,11 @@ def test_trials_bounds_a_sampled_sweep_and_a_rerun_can_extend_it(tmp_path):
     Sweep(out).work()
     assert len(Sweep(out).results()) == 3
     assert main(["sweep", str(recipe), "optim.name=adam", "--out", str(out), "--workers", "0", "--quiet"]) == 2
+
+
+def test_timeout_bounds_a_sampled_sweep(tmp_path):
+    recipe = write(tmp_path, SAMPLED, trials=50)
+    started = time.time()
+    assert main(["sweep", str(recipe), "--out", str(tmp_path / "s"), "--workers", "1", "--timeout", "3", "--quiet"]) == 0
+    assert time.time() - started < 60
+    assert 1 <= len(Sweep(tmp_path / "s").results()) < 50  # no configuration is started after 3 s

@@ -195,8 +195,8 @@ def cmd_inspect(args) -> None:
 def show_study(study, json_path=None, quiet=False) -> None:
     from .compare import arm_rows, print_table
 
-    results = study.results()
-    total = len(study.points())
+    records = study.records()  # one read of the storage
+    results, total = study.results(records), len(study.planned(records))
     rows = arm_rows(results, study.config)
     if json_path:
         write_json_output(json_path, {"study": study.name, "metric": study.config.metric, "finished": len(results), "total": total,

@@ -1,5 +1,5 @@
 """The trial engine on Optuna storage, shared by everything that runs many trainings (studies
-today, sweeps next): what to run is a subclass's business, how it runs is this module's.
+and sweeps): what to run is a subclass's business, how it runs is this module's.
 
 Every point of a subclass's plan is enqueued once, idempotently, as a WAITING trial with fixed
 parameters; workers pop waiting trials atomically (PostgreSQL locks the row; SQLite files are
@@ -16,8 +16,11 @@ back to find its trial failed and re-run elsewhere: each attempt trains in its o
 (``runs/.<name>.trial<N>/``) and moves into ``runs/<name>`` only once its results are recorded, so
 the paused attempt discards its work without touching the retry's, and the worker goes on.
 
-A subclass says what to run by implementing ``points``, ``suggest``, ``run_name``, ``recipe_for``
-and ``measure`` (and sets ``monitored``, the per-epoch metric reported to Optuna).
+A subclass says what to run: ``load`` and ``read_plan`` (its recipe file), ``points``,
+``point_params``, ``suggest``, ``run_name``, ``recipe_for``, ``measure`` and ``summary``; a plan
+whose points are proposed rather than enqueued (a sampled sweep) adds ``sampler``, ``wants_more``
+and ``admits``, and one that stops runs early a ``pruner``. ``monitored`` is the per-epoch metric
+reported to Optuna.
 """
 
 from __future__ import annotations
@@ -158,17 +161,21 @@ class Engine:
             if cls.comparable(stored) != cls.comparable(resolved):
                 raise UserError(f"{directory}: holds a different {cls.kind} (recipe or overrides changed); choose another --out")
             if stored != resolved:  # a new budget
-                write_atomic(directory / f"{cls.kind}.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
+                cls.write_recipe(directory, resolved)
             engine = cls(directory, storage_url)
             engine.enqueue_missing()
             return engine
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / f"{cls.kind}.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
+        cls.write_recipe(directory, resolved)
         url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"
         engine = cls(directory, url, name=name)
         engine.enqueue_missing()
         write_atomic(info, lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n"))
         return engine
+
+    @classmethod
+    def write_recipe(cls, directory: Path, resolved: dict) -> None:
+        write_atomic(directory / f"{cls.kind}.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(resolved, sort_keys=False)))
 
     @classmethod
     def load(cls, path, overrides=(), saved: bool = False):

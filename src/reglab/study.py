@@ -32,26 +32,26 @@ class Study(Engine):
 
     # --- the plan: arms x seeds --------------------------------------------------------------
     def points(self) -> list[tuple[str, int]]:
+        return self.planned(None if isinstance(self.config.seeds, list) else self.records())
+
+    def planned(self, records: Optional[dict]) -> list[tuple[str, int]]:
+        """The (arm, seed) pairs to run: every seed of a fixed list, or, with adaptive seeds, as
+        many as each arm needs given the ``records`` so far (the baseline as many as the arm
+        furthest along, so that every seed is paired)."""
         if isinstance(self.config.seeds, list):
             return [(arm, seed) for arm in self.config.arms for seed in self.config.seeds]
-        counts = self.seed_counts()
-        return [(arm, seed) for arm in self.config.arms for seed in range(counts[arm])]
-
-    def seed_counts(self) -> dict[str, int]:
-        """Adaptive seeds: how many seeds each arm runs to given the results so far (the baseline as
-        many as the arm furthest along, so that every seed is paired)."""
-        records = {point: row["value"] for point, row in self.records().items()}
+        values = {point: row["value"] for point, row in records.items()}
         counts = {}
         for arm in self.config.arms:
             if arm != self.config.baseline:
                 differences = []
                 for seed in self.config.seed_values:
-                    if (arm, seed) not in records or (self.config.baseline, seed) not in records:
+                    if (arm, seed) not in values or (self.config.baseline, seed) not in values:
                         break
-                    differences.append(records[(arm, seed)] - records[(self.config.baseline, seed)])
+                    differences.append(values[(arm, seed)] - values[(self.config.baseline, seed)])
                 counts[arm] = sequential_stop(differences, self.config.looks, self.config.alpha)[0]
         counts[self.config.baseline] = max(counts.values(), default=self.config.looks[0])
-        return counts
+        return [(arm, seed) for arm in self.config.arms for seed in range(counts[arm])]
 
     def point_params(self, point: tuple[str, int]) -> dict:
         return {"arm": point[0], "seed": point[1]}
@@ -74,10 +74,11 @@ class Study(Engine):
         return run_summary(result.history, result.metrics)
 
     # --- results -----------------------------------------------------------------------------
-    def results(self) -> list[dict]:
-        """One row per (arm, seed): the compared value, the run's summary and status."""
-        records = self.records()
-        return [{"arm": arm, "seed": seed, **records[(arm, seed)]} for arm, seed in self.points() if (arm, seed) in records]
+    def results(self, records: Optional[dict] = None) -> list[dict]:
+        """One row per planned (arm, seed) that is recorded: the compared value, the run's summary
+        and status (``records``: ``self.records()`` when the caller has read them already)."""
+        records = self.records() if records is None else records
+        return [{"arm": arm, "seed": seed, **records[(arm, seed)]} for arm, seed in self.planned(records) if (arm, seed) in records]
 
 
 def run_value(history: list[dict], config) -> float:

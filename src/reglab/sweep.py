@@ -198,7 +198,6 @@ class Sweep(Engine):
         write_atomic(path, lambda tmp: tmp.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8"))
         return path, {arm: row["params"] for arm, row in arms.items()}
 
-
     def arm_overrides(self, row: dict) -> dict:
         """A configuration as study-arm overrides: every section it touches, whole and resolved (a
         dotted key alone would leave keys of the base's section that a changed ``name`` refuses)."""

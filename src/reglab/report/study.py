@@ -15,11 +15,12 @@ from .page import Figure, Section
 
 def study_sections(path) -> tuple[str, str, list[Section]]:
     study = Study(path)
-    config, results = study.config, study.results()
+    recorded = study.records()  # one read of the storage
+    config, results = study.config, study.results(recorded)
     rows = arm_rows(results, config)
     metric = config.metric if config.at_epoch is None else f"{config.metric} at epoch {config.at_epoch}"
     title = f"Study report: {study.name}"
-    subtitle = (f"{len(results)}/{len(study.points())} runs finished; {len(config.arms)} arms × {config.seeds_text}; "
+    subtitle = (f"{len(results)}/{len(study.planned(recorded))} runs finished; {len(config.arms)} arms × {config.seeds_text}; "
                 f"compared: {config.reduce if config.at_epoch is None else ''} {metric}, baseline {config.baseline}")  # fmt: skip
     table = Section(
         "Arms", text="Means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test; "
@@ -31,7 +32,6 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
               for row in rows],
     )  # fmt: skip
     sections = [table]
-    recorded = study.records()  # one read of the storage
     per_arm = {arm: [RunDir(study.run_path((arm, seed))).history() for seed in config.seed_values if (arm, seed) in recorded]
                for arm in config.arms}  # fmt: skip
     per_arm = {arm: histories for arm, histories in per_arm.items() if histories}
