@@ -146,6 +146,29 @@ evaluate: {{threshold: tuned, tuning_mixtures: 50, aggregate: topk}}
     assert "Scores over time (test, longest excerpt)" in (run / "report.html").read_text()
 
 
+def test_the_task_level_monitor_picks_the_epoch_that_scores_best_on_validation_mixtures(tmp_path, capsys):
+    """``val_mix_macro_f1`` is recorded every epoch; early stopping keeps its best epoch, and the
+    restored weights score on the tuning mixtures exactly what that epoch recorded."""
+    recipe = write_recipe(tmp_path, f"""
+data: {{source: irmas, path: {SHARED_DATA / 'instruments' / 'train'}, cache_dir: {tmp_path / 'cache'},
+        frontend: {{n_mels: 32, hop_length: 1024}}}}
+model: {{name: instrunet, width: 0.25, input_norm: per_band}}
+loss: {{name: bce}}
+optim: {{name: adam, lr: 0.003}}
+augment: {{mixtures: {{p: 0.5}}, pitch_shift: {{p: 0.5}}, reverb: {{p: 0.3}}, compression: {{p: 0.3}}}}
+train: {{epochs: 4, batch_size: 64, early_stopping: {{monitor: val_mix_macro_f1, restore_best: true}}}}
+evaluate: {{threshold: tuned, tuning_mixtures: 60}}
+""")
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", recipe, "--out", run, "--quiet")[0] == 0
+    history = list(csv.DictReader((run / "history.csv").open()))
+    scores = [float(row["val_mix_macro_f1"]) for row in history]
+    assert len(scores) == 4 and all(0 <= s <= 1 for s in scores) and all(row["val_mix_micro_f1"] for row in history)
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["best_epoch"] == 1 + int(np.argmax(scores))
+    assert final["val_mixtures"]["macro_f1"] == pytest.approx(max(scores), abs=1e-9)
+
+
 def test_data_inspect_on_audio_reports_clips_durations_and_rates(capsys):
     train = SHARED_DATA / "instruments" / "train"
     counts = {folder.name: len(list(folder.glob("*.flac"))) for folder in train.iterdir() if folder.is_dir()}

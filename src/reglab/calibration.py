@@ -8,23 +8,15 @@ import numpy as np
 import torch
 
 from . import logit_adjustment, metrics
-from .decisions import thresholds_from_validation
-from .inference import predict_logits, targets_for
-from .losses import probabilities
+from .decisions import ValidationMixtures
 
 
-def tune_thresholds(run, model, recipe, val_set, n_classes, amp) -> dict:
+def tune_thresholds(run, predict, mixtures: ValidationMixtures, classes: list[str]) -> dict:
     """Per-class thresholds tuned on validation mixtures, saved as ``thresholds.json``; returns
     the mixtures' metrics at those thresholds."""
-    device = next(model.parameters()).device
-
-    def predict(x):
-        logits = predict_logits(model, x.to(device), recipe.train.eval_batch_size, amp)
-        return probabilities(logits, recipe.loss.name).cpu().numpy()
-
-    thresholds, probs, targets = thresholds_from_validation(predict, val_set.x, targets_for(val_set.y, n_classes), recipe.evaluate)
-    run.write_json("thresholds.json", dict(zip(val_set.classes, thresholds.tolist())))
-    return metrics.summary(targets, probs, multilabel=True, threshold=thresholds)
+    thresholds, scores = mixtures.score(predict)
+    run.write_json("thresholds.json", dict(zip(classes, thresholds.tolist())))
+    return scores
 
 
 def fit_logit_adjustment(run, setting, counts: torch.Tensor, val_probs: np.ndarray, val_set) -> dict:

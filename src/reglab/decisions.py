@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import metrics
 from .augment.mixtures import validation_mixtures
 
 CANDIDATES = np.round(np.linspace(0.02, 0.98, 49), 4)
@@ -49,11 +50,22 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return chosen
 
 
-def thresholds_from_validation(predict, x_val: torch.Tensor, targets_val: torch.Tensor, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Builds ``config.tuning_mixtures`` validation mixtures, scores them with ``predict``
-    (features → probabilities), and tunes per-class thresholds on them. Returns the thresholds,
-    the mixtures' probabilities and their targets."""
-    mixtures, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.tuning_max_sources, config.tuning_gain_db)
-    probs = predict(mixtures)
-    targets = targets.numpy().astype(np.int64)
-    return tune_thresholds(probs, targets), probs, targets
+class ValidationMixtures:
+    """Fixed polyphonic validation data: ``config.tuning_mixtures`` mixtures of validation clips
+    (``augment.mixtures.validation_mixtures``), drawn once. ``score`` rates a model on them as
+    excerpts are rated — a 3-second mixture is one window, so aggregation leaves it as is — at
+    the recipe's threshold, or at per-class thresholds tuned on these mixtures (as ``evaluate``
+    uses them); computed every epoch it is the task-level monitor ``val_mix_*``."""
+
+    def __init__(self, x_val: torch.Tensor, targets_val: torch.Tensor, config):
+        self.x, targets = validation_mixtures(x_val, targets_val, config.tuning_mixtures, config.tuning_max_sources, config.tuning_gain_db)
+        self.targets = targets.numpy().astype(np.int64)
+        self.tuned = config.threshold == "tuned"
+        self.threshold = config.threshold
+
+    def score(self, predict) -> tuple[np.ndarray, dict]:
+        """``predict`` (features → probabilities) scored on the mixtures: the thresholds applied
+        (one per class) and the metrics at them."""
+        probs = predict(self.x)
+        thresholds = tune_thresholds(probs, self.targets) if self.tuned else np.full(probs.shape[1], self.threshold)
+        return thresholds, metrics.summary(self.targets, probs, multilabel=True, threshold=thresholds)

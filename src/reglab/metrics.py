@@ -30,6 +30,8 @@ EPOCH_METRICS = {  # per-epoch history column -> the direction in which it gets 
     "val_macro_roc_auc": "max",
     "val_micro_roc_auc": "max",
     "val_ece": "min",
+    "val_mix_micro_f1": "max",  # on fixed validation mixtures (audio): what polyphonic excerpts measure
+    "val_mix_macro_f1": "max",
     "gap_loss": "max",  # train − val loss: negative when overfitting, better toward 0
     "gap_accuracy": "min",  # train − val accuracy: positive when overfitting, better toward 0
 }

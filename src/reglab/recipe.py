@@ -336,6 +336,29 @@ class FilterAugmentConfig(Section):
     bands: int = Field(4, ge=1, description="bands the mel axis is cut into")
 
 
+class PitchShiftConfig(Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms shifted")
+    semitones: float = Field(1.0, gt=0.0, le=12.0, description="shifts are U(−semitones, semitones)")
+
+
+class ReverbConfig(Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms reverberated")
+    rt60: Range = Field((0.2, 1.0), description="seconds for the tail to decay by 60 dB, drawn from this range")
+    drr_db: Range = Field((0.0, 12.0), description="direct-to-reverberant power ratio in dB, drawn from this range")
+
+    @field_validator("rt60")
+    @classmethod
+    def _positive_increasing(cls, value):
+        if not 0 < value[0] <= value[1]:
+            raise ValueError("must be [low, high] seconds with 0 < low <= high")
+        return value
+
+
+class CompressionConfig(Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms compressed")
+    max_ratio: float = Field(4.0, gt=1.0, description="compression ratios are U(1, max_ratio)")
+
+
 class MixturesConfig(Section):
     p: float = Field(0.5, ge=0.0, le=1.0, description="share of clips mixed with others")
     max_sources: int = Field(3, ge=2, description="clips in a mixture, at most")
@@ -357,6 +380,9 @@ class AugmentConfig(Section):
     multicrop: Optional[MulticropConfig] = None
     specaugment: Optional[SpecAugmentConfig] = None
     filter_augment: Optional[FilterAugmentConfig] = None
+    pitch_shift: Optional[PitchShiftConfig] = None
+    reverb: Optional[ReverbConfig] = None
+    compression: Optional[CompressionConfig] = None
     random_gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
     time_shift: float = Field(0.0, ge=0.0, lt=1.0, description="spectrograms: random roll up to this fraction")
     mixtures: Optional[MixturesConfig] = None
@@ -584,6 +610,34 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
 
 
+def read_recipe_tree(path: str | Path, _within: tuple = ()) -> Any:
+    """A recipe file's tree; one that names ``base: other.yaml`` (relative to itself) is that
+    recipe with this file's keys laid over it, section by section (a section that changes its
+    ``name`` replaces the base's whole)."""
+    tree = read_yaml(path)
+    if not isinstance(tree, dict) or "base" not in tree:
+        return tree
+    base = tree.pop("base")
+    if not isinstance(base, str):
+        raise UserError(f"{path}: base: must be the path of a recipe file, relative to this one")
+    base_path = Path(path).parent / base
+    if base_path.resolve() in _within:
+        raise UserError(f"{path}: base: {base} leads back to itself")
+    under = read_recipe_tree(base_path, _within + (Path(path).resolve(),))
+    if not isinstance(under, dict):
+        raise UserError(f"{base_path}: a recipe must be a mapping of sections")
+    return laid_over(under, tree)
+
+
+def laid_over(under: dict, over: dict) -> dict:
+    merged = copy.deepcopy(under)
+    for key, value in over.items():
+        below = merged.get(key)
+        same_kind = isinstance(value, dict) and isinstance(below, dict) and value.get("name", below.get("name")) == below.get("name")
+        merged[key] = laid_over(below, value) if same_kind else copy.deepcopy(value)
+    return merged
+
+
 def upgrade(tree: dict) -> dict:
     """A recipe that reglab saved (a run's recipe.yaml, a study's study.yaml), in today's keys:
     renamed keys moved, and the keys that do not apply to a section's ``name`` dropped (earlier
@@ -609,7 +663,7 @@ def upgrade(tree: dict) -> dict:
 def load_recipe(path: str | Path | None, overrides: list[str] = (), saved: bool = False) -> Recipe:
     """Read a recipe file (or the defaults when ``path`` is None) and apply the overrides;
     ``saved``: a file reglab wrote, upgraded to today's keys first."""
-    tree = read_yaml(path) if path is not None else {}
+    tree = read_recipe_tree(path) if path is not None else {}
     if tree is not None and not isinstance(tree, dict):
         raise UserError(f"{path}: a recipe must be a mapping of sections")
     tree = apply_overrides(upgrade(tree) if saved and tree else tree or {}, list(overrides))
@@ -619,7 +673,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] = (), saved: bool 
 def load_plan(path: str | Path, overrides: list[str], saved: bool, schema: type[Recipe], key: str) -> tuple[Recipe, dict]:
     """A recipe with a plan section (``study`` or ``search``) and the base recipe's tree without
     it. Overrides apply to the base recipe; ``saved`` as for ``load_recipe``."""
-    tree = read_yaml(path)
+    tree = read_recipe_tree(path)
     if not isinstance(tree, dict):
         raise UserError(f"{path}: a {key} recipe must be a mapping of sections")
     tree = apply_overrides(upgrade(tree) if saved else tree, list(overrides))

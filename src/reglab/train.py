@@ -24,6 +24,7 @@ from . import metrics
 from .augment import BatchOps, EpochPlan, EpochPlanner
 from .callbacks import EarlyStopping
 from .calibration import fit_logit_adjustment, tune_thresholds
+from .decisions import ValidationMixtures
 from .device import autocast, pick_device, seed_everything
 from .errors import UserError, first_line
 from .inference import predict_logits, targets_for
@@ -138,9 +139,24 @@ def validate(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, n
     return loss, probabilities(logits, loss_name).cpu().numpy()
 
 
-def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary) -> dict:
+def predictor(model, recipe: Recipe, amp):
+    """Features → probabilities, as ``evaluate`` computes them."""
+
+    def predict(x: torch.Tensor) -> np.ndarray:
+        return probabilities(predict_logits(model, x, recipe.train.eval_batch_size, amp), recipe.loss.name).cpu().numpy()
+
+    return predict
+
+
+def is_polyphonic(recipe: Recipe) -> bool:
+    """Judged on mixtures: trained on them, or with thresholds tuned on them."""
+    return recipe.augment.mixtures is not None or recipe.evaluate.threshold == "tuned"
+
+
+def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary, mix_summary) -> dict:
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss}
     row.update({f"val_{k}": v for k, v in val_summary.items()})
+    row.update({f"val_mix_{k}": mix_summary[k] for k in ("micro_f1", "macro_f1") if mix_summary})
     row["gap_loss"] = train_loss - val_loss  # train minus val
     row["gap_accuracy"] = train_acc - row["val_accuracy"]
     row["seconds"] = round(seconds, 3)
@@ -164,10 +180,15 @@ def check_trainable(recipe: Recipe, data: Samples) -> None:
     """Refuse, before anything trains, data and settings that cannot make sense together."""
     if len(data.classes) < 2:
         raise UserError(f"{recipe.data.path or recipe.data.source}: {len(data.classes)} class found; a classifier needs at least 2")
-    multilabel = data.multilabel or recipe.augment.mixtures is not None or recipe.evaluate.threshold == "tuned"
+    multilabel = data.multilabel or is_polyphonic(recipe)
     if multilabel and recipe.loss.name not in SIGMOID_LOSSES:
         raise UserError(f"loss.name: {recipe.loss.name} is a softmax loss, but this recipe is multi-label "
                         "(multi-hot data, augment.mixtures or evaluate.threshold: tuned); use bce")  # fmt: skip
+    monitors = {"train.early_stopping.monitor": recipe.train.early_stopping.monitor, "schedule.monitor": getattr(recipe.schedule, "monitor", "")}
+    for key, monitor in monitors.items():
+        if monitor.startswith("val_mix_") and not is_polyphonic(recipe):
+            raise UserError(f"{key}: {monitor} scores validation mixtures, which this recipe has none of "
+                            "(set augment.mixtures or evaluate.threshold: tuned)")  # fmt: skip
     if recipe.evaluate.logit_adjustment is not None and (multilabel or recipe.loss.name in SIGMOID_LOSSES):
         raise UserError(f"evaluate.logit_adjustment: needs single-label data and a softmax loss (loss.name={recipe.loss.name})")
     batch_bytes = recipe.train.batch_size * data.x[0].numel() * 4 * 3  # float32: the batch, its augmented and its mixed copy
@@ -192,6 +213,7 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
     classes, input_shape = full.classes, tuple(full.x.shape[1:])
     train_data = Samples(train_set.x.to(device), train_set.y.to(device), classes, train_set.ids)
     x_val, y_val = val_set.x.to(device), val_set.y.to(device)
+    mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(classes)), recipe.evaluate) if is_polyphonic(recipe) else None
 
     model = create_model(recipe.model, input_shape, len(classes))
     check_input_size(model, recipe.model, input_shape)
@@ -199,7 +221,7 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
     model.to(device)
     counts = train_set.class_counts()
     planner = EpochPlanner(counts, recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
-    augment = BatchOps(recipe.augment, counts, input_shape).to(device)
+    augment = BatchOps(recipe.augment, counts, input_shape, recipe.data).to(device)
     optimizer = Optimizer(recipe.optim, model)
     steps_per_epoch = batches_in(planner.visits_per_epoch(train_set.y), recipe.train.batch_size)
     learner = Learner(
@@ -226,6 +248,7 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
         reporter.resumed(history)
 
     evaluated = learner.evaluated
+    predict = predictor(evaluated, recipe, amp)
     for epoch in range(len(history) + 1, recipe.train.epochs + 1):
         if stopper.should_stop:
             status = "early_stopped"
@@ -244,7 +267,8 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
             break
         val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
         val_summary = metrics.summary(val_set.y.numpy(), val_probs)
-        row = epoch_row(epoch, lr, time.perf_counter() - started, train_loss, train_acc, val_loss, val_summary)
+        mix_summary = mixtures.score(predict)[1] if mixtures else None
+        row = epoch_row(epoch, lr, time.perf_counter() - started, train_loss, train_acc, val_loss, val_summary, mix_summary)
         history.append(row)
         run.append_history(row)
         improved = stopper.update(epoch, row)
@@ -270,7 +294,7 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
         if recipe.evaluate.logit_adjustment is not None:
             final.update(fit_logit_adjustment(run, recipe.evaluate.logit_adjustment, counts, val_probs, val_set))
     if history and recipe.evaluate.threshold == "tuned":
-        final["val_mixtures"] = tune_thresholds(run, evaluated, recipe, val_set, len(classes), amp)
+        final["val_mixtures"] = tune_thresholds(run, predict, mixtures, classes)
     run.write_json("metrics.json", final)
     run.write_json("meta.json", {**meta, "status": status, "final_checkpoint": final_checkpoint})
     run.finish_training()

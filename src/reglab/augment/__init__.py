@@ -12,9 +12,11 @@ features). Adding a regularizer takes a module with its class, a line in ``BATCH
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 
+from .acoustics import Compression, PitchShift, Reverb
 from .filter_augment import FilterAugment
 from .image import ColorJitter, Erasing, HorizontalFlip, ResizedCrop, Rotation, Translate, VerticalFlip
 from .mix import Mix
@@ -27,6 +29,9 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
     "mixtures": Mixtures,
     "random_gain_db": RandomGain,
     "time_shift": RandomTimeShift,
+    "pitch_shift": PitchShift,
+    "reverb": Reverb,
+    "compression": Compression,
     "specaugment": SpecAugment,
     "filter_augment": FilterAugment,
     "multicrop": MinorityCrop,
@@ -47,13 +52,14 @@ class BatchContext:
 
     class_counts: torch.Tensor
     input_shape: tuple[int, int, int]
+    data: Optional[Any] = None  # the recipe's data section (audio operations read the front end)
 
 
 class BatchOps:
     """The recipe's batch operations (those switched on: a value that is not null or 0)."""
 
-    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int]):
-        context = BatchContext(class_counts, input_shape)
+    def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int], data=None):
+        context = BatchContext(class_counts, input_shape, data)
         self.ops = [op(getattr(config, key), context) for key, op in BATCH_OPS.items() if getattr(config, key)]
 
     def to(self, device: torch.device) -> "BatchOps":
