@@ -54,3 +54,17 @@ def test_normalization_is_fitted_on_training_pixels_and_saved():
 def test_linear_weight_images():
     model = create_model(section("model", name="linear"), (3, 4, 4), 2)
     assert model.net.weight_images().shape == (2, 3, 4, 4)
+
+
+@pytest.mark.parametrize("size", [3, 4, 5])
+def test_local_response_norm_gives_torchs_values_and_gradients(size):
+    from reglab.models.lrn import LocalResponseNorm
+
+    torch.manual_seed(0)
+    x = (torch.randn(2, 9, 4, 5, dtype=torch.double) * 3).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(2, 9, 4, 5, dtype=torch.double)
+    for alpha in (1e-4, 0.5):
+        reference, ours = torch.nn.LocalResponseNorm(size, alpha, 0.75, 2.0), LocalResponseNorm(size, alpha, 0.75, 2.0)
+        expected, got = reference(x), ours(x)
+        assert torch.allclose(got, expected, atol=1e-12)
+        assert torch.allclose(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0], atol=1e-12)

@@ -11,8 +11,20 @@ def targets_for(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return F.one_hot(y, n_classes).float() if y.dim() == 1 else y.float()
 
 
-@torch.no_grad()
+def batches_on(x: torch.Tensor, device: torch.device, batch_size: int):
+    """``x`` in slices of ``batch_size`` on ``device``; from the CPU to a GPU through pinned memory,
+    each copy queued without waiting, so the next batch travels while the last one computes."""
+    if device.type == "cuda" and x.device.type == "cpu":
+        x = x.pin_memory()
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size].to(device, non_blocking=True)
+
+
+@torch.inference_mode()
 def predict_logits(model, x: torch.Tensor, batch_size: int, amp) -> torch.Tensor:
+    """Logits of ``x`` (on any device) on the model's device, in inference mode (no autograd
+    bookkeeping at all), batch by batch."""
     model.eval()
+    device = next(model.parameters()).device
     with amp:
-        return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+        return torch.cat([model(batch).float() for batch in batches_on(x, device, batch_size)])

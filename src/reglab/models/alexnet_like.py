@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .layers import block_dropout, channels, head_dropout, norm2d
+from .lrn import LocalResponseNorm
 
 
 class AlexNetLike(nn.Module):
@@ -25,7 +26,7 @@ class AlexNetLike(nn.Module):
             return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=not bn), norm2d(bn, cout), nn.ReLU(inplace=True)]
 
         def lrn():
-            return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0) if config.lrn else nn.Identity()
+            return LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0) if config.lrn else nn.Identity()
 
         def pool():
             return [nn.MaxPool2d(3, 2, padding=1), block_dropout(config)]
