@@ -114,3 +114,28 @@ def test_a_recipe_saved_by_an_earlier_version_still_loads(tmp_path):
     assert recipe.evaluate.tuning_gain_db == 4.0 and recipe.evaluate.tuning_max_sources == 2
     with pytest.raises(UserError, match="unknown key 'model.lrn' with model.name=resnet18"):
         load_recipe(saved)
+
+
+def test_a_recipe_on_a_base_recipe_lays_its_sections_over_the_base(tmp_path):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "base.yaml").write_text(
+        "model: {name: resnet18, width: 0.5, dropout: {rate: 0.3}}\noptim: {name: sgd, lr: 0.1, momentum: 0.9}\ntrain: {epochs: 7}\n"
+    )
+    (tmp_path / "study.yaml").write_text("base: common/base.yaml\nmodel: {width: 0.25}\noptim: {name: adam, lr: 0.001}\n")
+    recipe = load_recipe(tmp_path / "study.yaml")
+    assert (recipe.model.name, recipe.model.width, recipe.model.dropout.rate) == ("resnet18", 0.25, 0.3)  # merged key by key
+    assert (recipe.optim.name, recipe.optim.lr) == ("adam", 0.001)  # another name: the section is replaced whole
+    assert recipe.train.epochs == 7
+
+
+def test_a_base_that_leads_back_to_itself_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(UserError, match=r"b.yaml: base: a.yaml leads back to itself"):
+        load_recipe(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: [1]\n")
+    with pytest.raises(UserError, match=r"c.yaml: base: must be the path of a recipe file"):
+        load_recipe(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(UserError, match=r"missing.yaml: recipe file not found"):
+        load_recipe(tmp_path / "d.yaml")

@@ -1,0 +1,248 @@
+"""reglab's training and evaluation loops against the idiomatic PyTorch loop and the machine's limit.
+
+    python benchmarks/throughput.py [--models alexnet_like resnet18 instrunet] [--batches 32 128]
+                                    [--repeats 3] [--workers 2] [--json PATH]
+
+For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
+``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
+batch size: whole training epochs of reglab's loop (tensors in memory, batch-wise augmentation,
+``train.train_epoch``) and of an idiomatic loop written out here (a ``Dataset`` of PIL images or
+numpy features with per-sample transforms, ``DataLoader(num_workers=--workers)``), with the same
+model, AdamW, loss, batch size and threads, alternated after a warm-up epoch each; the median of
+``--repeats`` epochs. Then evaluation (no gradients) over the same data: reglab's
+``predict_logits`` at its evaluation batch and the idiomatic ``no_grad`` loop over a DataLoader.
+
+Also measured in the same process: the dense matmul rate (2048² fp32 and, where the CPU or GPU has
+it, bf16), each model's FLOPs per sample (forward + backward, ``torch.utils.flop_counter``), and
+the share of the fp32 rate reglab's training step reaches. The process starts as every ``reglab``
+command does (``allocator.keep_freed_memory``), so both loops get the same allocator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageEnhance
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from reglab import data as sources
+from reglab.allocator import keep_freed_memory
+from reglab.augment import BatchOps, EpochPlanner
+from reglab.data.dataset import Samples
+from reglab.device import autocast, cpu_has_bf16, pick_device
+from reglab.inference import predict_logits, targets_for
+from reglab.losses import create_loss
+from reglab.models import create_model
+from reglab.optim import Optimizer
+from reglab.progress import Silent
+from reglab.recipe import NoScheduleConfig, load_recipe
+from reglab.schedules import Schedule
+from reglab.train import Learner, train_epoch
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE_RECIPE = [
+    "data.source=image_folder", f"data.path={ROOT.parent / 'shared/data/typefaces/train'}", "data.image_size=64",
+    "loss.name=cross_entropy", "optim={name: adamw, lr: 1.0e-3, weight_decay: 1.0e-4}",
+]  # fmt: skip
+IMAGE_AUGMENT = "augment={hflip: 0.5, resized_crop: {scale: [0.5, 1.0]}, color_jitter: {brightness: 0.3, contrast: 0.3, saturation: 0.3}}"
+AUDIO_AUGMENT = ("augment={mixtures: {p: 0.7, max_sources: 4, gain_db: 6.0}, random_gain_db: 6.0, time_shift: 0.2, "
+                 "specaugment: {freq_masks: 2, freq_width: 12, time_masks: 2, time_width: 20}}")  # fmt: skip
+MODELS = {  # recipe file, overrides, augmentation when on (the idiomatic Datasets below do the same per sample)
+    "alexnet_like": (None, IMAGE_RECIPE + ["model={name: alexnet_like, width: 0.25, lrn: true}"], IMAGE_AUGMENT),
+    "resnet18": (None, IMAGE_RECIPE + ["model={name: resnet18, width: 0.25, stem: small}"], IMAGE_AUGMENT),
+    "instrunet": (ROOT / "examples" / "instrunet.yaml", ["optim={name: adamw, lr: 1.0e-3, weight_decay: 1.0e-4}"], AUDIO_AUGMENT),
+}
+
+
+# --- the idiomatic loop ----------------------------------------------------------------------
+class ImageSet(Dataset):
+    """Decoded PIL images in memory; per-sample flip, resized crop and colour jitter, as
+    torchvision's transforms do them, then a float tensor in [0, 1] (the model standardizes)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, augment: bool, n_classes: int):
+        self.images = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in x]
+        self.y, self.augment = y.numpy(), augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = self.images[index]
+        if self.augment:
+            rng = np.random.default_rng()
+            if rng.random() < 0.5:
+                image = image.transpose(Image.FLIP_LEFT_RIGHT)
+            side = image.width * math.sqrt(rng.uniform(0.5, 1.0))
+            ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            w, h = min(image.width, side * math.sqrt(ratio)), min(image.height, side / math.sqrt(ratio))
+            left, top = rng.uniform(0, image.width - w), rng.uniform(0, image.height - h)
+            image = image.resize(image.size, Image.BILINEAR, box=(left, top, left + w, top + h))
+            for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+                image = enhance(image).enhance(rng.uniform(0.7, 1.3))
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        return torch.from_numpy(array.transpose(2, 0, 1).copy()), int(self.y[index])
+
+
+class FeatureSet(Dataset):
+    """Log-mel features as numpy arrays; per-sample mixing with other clips (union of labels),
+    gain, circular time shift and SpecAugment masks, as a per-sample audio pipeline does them."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, augment: bool, n_classes: int):
+        self.x, self.y, self.augment, self.n_classes = x.numpy(), y.numpy(), augment, n_classes
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int):
+        features, target = self.x[index].copy(), np.eye(self.n_classes, dtype=np.float32)[self.y[index]]
+        if self.augment:
+            rng = np.random.default_rng()
+            if rng.random() < 0.7:
+                for other in rng.integers(0, len(self.x), rng.integers(1, 4)):
+                    features = np.logaddexp(features, self.x[other] + rng.uniform(-6, 6) * math.log(10) / 10)
+                    target[self.y[other]] = 1.0
+            features += rng.uniform(-6, 6) * math.log(10) / 10
+            features = np.roll(features, rng.integers(-18, 19), axis=-1)
+            fill = features.mean()
+            for axis, width in ((1, 12), (2, 20), (1, 12), (2, 20)):
+                size = features.shape[axis]
+                start, span = rng.integers(0, size), rng.integers(0, width + 1)
+                index = [slice(None)] * 3
+                index[axis] = slice(start, start + span)
+                features[tuple(index)] = fill
+        return torch.from_numpy(features), torch.from_numpy(target)
+
+
+def idiomatic_epoch(model, optimizer, loss_fn, loader) -> int:
+    model.train()
+    seen = 0
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+        seen += len(x)
+    return seen
+
+
+@torch.no_grad()
+def idiomatic_eval(model, loader) -> int:
+    model.eval()
+    return sum(len(model(x)) for x, _ in loader)
+
+
+# --- the machine's limit ---------------------------------------------------------------------
+def matmul_rate(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    """Dense ``size``² matmuls per second, in GFLOP/s."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * count / (time.perf_counter() - started) / 1e9
+
+
+def flops_per_sample(model, x: torch.Tensor, targets: torch.Tensor, loss_fn) -> float:
+    """Forward + backward FLOPs of one training step, per sample."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss_fn(model(x), targets).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(x)
+
+
+# --- one configuration -----------------------------------------------------------------------
+def measure(name: str, augment: bool, batch: int, args, device) -> dict:
+    path, overrides, augmentation = MODELS[name]
+    recipe = load_recipe(path, overrides + [f"train.batch_size={batch}", "train.repeats=1", augmentation if augment else "augment={}"])
+    data = sources.load(recipe.data, "train")
+    counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
+    audio = recipe.data.source == "irmas"
+    torch.manual_seed(0)
+    loss_fn = create_loss(recipe.loss, counts).to(device)
+    model = create_model(recipe.model, shape, n_classes)
+    model.fit(data.x)
+    model.to(device)
+    optimizer = Optimizer(recipe.optim, model)
+    amp = autocast(device, recipe.train.amp)
+    learner = Learner(model, loss_fn, optimizer, Schedule(NoScheduleConfig(), optimizer.torch, 1, 1), None, amp)
+    ops = BatchOps(recipe.augment, counts, shape, recipe.data).to(device)
+    planner = EpochPlanner(counts, 0.0, 1, None)
+    on_device = Samples(data.x.to(device), data.y.to(device), data.classes, data.ids)
+    generator = torch.Generator().manual_seed(0)
+
+    kind = FeatureSet if audio else ImageSet
+    dataset, plain = kind(data.x, data.y, augment, n_classes), kind(data.x, data.y, False, n_classes)
+    reference_optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=args.workers, drop_last=False, persistent_workers=args.workers > 0)
+    eval_loader = DataLoader(plain, batch_size=batch, num_workers=args.workers, persistent_workers=args.workers > 0)
+
+    def reglab_epoch() -> int:
+        plan = planner.epoch(data.y, generator)
+        train_epoch(learner, on_device, plan, ops, batch, Silent())
+        return len(plan.order)
+
+    def reference_epoch() -> int:
+        return idiomatic_epoch(model, reference_optimizer, loss_fn if audio else F.cross_entropy, loader)
+
+    def reglab_eval() -> int:
+        return len(predict_logits(model, on_device.x, recipe.train.eval_batch_size, amp))
+
+    timed = {"reglab": reglab_epoch, "idiomatic": reference_epoch, "reglab eval": reglab_eval, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
+    rates = {key: [] for key in timed}
+    for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
+        for key, run in timed.items():
+            started = time.perf_counter()
+            seen = run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if repeat:
+                rates[key].append(seen / (time.perf_counter() - started))
+    sample = data.x[:batch].to(device)
+    flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
+    return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops,
+            **{key: statistics.median(values) for key, values in rates.items()}}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the idiomatic loop")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    keep_freed_memory()
+    device = pick_device("auto")
+    fp32 = matmul_rate(torch.float32, device)
+    bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
+    print(f"device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+    print("| model | augment | batch | reglab samples/s | idiomatic | ratio | GFLOP/sample | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for name in args.models:
+        for augment in (False, True):
+            for batch in args.batches:
+                row = measure(name, augment, batch, args, device)
+                row["share_of_fp32_rate"] = row["reglab"] * row["flops_per_sample"] / 1e9 / fp32
+                rows.append(row)
+                print(f"| {name} | {'on' if augment else 'off'} | {batch} | {row['reglab']:.0f} | {row['idiomatic']:.0f} | "
+                      f"{row['reglab'] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {row['share_of_fp32_rate']:.0%} | "
+                      f"{row['reglab eval']:.0f} | {row['idiomatic eval']:.0f} | {row['reglab eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": str(device), "fp32_gflops": fp32, "bf16_gflops": bf16, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
