@@ -73,14 +73,21 @@ class Learner:
         """One optimizer step on a batch; returns its (detached) logits and loss."""
         with self.amp:
             logits = self.model(xb)
-        loss = self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
+        loss = self.loss_of(logits, targets)
         self.optimizer.zero_grad()
         (loss + self.optimizer.penalty()).backward()
+        self.update()
+        return logits.detach(), loss.detach()
+
+    def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
+
+    def update(self) -> None:
+        """Everything after the backward pass: the optimizer's step, the per-step schedule, the average."""
         self.optimizer.step()
         self.schedule.batch_step()
         if self.average is not None:
             self.average.update()
-        return logits.detach(), loss.detach()
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.torch.state_dict(),
@@ -195,108 +202,184 @@ def check_trainable(recipe: Recipe, data: Samples) -> None:
     require(batch_bytes, f"train.batch_size: {recipe.train.batch_size} samples of {tuple(data.x.shape[1:])}")
 
 
+@dataclass
+class Split:
+    """The data a run trains and validates on, loaded once (the members of a stack share it)."""
+
+    train_set: Samples
+    val_set: Samples
+    train_data: Samples  # the training split on the device
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    mixtures: Optional[ValidationMixtures]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.train_set.classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_set.x.shape[1:])
+
+    @classmethod
+    def load(cls, recipe: Recipe, device: torch.device) -> "Split":
+        if recipe.data.source == "test_folder":
+            raise UserError("data.source: test_folder is unlabelled; train on image_folder, cifar, tiny_imagenet or digits")
+        full = data_sources.load(recipe.data, "train")
+        check_trainable(recipe, full)
+        train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
+        x_val, y_val = val_set.x.to(device), val_set.y.to(device)
+        mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(full.classes)), recipe.evaluate) if is_polyphonic(recipe) else None
+        train_data = Samples(train_set.x.to(device), train_set.y.to(device), full.classes, train_set.ids)
+        return cls(train_set, val_set, train_data, x_val, y_val, mixtures)
+
+
+@dataclass
+class Trainee:
+    """One run in training: its directory, learner, early stopping, random streams and history.
+    ``begin_epoch`` and ``end_epoch`` frame each epoch's steps, whoever takes them (``train`` for
+    one run, ``stack.train_stack`` for several seeds at once)."""
+
+    recipe: Recipe
+    run: RunDir
+    split: Split
+    learner: Learner
+    stopper: EarlyStopping
+    generator: torch.Generator  # the epoch order's stream
+    planner: EpochPlanner
+    augment: BatchOps
+    reporter: Any
+    history: list[dict]
+    meta: dict
+    status: str = "completed"
+    started: float = 0.0
+
+    @classmethod
+    def start(cls, recipe: Recipe, out, reporter=None, resume: bool = False, split: Optional[Split] = None) -> "Trainee":
+        """Everything before the first epoch (or, with ``resume``, the run in ``out`` put back
+        where its training state left it)."""
+        reporter = reporter or Silent()
+        run = RunDir.reopen(out, recipe) if resume else RunDir.vacant(out)
+        device = pick_device(recipe.train.device)
+        amp = autocast(device, recipe.train.amp)
+        generator = seed_everything(recipe.train.seed)
+        split = split or Split.load(recipe, device)
+        train_set, classes, input_shape = split.train_set, split.classes, split.input_shape
+
+        model = create_model(recipe.model, input_shape, len(classes))
+        check_input_size(model, recipe.model, input_shape)
+        model.fit(train_set.x)
+        model.to(device)
+        counts = train_set.class_counts()
+        planner = EpochPlanner(counts, recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
+        augment = BatchOps(recipe.augment, counts, input_shape, recipe.data).to(device)
+        optimizer = Optimizer(recipe.optim, model)
+        steps_per_epoch = batches_in(planner.visits_per_epoch(train_set.y), recipe.train.batch_size)
+        learner = Learner(
+            model, create_loss(recipe.loss, counts).to(device), optimizer,
+            Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),
+            WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None, amp,
+        )  # fmt: skip
+        stopper = EarlyStopping(recipe.train.early_stopping)
+        if not resume:
+            run.start(recipe)
+
+        saved, resumed_after = run.training_state() if resume else None, []
+        if saved is not None:
+            restore(run, saved, learner, stopper, generator)
+            resumed_after = run.read_json("meta.json").get("resumed_after", []) + [saved["epoch"]]
+        history = run.keep_history(saved["epoch"] if saved else 0)
+        meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
+                "n_train": len(train_set), "n_val": len(split.val_set), "train_counts": dict(zip(classes, counts.tolist())),
+                "resumed_after": resumed_after}  # fmt: skip
+        run.write_json("meta.json", meta)
+        reporter.start(run.path, len(train_set), len(split.val_set), str(device))
+        if history:
+            reporter.resumed(history)
+        return cls(recipe, run, split, learner, stopper, generator, planner, augment, reporter, history, meta)
+
+    @property
+    def epoch(self) -> int:
+        """The next epoch's number."""
+        return len(self.history) + 1
+
+    def wants_epoch(self) -> bool:
+        """Whether another epoch runs: none past the last, after an early stop, a prune or a divergence."""
+        if self.status != "completed" or self.epoch > self.recipe.train.epochs:
+            return False
+        if self.stopper.should_stop:
+            self.status = "early_stopped"
+        elif self.history and self.reporter.pruned():
+            self.status = "pruned"
+        return self.status == "completed"
+
+    def begin_epoch(self) -> EpochPlan:
+        self.started = time.perf_counter()
+        plan = self.planner.epoch(self.split.train_set.y, self.generator)
+        self.reporter.epoch_start(self.epoch, self.recipe.train.epochs, batches_in(len(plan.order), self.recipe.train.batch_size))
+        return plan
+
+    def end_epoch(self, lr: float, train_loss: float, train_acc: float) -> None:
+        """Validate, record, checkpoint and save the training state after an epoch's steps taken
+        at rate ``lr``; a non-finite training loss ends the run as diverged."""
+        recipe, split, learner, epoch = self.recipe, self.split, self.learner, self.epoch
+        evaluated = learner.evaluated
+        if math.isfinite(train_loss):
+            val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+        if not math.isfinite(train_loss) or not np.isfinite(val_probs).all():
+            self.status = "diverged"
+            self.reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - self.started}, "  diverged")
+            return
+        val_summary = metrics.summary(split.val_set.y.numpy(), val_probs)
+        mix_summary = split.mixtures.score(predictor(evaluated, recipe, learner.amp))[1] if split.mixtures else None
+        row = epoch_row(epoch, lr, time.perf_counter() - self.started, train_loss, train_acc, val_loss, val_summary, mix_summary)
+        self.history.append(row)
+        self.run.append_history(row)
+        improved = self.stopper.update(epoch, row)
+        if improved:
+            self.run.save_checkpoint(evaluated, "best.pt")
+        self.run.save_checkpoint(evaluated, "last.pt")
+        learner.schedule.step(row)
+        self.run.save_training_state({"epoch": epoch, "learner": learner.state_dict(), "stopper": self.stopper.state_dict(),
+                                      "random": random_state(self.generator)})  # fmt: skip
+        self.reporter.epoch_end(row, "  *" if improved else "")
+
+    def finish(self) -> RunResult:
+        """The final weights (the best epoch's when the recipe restores them), the final
+        validation metrics, thresholds or logit adjustment, and the run marked finished."""
+        recipe, split, learner, stopper, run = self.recipe, self.split, self.learner, self.stopper, self.run
+        evaluated, history, classes = learner.evaluated, self.history, split.classes
+        final_checkpoint = "last.pt"  # after a divergence: the last finite epoch's weights
+        if recipe.train.early_stopping.restore_best and stopper.best_epoch:
+            final_checkpoint = "best.pt"
+        if history and (final_checkpoint == "best.pt" or self.status == "diverged"):
+            evaluated.load_state_dict(run.load_state(final_checkpoint))
+        final = {"status": self.status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
+                 f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
+        if history:
+            val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            final.update({"val_loss": val_loss, **metrics.detailed(split.val_set.y.numpy(), val_probs, classes)})
+            run.write_predictions("val_predictions.csv", split.val_set.ids, classes, val_probs, split.val_set.y.numpy())
+            if recipe.evaluate.logit_adjustment is not None:
+                counts = split.train_set.class_counts()
+                final.update(fit_logit_adjustment(run, recipe.evaluate.logit_adjustment, counts, val_probs, split.val_set))
+        if history and recipe.evaluate.threshold == "tuned":
+            final["val_mixtures"] = tune_thresholds(run, predictor(evaluated, recipe, learner.amp), split.mixtures, classes)
+        run.write_json("metrics.json", final)
+        run.write_json("meta.json", {**self.meta, "status": self.status, "final_checkpoint": final_checkpoint})
+        run.finish_training()
+        self.reporter.finish(final, run.path, self.status)
+        return RunResult(run.path, self.status, history, final)
+
+
 def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) -> RunResult:
     """Train one run as the recipe says and write everything to ``out``; with ``resume``, continue
     the unfinished run there from its last completed epoch, to the numbers it would have reached
     had it never stopped."""
-    reporter = reporter or Silent()
-    if recipe.data.source == "test_folder":
-        raise UserError("data.source: test_folder is unlabelled; train on image_folder, cifar, tiny_imagenet or digits")
-    run = RunDir.reopen(out, recipe) if resume else RunDir.vacant(out)
-    device = pick_device(recipe.train.device)
-    amp = autocast(device, recipe.train.amp)
-    generator = seed_everything(recipe.train.seed)
-
-    full = data_sources.load(recipe.data, "train")
-    check_trainable(recipe, full)
-    train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
-    classes, input_shape = full.classes, tuple(full.x.shape[1:])
-    train_data = Samples(train_set.x.to(device), train_set.y.to(device), classes, train_set.ids)
-    x_val, y_val = val_set.x.to(device), val_set.y.to(device)
-    mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(classes)), recipe.evaluate) if is_polyphonic(recipe) else None
-
-    model = create_model(recipe.model, input_shape, len(classes))
-    check_input_size(model, recipe.model, input_shape)
-    model.fit(train_set.x)
-    model.to(device)
-    counts = train_set.class_counts()
-    planner = EpochPlanner(counts, recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
-    augment = BatchOps(recipe.augment, counts, input_shape, recipe.data).to(device)
-    optimizer = Optimizer(recipe.optim, model)
-    steps_per_epoch = batches_in(planner.visits_per_epoch(train_set.y), recipe.train.batch_size)
-    learner = Learner(
-        model, create_loss(recipe.loss, counts).to(device), optimizer,
-        Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),
-        WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None, amp,
-    )  # fmt: skip
-    stopper = EarlyStopping(recipe.train.early_stopping)
-    if not resume:
-        run.start(recipe)
-
-    history, status, batch = [], "completed", recipe.train.batch_size
-    saved, resumed_after = run.training_state() if resume else None, []
-    if saved is not None:
-        restore(run, saved, learner, stopper, generator)
-        resumed_after = run.read_json("meta.json").get("resumed_after", []) + [saved["epoch"]]
-    history = run.keep_history(saved["epoch"] if saved else 0)
-    meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
-            "n_train": len(train_set), "n_val": len(val_set), "train_counts": dict(zip(classes, counts.tolist())),
-            "resumed_after": resumed_after}  # fmt: skip
-    run.write_json("meta.json", meta)
-    reporter.start(run.path, len(train_set), len(val_set), str(device))
-    if history:
-        reporter.resumed(history)
-
-    evaluated = learner.evaluated
-    predict = predictor(evaluated, recipe, amp)
-    for epoch in range(len(history) + 1, recipe.train.epochs + 1):
-        if stopper.should_stop:
-            status = "early_stopped"
-            break
-        if history and reporter.pruned():
-            status = "pruned"
-            break
-        started = time.perf_counter()
-        plan = planner.epoch(train_set.y, generator)
-        reporter.epoch_start(epoch, recipe.train.epochs, batches_in(len(plan.order), batch))
-        lr = optimizer.lr
-        train_loss, train_acc = train_epoch(learner, train_data, plan, augment, batch, reporter)
-        if not math.isfinite(train_loss):
-            status = "diverged"
-            reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - started}, "  diverged")
-            break
-        val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
-        val_summary = metrics.summary(val_set.y.numpy(), val_probs)
-        mix_summary = mixtures.score(predict)[1] if mixtures else None
-        row = epoch_row(epoch, lr, time.perf_counter() - started, train_loss, train_acc, val_loss, val_summary, mix_summary)
-        history.append(row)
-        run.append_history(row)
-        improved = stopper.update(epoch, row)
-        if improved:
-            run.save_checkpoint(evaluated, "best.pt")
-        run.save_checkpoint(evaluated, "last.pt")
-        learner.schedule.step(row)
-        run.save_training_state({"epoch": epoch, "learner": learner.state_dict(), "stopper": stopper.state_dict(),
-                                 "random": random_state(generator)})  # fmt: skip
-        reporter.epoch_end(row, "  *" if improved else "")
-
-    final_checkpoint = "last.pt"  # after a divergence: the last finite epoch's weights
-    if recipe.train.early_stopping.restore_best and stopper.best_epoch:
-        final_checkpoint = "best.pt"
-    if history and (final_checkpoint == "best.pt" or status == "diverged"):
-        evaluated.load_state_dict(run.load_state(final_checkpoint))
-    final = {"status": status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
-             f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
-    if history:
-        val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, x_val, y_val, recipe.train.eval_batch_size, amp)
-        final.update({"val_loss": val_loss, **metrics.detailed(val_set.y.numpy(), val_probs, classes)})
-        run.write_predictions("val_predictions.csv", val_set.ids, classes, val_probs, val_set.y.numpy())
-        if recipe.evaluate.logit_adjustment is not None:
-            final.update(fit_logit_adjustment(run, recipe.evaluate.logit_adjustment, counts, val_probs, val_set))
-    if history and recipe.evaluate.threshold == "tuned":
-        final["val_mixtures"] = tune_thresholds(run, predict, mixtures, classes)
-    run.write_json("metrics.json", final)
-    run.write_json("meta.json", {**meta, "status": status, "final_checkpoint": final_checkpoint})
-    run.finish_training()
-    reporter.finish(final, run.path, status)
-    return RunResult(run.path, status, history, final)
+    trainee = Trainee.start(recipe, out, reporter, resume)
+    while trainee.wants_epoch():
+        plan = trainee.begin_epoch()
+        lr = trainee.learner.optimizer.lr
+        train_loss, train_acc = train_epoch(trainee.learner, trainee.split.train_data, plan, trainee.augment, recipe.train.batch_size, trainee.reporter)
+        trainee.end_epoch(lr, train_loss, train_acc)
+    return trainee.finish()

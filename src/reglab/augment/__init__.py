@@ -73,7 +73,7 @@ class BatchOps:
         mixed) targets out; untouched when no operation is on."""
         if not self.ops:
             return x, targets
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+        x = x.to(torch.get_default_dtype()) / 255.0 if x.dtype == torch.uint8 else x
         for op in self.ops:
             x, targets = op(x, targets, is_extra)
         return x, targets

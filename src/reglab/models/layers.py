@@ -63,7 +63,8 @@ class Normalized(nn.Module):
 
     @staticmethod
     def as_float(x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        """In torch's default floating type (float32 unless a test asks for float64)."""
+        return x.to(torch.get_default_dtype()) / 255.0 if x.dtype == torch.uint8 else x.to(torch.get_default_dtype())
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> None:

@@ -21,17 +21,25 @@ def channel_window_sum(x: torch.Tensor, below: int, above: int) -> torch.Tensor:
 
 
 class _LocalResponseNorm(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, size: int, alpha: float, beta: float, k: float):
-        below, above = size // 2, (size - 1) // 2
-        denominator = channel_window_sum(x * x, below, above).mul_(alpha / size).add_(k)
-        scale = denominator.pow(-beta)
-        ctx.save_for_backward(x, denominator, scale)
-        ctx.constants = (below, above, size, alpha, beta)
-        return x * scale
+    generate_vmap_rule = True  # a stack of seeds (``stack.py``) runs it under vmap
 
     @staticmethod
-    def backward(ctx, grad):
+    def forward(x, size: int, alpha: float, beta: float, k: float):
+        """The output, and the denominator and its power that the backward pass reuses."""
+        denominator = channel_window_sum(x * x, size // 2, (size - 1) // 2).mul_(alpha / size).add_(k)
+        scale = denominator.pow(-beta)
+        return x * scale, denominator, scale
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, size, alpha, beta, _ = inputs
+        _, denominator, scale = output
+        ctx.mark_non_differentiable(denominator, scale)
+        ctx.save_for_backward(x, denominator, scale)
+        ctx.constants = (size // 2, (size - 1) // 2, size, alpha, beta)
+
+    @staticmethod
+    def backward(ctx, grad, _denominator, _scale):
         x, denominator, scale = ctx.saved_tensors
         below, above, size, alpha, beta = ctx.constants
         # d out_c / d x_j = δ_cj · scale_c − 2αβ/n · x_c · x_j · scale_c / denominator_c over the windows holding j
@@ -44,4 +52,4 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     """``nn.LocalResponseNorm`` (same arguments, same outputs) computed by ``_LocalResponseNorm``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _LocalResponseNorm.apply(x, self.size, self.alpha, self.beta, self.k)
+        return _LocalResponseNorm.apply(x, self.size, self.alpha, self.beta, self.k)[0]

@@ -1,0 +1,143 @@
+"""k seeds of one recipe trained together as one vectorized network (``train.parallel_seeds``).
+
+Every member is the model its own run would build (its own seed: initialization, data order,
+augmentation and mixing draws); each step stacks the members' parameters and batches and runs
+them through ``torch.func.vmap`` over ``functional_call``, which turns every convolution into one
+grouped by member, every dense layer into a batched matrix product, and keeps batch-norm
+statistics, pooling, local response normalization and dropout masks per member (``randomness=
+"different"``). The loss is the sum of the members' losses, so each receives exactly the gradient
+its own run would; optimizers, schedules (a plateau cut included), weight averages, early stopping
+and run directories stay per member, and a member that stops leaves the stack.
+
+Nothing couples the members: vmap gives each one its own copy of every operation's semantics. On
+a GPU the stack fills a device a small model leaves idle; on a CPU a grouped convolution is no
+faster than its k separate ones, so the gain there is the per-step overhead shared
+(``benchmarks/parallel_seeds.py``)."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch.func import functional_call, vmap
+
+from .augment import EpochPlan
+from .device import pick_device
+from .inference import targets_for
+from .progress import Silent
+from .recipe import Recipe
+from .train import REFRESH_EVERY, RunResult, Split, Trainee, batches_in, random_state, set_random_state
+
+
+MASK_ORDER = torch.Generator()  # the stack's stream needs no order of its own; a placeholder for own_stream
+
+
+class StackedModel:
+    """Members of one architecture called as one: ``x`` ``[k, B, ...]`` → logits ``[k, B, C]``.
+    Parameters are stacked on every call (the stack is differentiable, so gradients land on each
+    member's own parameters); buffers updated in the call (batch-norm running statistics) are
+    written back to their members."""
+
+    def __init__(self, members: list[torch.nn.Module]):
+        self.members = members
+        self.template = copy.deepcopy(members[0]).to("meta")
+        self.template.memory_format = torch.contiguous_format  # vmap cannot ask a tensor for channels-last
+        self.parameter_names = [name for name, _ in members[0].named_parameters()]
+        self.buffer_names = [name for name, _ in members[0].named_buffers()]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        parameters = [dict(member.named_parameters()) for member in self.members]
+        own_buffers = [dict(member.named_buffers()) for member in self.members]
+        stacked = {name: torch.stack([p[name] for p in parameters]) for name in self.parameter_names}
+        buffers = {name: torch.stack([b[name] for b in own_buffers]) for name in self.buffer_names}
+        self.template.train(self.members[0].training)
+
+        def one(params, bufs, inputs):
+            return functional_call(self.template, (params, bufs), (inputs,))
+
+        logits = vmap(one, randomness="different")(stacked, buffers, x)
+        if self.members[0].training:
+            with torch.no_grad():
+                for j, own in enumerate(own_buffers):
+                    for name in self.buffer_names:
+                        own[name].copy_(buffers[name][j])
+        return logits
+
+
+@contextmanager
+def own_stream(states: list[dict], j: int, generator: torch.Generator):
+    """Run a block on member ``j``'s global random stream (saved in ``states[j]``), as its own run
+    would draw it, then save where the stream got to."""
+    set_random_state(generator, states[j])
+    try:
+        yield
+    finally:
+        states[j] = random_state(generator)
+
+
+def stacked_epoch(trainees: list[Trainee], plans: list[EpochPlan], streams: list[dict], masks: list[dict]) -> list[tuple[float, float]]:
+    """One epoch of every member, step by step as one stacked network; returns each member's
+    (loss, accuracy) as ``train_epoch`` computes them for one run. ``streams``: each member's
+    random stream (its batches' augmentation and mixing); ``masks[0]``: the stack's own stream,
+    from which vmap draws every member's dropout masks."""
+    split, batch_size = trainees[0].split, trainees[0].recipe.train.batch_size
+    x, y, n_classes = split.train_data.x, split.train_data.y, len(split.classes)
+    model = StackedModel([t.learner.model for t in trainees])
+    for t in trainees:
+        t.learner.model.train()
+    loss_sums = torch.zeros(len(trainees), device=x.device)
+    correct = torch.zeros(len(trainees), device=x.device)
+    n_batches, seen = batches_in(len(plans[0].order), batch_size), 0
+    for step in range(n_batches):
+        batch = slice(step * batch_size, (step + 1) * batch_size)
+        inputs, targets = [], []
+        for j, (t, plan) in enumerate(zip(trainees, plans)):
+            index = plan.order[batch].to(x.device)
+            with own_stream(streams, j, t.generator):
+                xb, tb = t.augment(x[index], targets_for(y[index], n_classes), plan.is_extra[batch].to(x.device))
+            inputs.append(xb)
+            targets.append(tb)
+        with own_stream(masks, 0, MASK_ORDER), trainees[0].learner.amp:
+            logits = model(torch.stack(inputs))
+        losses = [t.learner.loss_of(logits[j], targets[j]) for j, t in enumerate(trainees)]
+        for t in trainees:
+            t.learner.optimizer.zero_grad()
+        sum(loss + t.learner.optimizer.penalty() for loss, t in zip(losses, trainees)).backward()
+        for t in trainees:
+            t.learner.update()
+        count = len(targets[0])
+        loss_sums += torch.stack([loss.detach() for loss in losses]) * count
+        correct += (logits.detach().argmax(2) == torch.stack(targets).argmax(2)).sum(1)
+        seen += count
+        if (step + 1) % REFRESH_EVERY == 0 or step + 1 == n_batches:
+            for j, t in enumerate(trainees):
+                t.reporter.batch_end(step + 1, loss_sums[j].item() / seen)
+    return [(loss / seen, hits / seen) for loss, hits in zip(loss_sums.tolist(), correct.tolist())]
+
+
+def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None) -> list[RunResult]:
+    """Train the recipes (one architecture and data, each its own seed) together, each into its
+    own run directory, to the results their own ``train`` runs would give (up to float rounding,
+    and dropout masks drawn otherwise)."""
+    reporters = reporters or [Silent() for _ in recipes]
+    split = Split.load(recipes[0], pick_device(recipes[0].train.device))
+    trainees, streams = [], []
+    for recipe, out, reporter in zip(recipes, outs, reporters):
+        trainees.append(Trainee.start(recipe, out, reporter, split=split))
+        streams.append(random_state(trainees[-1].generator))  # where this member's own run would be now
+    torch.manual_seed(hash(tuple(recipe.train.seed for recipe in recipes)) % 2**62)
+    masks = [random_state(MASK_ORDER)]
+    while active := [t for t in trainees if t.wants_epoch()]:
+        own = [streams[trainees.index(t)] for t in active]
+        plans = []
+        for j, t in enumerate(active):
+            with own_stream(own, j, t.generator):
+                plans.append(t.begin_epoch())
+        rates = [t.learner.optimizer.lr for t in active]
+        results = stacked_epoch(active, plans, own, masks)
+        for t, lr, (loss, accuracy), state in zip(active, rates, results, own):
+            streams[trainees.index(t)] = state
+            t.end_epoch(lr, loss, accuracy)
+    return [t.finish() for t in trainees]
