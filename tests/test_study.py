@@ -268,3 +268,47 @@ def test_an_adaptive_study_adds_seeds_only_to_undecided_arms(tmp_path, capsys):
     assert sorted(runs["plain"]) == list(range(max(len(r) for r in runs.values())))  # the baseline pairs every seed
     rows = {row["arm"]: row for row in arm_rows(study.results(), study.config)}
     assert rows["broken"]["verdict"] == "worse than baseline"
+
+
+STACKED = """
+name: stacked
+data: {source: digits}
+model: {name: linear}
+optim: {name: sgd, lr: 0.05, momentum: 0.9}
+augment: {translate: {fraction: 0.1}, mix: {mixup_alpha: 0.2}}
+train: {epochs: 25, batch_size: 64, parallel_seeds: 2}
+study:
+  arms: {none: {}, l2: {optim.l2: 0.01}}
+  baseline: none
+  seeds: [0, 1]
+  heartbeat_seconds: 1
+"""
+
+
+@pytest.mark.slow
+def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_run_seed_by_seed(tmp_path):
+    recipe, single = tmp_path / "stacked.yaml", tmp_path / "single.yaml"
+    recipe.write_text(STACKED)
+    single.write_text(STACKED.replace("parallel_seeds: 2", "parallel_seeds: 1"))
+    one_by_one = subprocess.run(study_command(single, tmp_path / "single", 2), capture_output=True, text=True, timeout=300)
+    assert one_by_one.returncode == 0, one_by_one.stderr
+    expected = completed(tmp_path / "single")
+
+    killed = subprocess.Popen(study_command(recipe, tmp_path / "stacked", 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, number = worker_after_first_epoch(tmp_path / "stacked")
+    partner = [t for t in Study(tmp_path / "stacked").optuna.get_trials(states=(TrialState.RUNNING,)) if t.number != number]
+    assert [t.user_attrs["worker_pid"] for t in partner] == [victim]  # the other seed of the arm trains in the same stack
+    os.kill(victim, signal.SIGKILL)
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == 2 and "rerun the same command" in err
+    rerun = subprocess.run(study_command(recipe, tmp_path / "stacked", 1), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+
+    got = completed(tmp_path / "stacked")
+    assert set(got) == set(expected) == {(arm, seed) for arm in ("none", "l2") for seed in (0, 1)}
+    for pair, trial in expected.items():
+        assert got[pair].value == pytest.approx(trial.value, abs=1e-6)
+        assert got[pair].intermediate_values == pytest.approx(trial.intermediate_values, abs=1e-6)
+    assert sorted(path.name for path in (tmp_path / "stacked" / "runs").iterdir()) == sorted(f"{a}-seed{s}" for a, s in expected)
+    failed = [t for t in Study(tmp_path / "stacked").optuna.get_trials() if t.state == TrialState.FAIL]
+    assert len(failed) == 2  # the killed stack's two trials, stale and retried

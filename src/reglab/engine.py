@@ -25,6 +25,7 @@ reported to Optuna.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -34,12 +35,13 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Hashable, Optional
 
 import optuna
 import sqlalchemy
 import torch
 import yaml
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 try:
@@ -47,10 +49,11 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .progress import Silent
 from .recipe import Recipe
 from .rundir import STATE, RunDir, write_atomic
+from .stack import train_stack
 from .train import RunResult, train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -281,31 +284,116 @@ class Engine:
         started = time.perf_counter()
         try:
             resume = self.adopt_dead_attempt(point, attempt)
-            recipe = self.recipe_for(point)
-            if self.device:
-                recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"device": self.device})})
-            result = train(recipe, attempt, TrialReporter(trial, self.monitored), resume=resume)
-            value, reason = self.measure(result)
-            if reason is not None:
-                trial.set_user_attr("reason", reason)
-            trial.set_user_attr("status", result.status)
-            trial.set_user_attr("summary", {**self.summary(result), "threads": torch.get_num_threads()})  # what reproduces it on CPU
-        except Exception:  # once taken over, recording fails and the attempt directory may be gone
-            if self.current_trial_state() == TrialState.RUNNING:
-                raise
-            shutil.rmtree(attempt, ignore_errors=True)
-            raise optuna.TrialPruned("taken over by another worker") from None
+            result = train(self.trial_recipe(point), attempt, TrialReporter(trial, self.monitored), resume=resume)
+            value = self.record(trial, result)
+        except Exception:
+            self.give_up(trial.number, attempt)
+        return self.settle(point, attempt, result, value, time.perf_counter() - started)
+
+    def trial_recipe(self, point: tuple) -> Recipe:
+        recipe = self.recipe_for(point)
+        if self.device:
+            recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"device": self.device})})
+        return recipe
+
+    def record(self, trial: optuna.Trial, result: RunResult) -> float:
+        """Store what the results table needs of a trained run; returns its value."""
+        value, reason = self.measure(result)
+        if reason is not None:
+            trial.set_user_attr("reason", reason)
+        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("summary", {**self.summary(result), "threads": torch.get_num_threads()})  # what reproduces it on CPU
+        return value
+
+    def give_up(self, number: int, attempt: Path) -> None:
+        """After a failure: re-raised while the trial is this worker's; once another worker has
+        taken it over (recording fails, and the attempt directory may be gone), pruned."""
+        if self.state_of(number) == TrialState.RUNNING:
+            raise
+        shutil.rmtree(attempt, ignore_errors=True)
+        raise optuna.TrialPruned("taken over by another worker") from None
+
+    def settle(self, point: tuple, attempt: Path, result: RunResult, value: float, seconds: float) -> float:
+        """The finished attempt becomes the point's run directory; returns the trial's value."""
         final = self.run_path(point)
         shutil.rmtree(final, ignore_errors=True)  # left by an attempt taken over just after it finished
         attempt.rename(final)
         self.remove_dead_attempts(point)
-        why = f"; {reason}" if reason else ""
+        why = f"; {self.measure(result)[1]}" if math.isnan(value) else ""
         if not self.quiet:
             print(f"[worker {os.getpid()}] {self.run_name(point)}: {self.monitored} {value:.4f} "
-              f"({result.status}{why}, {time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+              f"({result.status}{why}, {seconds:.0f}s)", flush=True)  # fmt: skip
         if result.status == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
         return value  # NaN: Optuna records the trial as failed; its summary keeps it from running again
+
+    # --- k trials of one arm as one stack (``train.parallel_seeds``) ---------------------------
+    def stack_key(self, point: tuple) -> Optional[Hashable]:
+        """Points with the same key differ only in their seed and may train as one stack; None:
+        this point trains alone."""
+        return None
+
+    def stack_size(self) -> int:
+        """How many trials the next stack may take: the next waiting point's ``train.parallel_seeds``."""
+        waiting = self.queued((TrialState.WAITING,))
+        if not waiting or self.stack_key(tuple(waiting[0].user_attrs[POINT])) is None:
+            return 1
+        return self.recipe_for(tuple(waiting[0].user_attrs[POINT])).train.parallel_seeds
+
+    def take_stack(self, size: int) -> list[optuna.Trial]:
+        """Up to ``size`` waiting trials with the first one's stack key, popped in queue order.
+        Another worker may pop the trial looked at first: what is popped instead is taken too
+        (``work_stack`` trains each key's trials as their own stack)."""
+        taken: list[optuna.Trial] = []
+        while len(taken) < size:
+            waiting = self.queued((TrialState.WAITING,))
+            if not waiting or (taken and self.stack_key(tuple(waiting[0].user_attrs[POINT])) != self.stack_key(self.point_of(taken[0]))):
+                break
+            trial = self.optuna.ask()
+            if POINT not in trial.user_attrs:  # the queue ran dry meanwhile: ask() made a new trial
+                self.optuna.tell(trial, state=TrialState.PRUNED)
+                break
+            trial.set_user_attr("worker_pid", os.getpid())
+            taken.append(trial)
+        return taken
+
+    @staticmethod
+    def point_of(trial: optuna.Trial) -> tuple:
+        return tuple(trial.user_attrs[POINT])
+
+    def work_stack(self, size: int) -> None:
+        """Pop up to ``size`` trials of one arm, train them as one stack (``stack.train_stack``)
+        under their own heartbeats, and record each; a killed stack's trials go stale and are
+        retried like any other."""
+        taken = self.take_stack(size)
+        for key in dict.fromkeys(self.stack_key(self.point_of(trial)) for trial in taken):
+            self.train_as_stack([trial for trial in taken if self.stack_key(self.point_of(trial)) == key])
+
+    def train_as_stack(self, trials: list[optuna.Trial]) -> None:
+        points = [self.point_of(trial) for trial in trials]
+        attempts = [self.attempt_path(point, trial.number) for point, trial in zip(points, trials)]
+        for attempt in attempts:
+            shutil.rmtree(attempt, ignore_errors=True)
+        started = time.perf_counter()
+        with contextlib.ExitStack() as beating:
+            for trial in trials:
+                beating.enter_context(get_heartbeat_thread(trial._trial_id, self.optuna._storage))
+            try:
+                results = train_stack([self.trial_recipe(p) for p in points], attempts, [TrialReporter(t, self.monitored) for t in trials])
+            except Exception as exc:
+                for trial in trials:
+                    self.optuna.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                print(f"[worker {os.getpid()}] stack of {len(trials)} failed: {first_line(exc)}", flush=True)
+                return
+            for trial, point, attempt, result in zip(trials, points, attempts, results):
+                try:
+                    try:
+                        value = self.record(trial, result)
+                    except Exception:
+                        self.give_up(trial.number, attempt)
+                    self.optuna.tell(trial, self.settle(point, attempt, result, value, time.perf_counter() - started))
+                except optuna.TrialPruned:
+                    self.optuna.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
 
     def repeat(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> float:
         """A proposed point that another trial holds is not trained again: the trial takes the
@@ -337,11 +425,11 @@ class Engine:
         for path in self.dead_attempts(point):
             shutil.rmtree(path, ignore_errors=True)
 
-    def current_trial_state(self) -> Optional[TrialState]:
-        """The stored state of the trial this worker last took (None before it took one)."""
-        if self.current_trial is None:
+    def state_of(self, number: Optional[int]) -> Optional[TrialState]:
+        """The stored state of trial ``number`` (None for none)."""
+        if number is None:
             return None
-        return self.optuna.get_trials(deepcopy=False)[self.current_trial].state
+        return self.optuna.get_trials(deepcopy=False)[number].state
 
     def proposed(self, before: Optional[int] = None) -> int:
         """Trials the sampler created (neither enqueued nor retries), numbered below ``before``."""
@@ -354,12 +442,14 @@ class Engine:
         deadline = time.time() + timeout if timeout else math.inf
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
-            if self.count(TrialState.WAITING) or (self.wants_more() and time.time() < deadline):
+            if self.count(TrialState.WAITING) and self.stack_size() > 1:
+                self.work_stack(self.stack_size())
+            elif self.count(TrialState.WAITING) or (self.wants_more() and time.time() < deadline):
                 self.current_trial = None
                 try:
                     self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
                 except Exception:  # Optuna cannot record a trial that another worker has failed meanwhile
-                    if self.current_trial_state() != TrialState.FAIL:
+                    if self.state_of(self.current_trial) != TrialState.FAIL:
                         raise
                     print(f"[worker {os.getpid()}] trial {self.current_trial}: {TAKEN_OVER}", flush=True)
             elif self.count(TrialState.RUNNING):

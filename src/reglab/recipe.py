@@ -252,6 +252,7 @@ class TrainConfig(Section):
         "auto", description="bfloat16 autocast: auto (on CUDA), bf16 (on CUDA and on CPUs with bfloat16 instructions), off"
     )
     ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
+    parallel_seeds: int = Field(1, ge=1, le=64, description="studies: a worker trains up to this many seeds of an arm at once, as one vectorized network")
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
 
     @field_validator("amp", mode="before")

@@ -59,6 +59,9 @@ class Study(Engine):
     def suggest(self, trial: optuna.Trial) -> tuple[str, int]:
         return trial.suggest_categorical("arm", list(self.config.arms)), trial.suggest_categorical("seed", self.config.seed_values)
 
+    def stack_key(self, point: tuple[str, int]) -> str:
+        return point[0]  # the seeds of one arm
+
     def run_name(self, point: tuple[str, int]) -> str:
         return f"{point[0]}-seed{point[1]}"
 
