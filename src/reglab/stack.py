@@ -17,6 +17,7 @@ faster than its k separate ones, so the gain there is the per-step overhead shar
 from __future__ import annotations
 
 import copy
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from .progress import Silent
 from .recipe import Recipe
 from .train import REFRESH_EVERY, RunResult, Split, Trainee, batches_in, random_state, set_random_state
 
+
+# vmap runs a few ops (an adaptive pooling's in-place view) member by member, correctly; it says so once per process
+warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented the batching rule")
 
 MASK_ORDER = torch.Generator()  # the stack's stream needs no order of its own; a placeholder for own_stream
 
@@ -46,23 +50,25 @@ class StackedModel:
         self.template.memory_format = torch.contiguous_format  # vmap cannot ask a tensor for channels-last
         self.parameter_names = [name for name, _ in members[0].named_parameters()]
         self.buffer_names = [name for name, _ in members[0].named_buffers()]
+        # the tensors themselves: optimizers and averages update them in place, so they stay the members' own
+        self.parameters = [[dict(member.named_parameters())[name] for member in members] for name in self.parameter_names]
+        self.buffers = [[dict(member.named_buffers())[name] for member in members] for name in self.buffer_names]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        parameters = [dict(member.named_parameters()) for member in self.members]
-        own_buffers = [dict(member.named_buffers()) for member in self.members]
-        stacked = {name: torch.stack([p[name] for p in parameters]) for name in self.parameter_names}
-        buffers = {name: torch.stack([b[name] for b in own_buffers]) for name in self.buffer_names}
-        self.template.train(self.members[0].training)
+        stacked = {name: torch.stack(tensors) for name, tensors in zip(self.parameter_names, self.parameters)}
+        buffers = {name: torch.stack(tensors) for name, tensors in zip(self.buffer_names, self.buffers)}
+        training = self.members[0].training
+        self.template.train(training)
 
         def one(params, bufs, inputs):
             return functional_call(self.template, (params, bufs), (inputs,))
 
         logits = vmap(one, randomness="different")(stacked, buffers, x)
-        if self.members[0].training:
+        if training:
             with torch.no_grad():
-                for j, own in enumerate(own_buffers):
-                    for name in self.buffer_names:
-                        own[name].copy_(buffers[name][j])
+                for name, own in zip(self.buffer_names, self.buffers):
+                    for j, tensor in enumerate(own):
+                        tensor.copy_(buffers[name][j])
         return logits
 
 

@@ -1,0 +1,99 @@
+"""Per-seed training time of k seeds trained as one stack (``train.parallel_seeds``), relative to
+one independent run, in one process.
+
+    python benchmarks/parallel_seeds.py [--models linear alexnet_like resnet18] [--ks 1 2 4 8]
+                                        [--batches 12] [--repeats 3]
+
+``linear``: the linear classifier on the built-in digits; ``alexnet_like``: the ablation's model
+and data (``examples/ablation.yaml``, typefaces at 64x64); ``resnet18``: the long-tail recipe's
+(``examples/longtail.yaml``). For each k: ``--batches`` training steps of a k-member stack
+(``stack.stacked_epoch``) and of one independent run (``train.train_epoch``) on the same batches,
+alternated, the median of ``--repeats``; the figure is stack time / k / independent time (1: no
+gain; 1/k: the stack costs what one run does). Validation runs per member and is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from reglab.augment import EpochPlan
+from reglab.progress import Silent
+from reglab.recipe import Recipe, StudyRecipe, load_plan, load_recipe, with_overrides
+from reglab.stack import MASK_ORDER, stacked_epoch
+from reglab.train import Split, Trainee, random_state, train_epoch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base_recipe(name: str) -> Recipe:
+    if name == "linear":
+        return load_recipe(None, ["model={name: linear}", "train.batch_size=128"])
+    if name == "alexnet_like":  # the ablation study's base recipe
+        _, tree = load_plan(ROOT / "examples" / "ablation.yaml", [], False, StudyRecipe, "study")
+        return with_overrides(tree, {}, "examples/ablation.yaml")
+    return load_recipe(ROOT / "examples" / "longtail.yaml")
+
+
+def seconds(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def measure(name: str, ks: list[int], batches: int, repeats: int, folder: Path) -> dict[int, float]:
+    recipe = base_recipe(name)
+    split = Split.load(recipe, torch.device("cpu"))
+    batch = recipe.train.batch_size
+
+    def members(k: int, tag: str):
+        trainees = [Trainee.start(recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": s})}), folder / f"{name}-{tag}-{s}", split=split)
+                    for s in range(k)]  # fmt: skip
+        plans = []
+        for trainee in trainees:
+            whole = trainee.planner.epoch(split.train_set.y, trainee.generator)
+            plans.append(EpochPlan(whole.order[: batch * batches], whole.is_extra[: batch * batches]))
+        return trainees, plans, [random_state(t.generator) for t in trainees]
+
+    (single,), (single_plan,), _ = members(1, "single")
+    stacks = {k: members(k, f"k{k}") for k in ks}
+    masks = [random_state(MASK_ORDER)]
+    timings: dict[str, list[float]] = {"single": [], **{k: [] for k in ks}}
+    for repeat in range(repeats + 1):  # the first round warms up
+        time_single = seconds(lambda: train_epoch(single.learner, split.train_data, single_plan, single.augment, batch, Silent()))
+        if repeat:
+            timings["single"].append(time_single)
+        for k, (trainees, plans, streams) in stacks.items():
+            time_stack = seconds(lambda: stacked_epoch(trainees, plans, streams, masks))
+            if repeat:
+                timings[k].append(time_stack)
+    alone = statistics.median(timings["single"])
+    return {k: statistics.median(timings[k]) / k / alone for k in ks} | {"single_seconds": alone}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["linear", "alexnet_like", "resnet18"], choices=["linear", "alexnet_like", "resnet18"])
+    parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{torch.get_num_threads()} threads; {args.batches} steps each; per-seed time of a k-stack relative to one independent run")
+    print("| model | batch | one run (s) | " + " | ".join(f"k = {k}" for k in args.ks) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in args.ks) + " |")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models:
+            ratios = measure(name, args.ks, args.batches, args.repeats, Path(folder))
+            batch = base_recipe(name).train.batch_size
+            print(f"| {name} | {batch} | {ratios['single_seconds']:.2f} | " + " | ".join(f"{ratios[k]:.2f}" for k in args.ks) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
