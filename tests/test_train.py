@@ -134,3 +134,16 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
     assert half != full  # it ran in bfloat16 ...
     assert abs(half[-1]["val_accuracy"] - full[-1]["val_accuracy"]) < 0.1  # ... and learnt as well
     assert without_time(train(recipe, tmp_path / "again").history) == without_time(half)  # deterministic in bfloat16 too
+
+
+def test_predictions_run_in_inference_mode_batch_by_batch_and_equal_one_pass():
+    from reglab.inference import predict_logits
+
+    torch.manual_seed(0)
+    model = create_model(load_recipe(None, ["model={name: resnet18, width: 0.125}"]).model, (3, 16, 16), 5)
+    x = torch.randint(0, 256, (37, 3, 16, 16), dtype=torch.uint8)
+    logits = predict_logits(model, x, 8, torch.autocast("cpu", enabled=False))
+    assert torch.is_inference(logits) and not logits.requires_grad  # no autograd bookkeeping at all
+    with torch.no_grad():
+        assert torch.allclose(logits, model.eval()(x), atol=1e-5)
+
