@@ -16,6 +16,10 @@ Also measured in the same process: the dense matmul rate (2048² fp32 and, where
 it, bf16), each model's FLOPs per sample (forward + backward, ``torch.utils.flop_counter``), and
 the share of the fp32 rate reglab's training step reaches. The process starts as every ``reglab``
 command does (``allocator.keep_freed_memory``), so both loops get the same allocator.
+
+``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
+default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
+evaluation under ``no_grad`` (the idiomatic loop is the same in both).
 """
 
 from __future__ import annotations
@@ -172,6 +176,10 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     torch.manual_seed(0)
     loss_fn = create_loss(recipe.loss, counts).to(device)
     model = create_model(recipe.model, shape, n_classes)
+    if args.before:
+        for module in model.modules():
+            if isinstance(module, torch.nn.LocalResponseNorm):
+                module.__class__ = torch.nn.LocalResponseNorm  # torch's own forward
     model.fit(data.x)
     model.to(device)
     optimizer = Optimizer(recipe.optim, model)
@@ -197,6 +205,10 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         return idiomatic_epoch(model, reference_optimizer, loss_fn if audio else F.cross_entropy, loader)
 
     def reglab_eval() -> int:
+        if args.before:  # no_grad, as predict_logits was
+            with torch.no_grad(), amp:
+                model.eval()
+                return sum(len(model(on_device.x[i : i + recipe.train.eval_batch_size])) for i in range(0, len(on_device.x), recipe.train.eval_batch_size))
         return len(predict_logits(model, on_device.x, recipe.train.eval_batch_size, amp))
 
     timed = {"reglab": reglab_epoch, "idiomatic": reference_epoch, "reglab eval": reglab_eval, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
@@ -222,12 +234,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the idiomatic loop")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN and inference mode")
     args = parser.parse_args()
-    keep_freed_memory()
+    if not args.before:
+        keep_freed_memory()
     device = pick_device("auto")
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
-    print(f"device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+    print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
     print("| model | augment | batch | reglab samples/s | idiomatic | ratio | GFLOP/sample | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
