@@ -370,6 +370,7 @@ class Engine:
             self.train_as_stack([trial for trial in taken if self.stack_key(self.point_of(trial)) == key])
 
     def train_as_stack(self, trials: list[optuna.Trial]) -> None:
+        """Train popped trials of one key together; each is told its own value."""
         points = [self.point_of(trial) for trial in trials]
         attempts = [self.attempt_path(point, trial.number) for point, trial in zip(points, trials)]
         for attempt in attempts:

@@ -16,6 +16,7 @@ faster than its k separate ones, so the gain there is the per-step overhead shar
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from contextlib import contextmanager
@@ -101,7 +102,7 @@ def stacked_epoch(trainees: list[Trainee], plans: list[EpochPlan], streams: list
         inputs, targets = [], []
         for j, (t, plan) in enumerate(zip(trainees, plans)):
             index = plan.order[batch].to(x.device)
-            with own_stream(streams, j, t.generator):
+            with own_stream(streams, j, t.generator) if t.augment.ops else contextlib.nullcontext():  # no operation, no draw
                 xb, tb = t.augment(x[index], targets_for(y[index], n_classes), plan.is_extra[batch].to(x.device))
             inputs.append(xb)
             targets.append(tb)
