@@ -10,6 +10,10 @@ and data (``examples/ablation.yaml``, typefaces at 64x64); ``resnet18``: the lon
 (``stack.stacked_epoch``) and of one independent run (``train.train_epoch``) on the same batches,
 alternated, the median of ``--repeats``; the figure is stack time / k / independent time (1: no
 gain; 1/k: the stack costs what one run does). Validation runs per member and is not timed.
+
+``--whole E``: whole runs of E epochs instead (data loading, validation, checkpoints and final
+metrics included, as a study's worker runs them): k seeds one after another with ``train`` against
+the same k seeds with ``stack.train_stack``, per seed.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ import torch
 from reglab.augment import EpochPlan
 from reglab.progress import Silent
 from reglab.recipe import Recipe, StudyRecipe, load_plan, load_recipe, with_overrides
-from reglab.stack import MASK_ORDER, stacked_epoch
-from reglab.train import Split, Trainee, random_state, train_epoch
+from reglab.stack import MASK_ORDER, stacked_epoch, train_stack
+from reglab.train import Split, Trainee, random_state, train, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,19 +82,43 @@ def measure(name: str, ks: list[int], batches: int, repeats: int, folder: Path) 
     return {k: statistics.median(timings[k]) / k / alone for k in ks} | {"single_seconds": alone}
 
 
+def measure_whole(name: str, ks: list[int], epochs: int, repeats: int, folder: Path) -> dict[int, float]:
+    base = base_recipe(name)
+    recipe = base.model_copy(update={"train": base.train.model_copy(update={"epochs": epochs})})
+    seeded = [recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": s})}) for s in range(max(ks))]
+    timings: dict[int, list[float]] = {k: [] for k in ks}
+    alone: list[float] = []
+    for repeat in range(repeats + 1):
+        tag = f"{name}-{repeat}"
+        one = seconds(lambda: train(seeded[0], folder / f"{tag}-single"))
+        if repeat:
+            alone.append(one)
+        for k in ks:
+            together = seconds(lambda: train_stack(seeded[:k], [folder / f"{tag}-k{k}-{s}" for s in range(k)]))
+            if repeat:
+                timings[k].append(together)
+    single = statistics.median(alone)
+    return {k: statistics.median(timings[k]) / k / single for k in ks} | {"single_seconds": single}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["linear", "alexnet_like", "resnet18"], choices=["linear", "alexnet_like", "resnet18"])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--whole", type=int, metavar="EPOCHS", help="time whole runs of this many epochs instead of training steps")
     args = parser.parse_args()
-    print(f"{torch.get_num_threads()} threads; {args.batches} steps each; per-seed time of a k-stack relative to one independent run")
+    what = f"whole runs of {args.whole} epochs" if args.whole else f"{args.batches} steps each"
+    print(f"{torch.get_num_threads()} threads; {what}; per-seed time of a k-stack relative to one independent run")
     print("| model | batch | one run (s) | " + " | ".join(f"k = {k}" for k in args.ks) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in args.ks) + " |")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
-            ratios = measure(name, args.ks, args.batches, args.repeats, Path(folder))
+            if args.whole:
+                ratios = measure_whole(name, args.ks, args.whole, args.repeats, Path(folder))
+            else:
+                ratios = measure(name, args.ks, args.batches, args.repeats, Path(folder))
             batch = base_recipe(name).train.batch_size
             print(f"| {name} | {batch} | {ratios['single_seconds']:.2f} | " + " | ".join(f"{ratios[k]:.2f}" for k in args.ks) + " |", flush=True)
 
