@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from reglab.errors import UserError
@@ -139,3 +141,20 @@ def test_a_base_that_leads_back_to_itself_is_refused_naming_the_file(tmp_path):
     (tmp_path / "d.yaml").write_text("base: missing.yaml\n")
     with pytest.raises(UserError, match=r"missing.yaml: recipe file not found"):
         load_recipe(tmp_path / "d.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_recipe_loads(path):
+    import yaml
+
+    from reglab.recipe import load_study_recipe
+    from reglab.search_space import load_sweep_recipe
+
+    tree = yaml.safe_load(path.read_text())
+    if "study" in tree:
+        _, arms = load_study_recipe(path)
+        assert arms
+    elif "search" in tree:
+        load_sweep_recipe(path)
+    else:
+        load_recipe(path)
