@@ -71,12 +71,13 @@ def test_each_member_ends_where_its_own_run_ends(images, tmp_path, float64, name
     assert max(float((first[k].double() - second[k].double()).abs().max()) for k in first) > 0.05  # members are seeds of their own
 
 
-def test_a_float32_stack_matches_its_own_runs_to_float_tolerance(images, tmp_path):
-    recipes = [recipe(images, MODELS["alexnet_like"], seed, "optim={name: sgd, lr: 0.01}") for seed in (0, 1)]
+def test_a_float32_stack_step_matches_its_own_runs_to_float_tolerance(images, tmp_path):
+    """One step in float32 (over more steps SGD amplifies the convolutions' rounding, as above)."""
+    recipes = [recipe(images, MODELS["alexnet_like"], seed, "train.epochs=1", "train.batch_size=96") for seed in (0, 1)]
     stacked = train_stack(recipes, [tmp_path / "m0", tmp_path / "m1"])
     for seed, member in enumerate(stacked):
         mine, theirs = weights(member.path), weights(train(recipes[seed], tmp_path / f"own{seed}").path)
-        assert all(torch.allclose(mine[key], theirs[key], atol=1e-4) for key in theirs)
+        assert all(torch.allclose(mine[key], theirs[key], atol=1e-5) for key in theirs)
 
 
 def test_members_draw_their_own_dropout_masks(images, tmp_path):

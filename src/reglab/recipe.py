@@ -245,7 +245,7 @@ class TrainConfig(Section):
     balanced_sampling: float = Field(0.0, ge=0.0, le=1.0, description="draw samples ∝ n_class^-power (0: plain shuffle)")
     repeats: int = Field(1, ge=1, description="visits of every sample per epoch (fresh augmentation and mixtures each time)")
     batch_size: int = Field(128, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
+    eval_batch_size: int = Field(128, ge=1, description="validation and evaluation batch; on a CPU a batch that stays in cache beats a large one (128 ran 1.1-2x faster than 512 here)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "off"] = Field(
