@@ -443,9 +443,10 @@ class Engine:
         deadline = time.time() + timeout if timeout else math.inf
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
-            if self.count(TrialState.WAITING) and self.stack_size() > 1:
-                self.work_stack(self.stack_size())
-            elif self.count(TrialState.WAITING) or (self.wants_more() and time.time() < deadline):
+            waiting, size = self.count(TrialState.WAITING), self.stack_size()
+            if waiting and size > 1:
+                self.work_stack(size)
+            elif waiting or (self.wants_more() and time.time() < deadline):
                 self.current_trial = None
                 try:
                     self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
