@@ -270,13 +270,27 @@ def test_an_adaptive_study_adds_seeds_only_to_undecided_arms(tmp_path, capsys):
     assert rows["broken"]["verdict"] == "worse than baseline"
 
 
+def worker_in_training(directory):
+    """The worker pid and trial number of a running trial past its first epoch (a stack of linear
+    models runs an epoch in a fraction of a second: any epoch will do, as long as it is running)."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.05)
+        if not (directory / "study.json").exists():
+            continue
+        for trial in Study(directory).optuna.get_trials(states=(TrialState.RUNNING,)):
+            if trial.intermediate_values and "worker_pid" in trial.user_attrs:
+                return trial.user_attrs["worker_pid"], trial.number
+    raise AssertionError("no trial reached its first epoch")
+
+
 STACKED = """
 name: stacked
 data: {source: digits}
 model: {name: linear}
 optim: {name: sgd, lr: 0.05, momentum: 0.9}
 augment: {translate: {fraction: 0.1}, mix: {mixup_alpha: 0.2}}
-train: {epochs: 25, batch_size: 64, parallel_seeds: 2}
+train: {epochs: 40, batch_size: 64, parallel_seeds: 2}
 study:
   arms: {none: {}, l2: {optim.l2: 0.01}}
   baseline: none
@@ -295,7 +309,7 @@ def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_ru
     expected = completed(tmp_path / "single")
 
     killed = subprocess.Popen(study_command(recipe, tmp_path / "stacked", 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim, number = worker_after_first_epoch(tmp_path / "stacked")
+    victim, number = worker_in_training(tmp_path / "stacked")
     partner = [t for t in Study(tmp_path / "stacked").optuna.get_trials(states=(TrialState.RUNNING,)) if t.number != number]
     assert [t.user_attrs["worker_pid"] for t in partner] == [victim]  # the other seed of the arm trains in the same stack
     os.kill(victim, signal.SIGKILL)
