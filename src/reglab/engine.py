@@ -443,8 +443,9 @@ class Engine:
         deadline = time.time() + timeout if timeout else math.inf
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
-            waiting, size = self.count(TrialState.WAITING), self.stack_size()
-            if waiting and size > 1:
+            waiting = self.count(TrialState.WAITING)
+            size = self.stack_size() if waiting else 1  # no extra read of the storage while waiting on others
+            if size > 1:
                 self.work_stack(size)
             elif waiting or (self.wants_more() and time.time() < deadline):
                 self.current_trial = None
