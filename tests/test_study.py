@@ -63,16 +63,18 @@ def uninterrupted(study_recipe, tmp_path_factory):
     return completed(out)
 
 
-def worker_after_first_epoch(directory):
+def worker_after_first_epoch(directory, only_first=True):
     """The worker pid and trial number of a running trial that has finished its first epoch (and only
-    its first: one further along may complete before the caller acts on it)."""
+    its first: one further along may complete before the caller acts on it); with ``only_first``
+    off, any running epoch will do (a stack of linear models runs one in a fraction of a second)."""
     deadline = time.time() + 120
     while time.time() < deadline:
-        time.sleep(0.3)
+        time.sleep(0.3 if only_first else 0.05)
         if not (directory / "study.json").exists():
             continue
         for trial in Study(directory).optuna.get_trials(states=(TrialState.RUNNING,)):
-            if len(trial.intermediate_values) == 1 and "worker_pid" in trial.user_attrs:
+            done = len(trial.intermediate_values)
+            if (done == 1 if only_first else done >= 1) and "worker_pid" in trial.user_attrs:
                 return trial.user_attrs["worker_pid"], trial.number
     raise AssertionError("no trial reached its first epoch")
 
@@ -270,20 +272,6 @@ def test_an_adaptive_study_adds_seeds_only_to_undecided_arms(tmp_path, capsys):
     assert rows["broken"]["verdict"] == "worse than baseline"
 
 
-def worker_in_training(directory):
-    """The worker pid and trial number of a running trial past its first epoch (a stack of linear
-    models runs an epoch in a fraction of a second: any epoch will do, as long as it is running)."""
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.05)
-        if not (directory / "study.json").exists():
-            continue
-        for trial in Study(directory).optuna.get_trials(states=(TrialState.RUNNING,)):
-            if trial.intermediate_values and "worker_pid" in trial.user_attrs:
-                return trial.user_attrs["worker_pid"], trial.number
-    raise AssertionError("no trial reached its first epoch")
-
-
 STACKED = """
 name: stacked
 data: {source: digits}
@@ -309,7 +297,7 @@ def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_ru
     expected = completed(tmp_path / "single")
 
     killed = subprocess.Popen(study_command(recipe, tmp_path / "stacked", 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim, number = worker_in_training(tmp_path / "stacked")
+    victim, number = worker_after_first_epoch(tmp_path / "stacked", only_first=False)
     partner = [t for t in Study(tmp_path / "stacked").optuna.get_trials(states=(TrialState.RUNNING,)) if t.number != number]
     assert [t.user_attrs["worker_pid"] for t in partner] == [victim]  # the other seed of the arm trains in the same stack
     os.kill(victim, signal.SIGKILL)
