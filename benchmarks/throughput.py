@@ -1,7 +1,7 @@
 """reglab's training and evaluation loops against the idiomatic PyTorch loop and the machine's limit.
 
     python benchmarks/throughput.py [--models alexnet_like resnet18 instrunet] [--batches 32 128]
-                                    [--repeats 3] [--workers 2] [--json PATH]
+                                    [--repeats 3] [--workers 2] [--amp off|bf16] [--before] [--profile TOP] [--json PATH]
 
 For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
 ``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
@@ -17,9 +17,12 @@ it, bf16), each model's FLOPs per sample (forward + backward, ``torch.utils.flop
 the share of the fp32 rate reglab's training step reaches. The process starts as every ``reglab``
 command does (``allocator.keep_freed_memory``), so both loops get the same allocator.
 
+``--amp bf16``: reglab's step under bfloat16 autocast (``train.amp: bf16``); the idiomatic loop
+stays in float32 as such loops are written, and the share of the fp32 rate can then pass 100 %.
+
 ``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
 default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
-evaluation under ``no_grad`` (the idiomatic loop is the same in both).
+evaluation under ``no_grad`` at the evaluation batch of 512 (the idiomatic loop is the same in both).
 """
 
 from __future__ import annotations
@@ -157,6 +160,16 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, size: int = 2048, seco
     return 2 * size**3 * count / (time.perf_counter() - started) / 1e9
 
 
+def profile(run, top: int) -> str:
+    """The ``top`` operators by their share of self CPU time over one call of ``run``."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        run()
+    events = profiler.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    heaviest = sorted(events, key=lambda event: event.self_cpu_time_total, reverse=True)[:top]
+    return ", ".join(f"{event.key} {event.self_cpu_time_total / total:.0%}" for event in heaviest)
+
+
 def flops_per_sample(model, x: torch.Tensor, targets: torch.Tensor, loss_fn) -> float:
     """Forward + backward FLOPs of one training step, per sample."""
     counter = FlopCounterMode(display=False)
@@ -169,7 +182,10 @@ def flops_per_sample(model, x: torch.Tensor, targets: torch.Tensor, loss_fn) -> 
 # --- one configuration -----------------------------------------------------------------------
 def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     path, overrides, augmentation = MODELS[name]
-    recipe = load_recipe(path, overrides + [f"train.batch_size={batch}", "train.repeats=1", augmentation if augment else "augment={}"])
+    settings = [f"train.batch_size={batch}", "train.repeats=1", f"train.amp={args.amp}", augmentation if augment else "augment={}"]
+    if args.before:
+        settings.append("train.eval_batch_size=512")  # the default then
+    recipe = load_recipe(path, overrides + settings)
     data = sources.load(recipe.data, "train")
     counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
     audio = recipe.data.source == "irmas"
@@ -221,9 +237,10 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
                 torch.cuda.synchronize()
             if repeat:
                 rates[key].append(seen / (time.perf_counter() - started))
+    heaviest = profile(reglab_epoch, args.profile) if args.profile else ""
     sample = data.x[:batch].to(device)
     flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
-    return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops,
+    return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops, "profile": heaviest,
             **{key: statistics.median(values) for key, values in rates.items()}}  # fmt: skip
 
 
@@ -233,6 +250,8 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the idiomatic loop")
+    parser.add_argument("--amp", choices=["off", "bf16"], default="off", help="reglab's train.amp (the idiomatic loop stays in float32)")
+    parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN and inference mode")
     args = parser.parse_args()
@@ -241,9 +260,9 @@ def main() -> None:
     device = pick_device("auto")
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
-    print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
-    print("| model | augment | batch | reglab samples/s | idiomatic | ratio | GFLOP/sample | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"reglab {'before' if args.before else 'after'} issue 16, train.amp {args.amp}; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+    print("| model | augment | batch | reglab samples/s | idiomatic | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for name in args.models:
         for augment in (False, True):
@@ -252,8 +271,10 @@ def main() -> None:
                 row["share_of_fp32_rate"] = row["reglab"] * row["flops_per_sample"] / 1e9 / fp32
                 rows.append(row)
                 print(f"| {name} | {'on' if augment else 'off'} | {batch} | {row['reglab']:.0f} | {row['idiomatic']:.0f} | "
-                      f"{row['reglab'] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {row['share_of_fp32_rate']:.0%} | "
+                      f"{row['reglab'] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {row['reglab'] * row['flops_per_sample'] / 1e9:.0f} | {row['share_of_fp32_rate']:.0%} | "
                       f"{row['reglab eval']:.0f} | {row['idiomatic eval']:.0f} | {row['reglab eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
+                if row["profile"]:
+                    print(f"  reglab epoch, share of self CPU time: {row['profile']}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "fp32_gflops": fp32, "bf16_gflops": bf16, "rows": rows}, indent=1))
 
