@@ -68,3 +68,18 @@ def test_local_response_norm_gives_torchs_values_and_gradients(size):
         expected, got = reference(x), ours(x)
         assert torch.allclose(got, expected, atol=1e-12)
         assert torch.allclose(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0], atol=1e-12)
+
+
+def test_local_response_norm_under_bfloat16_autocast_keeps_the_dtype_and_float32_values():
+    from reglab.models.lrn import LocalResponseNorm
+
+    torch.manual_seed(0)
+    x = (torch.randn(2, 9, 4, 5) * 3).contiguous(memory_format=torch.channels_last)
+    low = x.bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = LocalResponseNorm(5, 0.5, 0.75, 2.0)(low)
+    got.float().sum().backward()
+    expected = torch.nn.LocalResponseNorm(5, 0.5, 0.75, 2.0)(low.detach().float())
+    assert got.dtype == low.grad.dtype == torch.bfloat16
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got.float(), expected, rtol=1e-2, atol=1e-2)  # bfloat16 keeps 8 bits of mantissa
