@@ -1,7 +1,7 @@
 """reglab's training and evaluation loops against the idiomatic PyTorch loop and the machine's limit.
 
     python benchmarks/throughput.py [--models alexnet_like resnet18 instrunet] [--batches 32 128]
-                                    [--repeats 3] [--workers 2] [--amp off|bf16] [--before] [--profile TOP] [--json PATH]
+                                    [--repeats 3] [--workers 2] [--bf16] [--before] [--profile TOP] [--json PATH]
 
 For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
 ``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
@@ -17,8 +17,9 @@ it, bf16), each model's FLOPs per sample (forward + backward, ``torch.utils.flop
 the share of the fp32 rate reglab's training step reaches. The process starts as every ``reglab``
 command does (``allocator.keep_freed_memory``), so both loops get the same allocator.
 
-``--amp bf16``: reglab's step under bfloat16 autocast (``train.amp: bf16``); the idiomatic loop
-stays in float32 as such loops are written, and the share of the fp32 rate can then pass 100 %.
+``--bf16``: reglab's loop also under bfloat16 autocast (``train.amp: bf16``), in the same rounds,
+so that both precisions meet the same machine; the idiomatic loop stays in float32 as such loops
+are written, and bf16's share of the fp32 rate can pass 100 %.
 
 ``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
 default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
@@ -28,6 +29,7 @@ evaluation under ``no_grad`` at the evaluation batch of 512 (the idiomatic loop 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -182,7 +184,7 @@ def flops_per_sample(model, x: torch.Tensor, targets: torch.Tensor, loss_fn) -> 
 # --- one configuration -----------------------------------------------------------------------
 def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     path, overrides, augmentation = MODELS[name]
-    settings = [f"train.batch_size={batch}", "train.repeats=1", f"train.amp={args.amp}", augmentation if augment else "augment={}"]
+    settings = [f"train.batch_size={batch}", "train.repeats=1", augmentation if augment else "augment={}"]
     if args.before:
         settings.append("train.eval_batch_size=512")  # the default then
     recipe = load_recipe(path, overrides + settings)
@@ -199,8 +201,8 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     model.fit(data.x)
     model.to(device)
     optimizer = Optimizer(recipe.optim, model)
-    amp = autocast(device, recipe.train.amp)
-    learner = Learner(model, loss_fn, optimizer, Schedule(NoScheduleConfig(), optimizer.torch, 1, 1), None, amp)
+    schedule = Schedule(NoScheduleConfig(), optimizer.torch, 1, 1)
+    precisions = {"reglab": autocast(device, "off")} | ({"reglab bf16": autocast(device, "bf16")} if args.bf16 else {})
     ops = BatchOps(recipe.augment, counts, shape, recipe.data).to(device)
     planner = EpochPlanner(counts, 0.0, 1, None)
     on_device = Samples(data.x.to(device), data.y.to(device), data.classes, data.ids)
@@ -212,22 +214,24 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=args.workers, drop_last=False, persistent_workers=args.workers > 0)
     eval_loader = DataLoader(plain, batch_size=batch, num_workers=args.workers, persistent_workers=args.workers > 0)
 
-    def reglab_epoch() -> int:
+    def reglab_epoch(amp) -> int:
         plan = planner.epoch(data.y, generator)
-        train_epoch(learner, on_device, plan, ops, batch, Silent())
+        train_epoch(Learner(model, loss_fn, optimizer, schedule, None, amp), on_device, plan, ops, batch, Silent())
         return len(plan.order)
 
     def reference_epoch() -> int:
         return idiomatic_epoch(model, reference_optimizer, loss_fn if audio else F.cross_entropy, loader)
 
-    def reglab_eval() -> int:
+    def reglab_eval(amp) -> int:
         if args.before:  # no_grad, as predict_logits was
             with torch.no_grad(), amp:
                 model.eval()
                 return sum(len(model(on_device.x[i : i + recipe.train.eval_batch_size])) for i in range(0, len(on_device.x), recipe.train.eval_batch_size))
         return len(predict_logits(model, on_device.x, recipe.train.eval_batch_size, amp))
 
-    timed = {"reglab": reglab_epoch, "idiomatic": reference_epoch, "reglab eval": reglab_eval, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
+    timed = {"idiomatic": reference_epoch, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
+    for key, amp in precisions.items():
+        timed |= {key: functools.partial(reglab_epoch, amp), f"{key} eval": functools.partial(reglab_eval, amp)}
     rates = {key: [] for key in timed}
     for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
         for key, run in timed.items():
@@ -237,7 +241,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
                 torch.cuda.synchronize()
             if repeat:
                 rates[key].append(seen / (time.perf_counter() - started))
-    heaviest = profile(reglab_epoch, args.profile) if args.profile else ""
+    heaviest = {key: profile(functools.partial(reglab_epoch, amp), args.profile) for key, amp in precisions.items()} if args.profile else {}
     sample = data.x[:batch].to(device)
     flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
     return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops, "profile": heaviest,
@@ -250,7 +254,7 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the idiomatic loop")
-    parser.add_argument("--amp", choices=["off", "bf16"], default="off", help="reglab's train.amp (the idiomatic loop stays in float32)")
+    parser.add_argument("--bf16", action="store_true", help="also time reglab under train.amp: bf16 in the same rounds (the idiomatic loop stays in float32)")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN and inference mode")
@@ -260,21 +264,23 @@ def main() -> None:
     device = pick_device("auto")
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
-    print(f"reglab {'before' if args.before else 'after'} issue 16, train.amp {args.amp}; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
-    print("| model | augment | batch | reglab samples/s | idiomatic | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+    print("| model | augment | batch | reglab precision | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for name in args.models:
         for augment in (False, True):
             for batch in args.batches:
                 row = measure(name, augment, batch, args, device)
-                row["share_of_fp32_rate"] = row["reglab"] * row["flops_per_sample"] / 1e9 / fp32
                 rows.append(row)
-                print(f"| {name} | {'on' if augment else 'off'} | {batch} | {row['reglab']:.0f} | {row['idiomatic']:.0f} | "
-                      f"{row['reglab'] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {row['reglab'] * row['flops_per_sample'] / 1e9:.0f} | {row['share_of_fp32_rate']:.0%} | "
-                      f"{row['reglab eval']:.0f} | {row['idiomatic eval']:.0f} | {row['reglab eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
-                if row["profile"]:
-                    print(f"  reglab epoch, share of self CPU time: {row['profile']}", flush=True)
+                for key in ("reglab", "reglab bf16") if args.bf16 else ("reglab",):
+                    gflops = row[key] * row["flops_per_sample"] / 1e9
+                    row[f"{key} share of fp32 rate"] = gflops / fp32
+                    print(f"| {name} | {'on' if augment else 'off'} | {batch} | {'bf16' if 'bf16' in key else 'fp32'} | {row[key]:.0f} | {row['idiomatic']:.0f} | "
+                          f"{row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | "
+                          f"{row[f'{key} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{key} eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
+                for key, heaviest in row["profile"].items():
+                    print(f"  {key} epoch, share of self CPU time: {heaviest}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "fp32_gflops": fp32, "bf16_gflops": bf16, "rows": rows}, indent=1))
 
