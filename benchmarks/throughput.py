@@ -1,7 +1,7 @@
 """reglab's training and evaluation loops against the idiomatic PyTorch loop and the machine's limit.
 
     python benchmarks/throughput.py [--models alexnet_like resnet18 instrunet] [--batches 32 128]
-                                    [--repeats 3] [--workers 2] [--bf16] [--before] [--profile TOP] [--json PATH]
+                                    [--repeats 3] [--workers 2] [--bf16] [--compile] [--before] [--profile TOP] [--json PATH]
 
 For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
 ``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
@@ -20,6 +20,11 @@ command does (``allocator.keep_freed_memory``), so both loops get the same alloc
 ``--bf16``: reglab's loop also under bfloat16 autocast (``train.amp: bf16``), in the same rounds,
 so that both precisions meet the same machine; the idiomatic loop stays in float32 as such loops
 are written, and bf16's share of the fp32 rate can pass 100 %.
+
+``--compile``: reglab's loop also under ``train.compile`` (``torch.compile``), in each precision,
+in the same rounds; the compile column is the warm-up epoch's extra time (the first compile of a
+shape; inductor caches its kernels on disk, so a later process compiles faster). Evaluation runs the
+model uncompiled, as validation does.
 
 ``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
 default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
@@ -47,7 +52,7 @@ from reglab import data as sources
 from reglab.allocator import keep_freed_memory
 from reglab.augment import BatchOps, EpochPlanner
 from reglab.data.dataset import Samples
-from reglab.device import autocast, cpu_has_bf16, pick_device
+from reglab.device import autocast, compiled, cpu_has_bf16, pick_device
 from reglab.inference import predict_logits, targets_for
 from reglab.losses import create_loss
 from reglab.models import create_model
@@ -202,7 +207,9 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     model.to(device)
     optimizer = Optimizer(recipe.optim, model)
     schedule = Schedule(NoScheduleConfig(), optimizer.torch, 1, 1)
-    precisions = {"reglab": autocast(device, "off")} | ({"reglab bf16": autocast(device, "bf16")} if args.bf16 else {})
+    forward = compiled(model, device) if args.compile else None
+    variants = {key: Learner(model, loss_fn, optimizer, schedule, None, autocast(device, amp), forward if compile else None)
+                for key, amp, compile in variants_of(args)}  # fmt: skip
     ops = BatchOps(recipe.augment, counts, shape, recipe.data).to(device)
     planner = EpochPlanner(counts, 0.0, 1, None)
     on_device = Samples(data.x.to(device), data.y.to(device), data.classes, data.ids)
@@ -214,26 +221,28 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=args.workers, drop_last=False, persistent_workers=args.workers > 0)
     eval_loader = DataLoader(plain, batch_size=batch, num_workers=args.workers, persistent_workers=args.workers > 0)
 
-    def reglab_epoch(amp) -> int:
+    def reglab_epoch(learner) -> int:
         plan = planner.epoch(data.y, generator)
-        train_epoch(Learner(model, loss_fn, optimizer, schedule, None, amp), on_device, plan, ops, batch, Silent())
+        train_epoch(learner, on_device, plan, ops, batch, Silent())
         return len(plan.order)
 
     def reference_epoch() -> int:
         return idiomatic_epoch(model, reference_optimizer, loss_fn if audio else F.cross_entropy, loader)
 
-    def reglab_eval(amp) -> int:
+    def reglab_eval(learner) -> int:
         if args.before:  # no_grad, as predict_logits was
-            with torch.no_grad(), amp:
+            with torch.no_grad(), learner.amp:
                 model.eval()
                 return sum(len(model(on_device.x[i : i + recipe.train.eval_batch_size])) for i in range(0, len(on_device.x), recipe.train.eval_batch_size))
-        return len(predict_logits(model, on_device.x, recipe.train.eval_batch_size, amp))
+        return len(predict_logits(model, on_device.x, recipe.train.eval_batch_size, learner.amp))
 
     timed = {"idiomatic": reference_epoch, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
-    for key, amp in precisions.items():
-        timed |= {key: functools.partial(reglab_epoch, amp), f"{key} eval": functools.partial(reglab_eval, amp)}
-    rates = {key: [] for key in timed}
-    for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
+    for key, learner in variants.items():
+        timed[key] = functools.partial(reglab_epoch, learner)
+        if learner.forward is model:  # evaluation runs the model itself, compiled or not
+            timed[f"{key} eval"] = functools.partial(reglab_eval, learner)
+    rates, warm_up = {key: [] for key in timed}, {}
+    for repeat in range(args.repeats + 1):  # the first round warms up (and compiles) and is not counted
         for key, run in timed.items():
             started = time.perf_counter()
             seen = run()
@@ -241,11 +250,21 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
                 torch.cuda.synchronize()
             if repeat:
                 rates[key].append(seen / (time.perf_counter() - started))
-    heaviest = {key: profile(functools.partial(reglab_epoch, amp), args.profile) for key, amp in precisions.items()} if args.profile else {}
+            else:
+                warm_up[key] = (seen, time.perf_counter() - started)
+    rates = {key: statistics.median(values) for key, values in rates.items()}
+    compile_seconds = {key: warm_up[key][1] - warm_up[key][0] / rates[key] for key, learner in variants.items() if learner.forward is not model}
+    heaviest = {key: profile(functools.partial(reglab_epoch, learner), args.profile) for key, learner in variants.items()} if args.profile else {}
     sample = data.x[:batch].to(device)
     flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
     return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops, "profile": heaviest,
-            **{key: statistics.median(values) for key, values in rates.items()}}  # fmt: skip
+            "compile_seconds": compile_seconds, **rates}  # fmt: skip
+
+
+def variants_of(args) -> list[tuple[str, str, bool]]:
+    """reglab's timed variants: (row key, ``train.amp``, compiled or not)."""
+    amps = [("reglab", "off")] + ([("reglab bf16", "bf16")] if args.bf16 else [])
+    return [(key, amp, False) for key, amp in amps] + ([(f"{key} compiled", amp, True) for key, amp in amps] if args.compile else [])
 
 
 def main() -> None:
@@ -255,6 +274,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the idiomatic loop")
     parser.add_argument("--bf16", action="store_true", help="also time reglab under train.amp: bf16 in the same rounds (the idiomatic loop stays in float32)")
+    parser.add_argument("--compile", action="store_true", help="also time reglab's loop under train.compile (torch.compile), in each precision, in the same rounds")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN and inference mode")
@@ -265,20 +285,22 @@ def main() -> None:
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
     print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
-    print("| model | augment | batch | reglab precision | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | eval reglab | eval idiomatic | eval ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | augment | batch | reglab | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | compile s | eval reglab | eval idiomatic | eval ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for name in args.models:
         for augment in (False, True):
             for batch in args.batches:
                 row = measure(name, augment, batch, args, device)
                 rows.append(row)
-                for key in ("reglab", "reglab bf16") if args.bf16 else ("reglab",):
+                for key, _, _ in variants_of(args):
                     gflops = row[key] * row["flops_per_sample"] / 1e9
                     row[f"{key} share of fp32 rate"] = gflops / fp32
-                    print(f"| {name} | {'on' if augment else 'off'} | {batch} | {'bf16' if 'bf16' in key else 'fp32'} | {row[key]:.0f} | {row['idiomatic']:.0f} | "
-                          f"{row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | "
-                          f"{row[f'{key} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{key} eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
+                    evaluated = key.removesuffix(" compiled")  # evaluation runs the model uncompiled
+                    compile_seconds = f"{row['compile_seconds'][key]:.0f}" if key in row["compile_seconds"] else "—"
+                    print(f"| {name} | {'on' if augment else 'off'} | {batch} | {key.replace('reglab bf16', 'bf16').replace('reglab', 'fp32')} | {row[key]:.0f} | "
+                          f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | "
+                          f"{compile_seconds} | {row[f'{evaluated} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{evaluated} eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
                 for key, heaviest in row["profile"].items():
                     print(f"  {key} epoch, share of self CPU time: {heaviest}", flush=True)
     if args.json:

@@ -136,6 +136,34 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
     assert without_time(train(recipe, tmp_path / "again").history) == without_time(half)  # deterministic in bfloat16 too
 
 
+def test_compiled_training_learns_as_eager_does_and_repeats_itself(tmp_path):
+    recipe = digits_recipe("train.compile=true", "model.name=instrunet", "model.width=0.25")
+    eager = train(digits_recipe("model.name=instrunet", "model.width=0.25"), tmp_path / "eager").history
+    fused = train(recipe, tmp_path / "compiled").history
+    assert fused != eager  # generated kernels, other rounding ...
+    assert abs(fused[-1]["val_accuracy"] - eager[-1]["val_accuracy"]) < 0.05  # ... the same learning
+    assert without_time(train(recipe, tmp_path / "again").history) == without_time(fused)  # and deterministic
+    state = torch.load(tmp_path / "compiled" / "last.pt", weights_only=True)
+    assert state and not any("_orig_mod" in key for key in state)  # checkpoints hold the model itself
+
+
+def test_compile_without_a_cpp_compiler_is_a_one_line_error(tmp_path, monkeypatch):
+    from reglab.errors import UserError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run there
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(UserError, match="train.compile: .* no compiler"):
+        train(digits_recipe("train.compile=true"), tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_compile_and_a_stack_of_seeds_do_not_combine():
+    from reglab.errors import UserError
+
+    with pytest.raises(UserError, match="train.compile compiles one network"):
+        digits_recipe("train.compile=true", "train.parallel_seeds=2")
+
+
 def test_predictions_run_in_inference_mode_batch_by_batch_and_equal_one_pass():
     from reglab.inference import predict_logits
 

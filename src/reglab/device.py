@@ -1,9 +1,11 @@
-"""Device choice, mixed precision and seeding."""
+"""Device choice, mixed precision, compilation and seeding."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import shutil
 
 import numpy as np
 import torch
@@ -36,6 +38,20 @@ def autocast(device: torch.device, mode: str):
             raise UserError("train.amp: bf16 needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); this one has none, use auto")
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` under ``torch.compile`` (TorchInductor, Ansel et al. 2024): it shares the model's
+    parameters and fuses its element-wise and normalization layers into generated kernels. Shapes
+    stay static (a last, smaller batch compiles once more) so every full batch runs the kernels
+    specialized to it. Compiled code is kept per Python function, for every model it has seen, and
+    past ``recompile_limit`` entries torch falls back to eager without a word, so each compiled run
+    starts afresh (a study worker trains run after run); the kernels stay cached on disk. On the
+    CPU inductor builds C++, so it needs a compiler."""
+    if device.type == "cpu" and not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++")):
+        raise UserError("train.compile: torch.compile on the CPU builds C++ kernels and no compiler (g++ or clang++) is on PATH; install one or set it off")
+    torch._dynamo.reset()
+    return torch.compile(model, dynamic=False)
 
 
 def seed_everything(seed: int) -> torch.Generator:

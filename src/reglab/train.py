@@ -25,7 +25,7 @@ from .augment import BatchOps, EpochPlan, EpochPlanner
 from .callbacks import EarlyStopping
 from .calibration import fit_logit_adjustment, tune_thresholds
 from .decisions import ValidationMixtures
-from .device import autocast, pick_device, seed_everything
+from .device import autocast, compiled, pick_device, seed_everything
 from .errors import UserError, first_line
 from .inference import predict_logits, targets_for
 from .losses import SIGMOID_LOSSES, create_loss, probabilities
@@ -56,7 +56,8 @@ def batches_in(n: int, batch_size: int) -> int:
 @dataclass
 class Learner:
     """What takes a training step: the model, its loss, optimizer, schedule and (optional) weight
-    average. ``evaluated`` is what validation sees and checkpoints hold."""
+    average. ``evaluated`` is what validation sees and checkpoints hold; ``forward`` is what the
+    steps call: the model itself, or the model compiled (``train.compile``)."""
 
     model: torch.nn.Module
     loss_fn: torch.nn.Module
@@ -64,6 +65,11 @@ class Learner:
     schedule: Schedule
     average: Optional[WeightAverage]
     amp: Any
+    forward: Optional[torch.nn.Module] = None
+
+    def __post_init__(self):
+        if self.forward is None:
+            self.forward = self.model
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -72,7 +78,7 @@ class Learner:
     def step(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch; returns its (detached) logits and loss."""
         with self.amp:
-            logits = self.model(xb)
+            logits = self.forward(xb)
         loss = self.loss_of(logits, targets)
         self.optimizer.zero_grad()
         (loss + self.optimizer.penalty()).backward()
@@ -279,6 +285,7 @@ class Trainee:
             model, create_loss(recipe.loss, counts).to(device), optimizer,
             Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),
             WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None, amp,
+            compiled(model, device) if recipe.train.compile else None,
         )  # fmt: skip
         stopper = EarlyStopping(recipe.train.early_stopping)
         if not resume:
