@@ -44,6 +44,18 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, overrides, 
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_overrides_may_follow_the_options_and_stray_words_are_still_refused(tmp_path, capsys, image_tree):
+    recipe = image_folder_recipe(tmp_path, image_tree)
+    code, _, err = run_cli(capsys, "train", recipe, "--out", tmp_path / "run", "--quiet", "train.epochs=1", "train.seed=5")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["status"] == "completed"
+    assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 2  # header + the one epoch asked for
+    with pytest.raises(SystemExit) as stop:
+        main(["train", str(recipe), "--out", str(tmp_path / "other"), "--quiet", "typo"])
+    assert stop.value.code == 2 and "unrecognized arguments: typo" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 def test_console_script_exit_code_and_stderr(tmp_path):
     recipe = write_recipe(tmp_path, "optim: {lr: -1}\n")
     done = subprocess.run([sys.executable, "-m", "reglab.cli", "train", str(recipe)], capture_output=True, text=True)

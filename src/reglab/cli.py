@@ -417,8 +417,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None):
+    """The command line, with KEY=VALUE overrides accepted after options too
+    (``reglab train r.yaml --out runs/a train.seed=1``), as argparse alone does not."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and (not hasattr(args, "overrides") or any(token.startswith("-") or "=" not in token for token in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     if os.environ.get("REGLAB_KEEP_FREED_MEMORY", "1") != "0":
         from .allocator import keep_freed_memory
 
