@@ -147,6 +147,18 @@ def test_compiled_training_learns_as_eager_does_and_repeats_itself(tmp_path):
     assert state and not any("_orig_mod" in key for key in state)  # checkpoints hold the model itself
 
 
+def test_every_compiled_run_of_a_process_is_compiled_not_only_the_first_few(tmp_path):
+    """torch keeps compiled code per Python function across models and, past its recompile limit
+    (8), runs eager without a word: a study worker trains run after run in one process."""
+    from torch._dynamo.utils import counters
+
+    graphs = []
+    for run in range(5):  # two shapes a run (full and last batch): without a fresh start the 5th would be eager
+        train(digits_recipe("train.compile=true", "model={name: linear}", "train.epochs=1", f"train.seed={run}"), tmp_path / str(run))
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert all(later > earlier for earlier, later in zip(graphs, graphs[1:]))
+
+
 def test_compile_without_a_cpp_compiler_is_a_one_line_error(tmp_path, monkeypatch):
     from reglab.errors import UserError
 
