@@ -425,7 +425,7 @@ def parse(argv: list[str] | None):
     if extra and (not hasattr(args, "overrides") or any(token.startswith("-") or "=" not in token for token in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
-        args.overrides = list(args.overrides) + extra
+        args.overrides += extra
     return args
 
 

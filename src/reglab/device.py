@@ -48,7 +48,7 @@ def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     past ``recompile_limit`` entries torch falls back to eager without a word, so each compiled run
     starts afresh (a study worker trains run after run); the kernels stay cached on disk. On the
     CPU inductor builds C++, so it needs a compiler."""
-    if device.type == "cpu" and not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++")):
+    if device.type == "cpu" and not any(shutil.which(name) for name in filter(None, (os.environ.get("CXX"), "g++", "clang++"))):
         raise UserError("train.compile: torch.compile on the CPU builds C++ kernels and no compiler (g++ or clang++) is on PATH; install one or set it off")
     torch._dynamo.reset()
     return torch.compile(model, dynamic=False)
