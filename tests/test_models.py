@@ -2,7 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+from reglab.inference import predict_logits
 from reglab.models import MODELS, create_model
+from reglab.models.folding import folded
 from reglab.recipe import section
 
 
@@ -32,6 +34,25 @@ def test_batch_norm_and_lrn_switches():
     alexnet = create_model(section("model", name="alexnet_like", lrn=True), (3, 64, 64), 5)
     assert nn.BatchNorm2d not in kinds(alexnet)
     assert sum(isinstance(m, nn.LocalResponseNorm) for m in alexnet.modules()) == 2
+
+
+@pytest.mark.parametrize("name, options", [("resnet18", {"stem": "small"}), ("resnet18", {"stem": "standard"}), ("instrunet", {}), ("alexnet_like", {})])
+def test_batch_norms_folded_for_inference_give_the_same_logits(name, options):
+    torch.manual_seed(0)
+    model = create_model(section("model", name=name, width=0.25, batch_norm=True, **options), (3, 32, 32), 5)
+    for module in model.modules():  # statistics and affine parameters as training leaves them, far from the defaults
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1), module.running_var.uniform_(0.2, 3)
+            nn.init.uniform_(module.weight, 0.5, 2), nn.init.uniform_(module.bias, -1, 1)
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    inference = folded(model)
+    assert nn.BatchNorm2d not in kinds(inference) and sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == norms
+    with torch.no_grad():
+        expected = model.eval()(x)
+    assert torch.allclose(inference(x), expected, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(predict_logits(model, x, 5, torch.autocast("cpu", enabled=False)), expected, rtol=1e-4, atol=1e-4)
+    assert model.training is False and model(x).requires_grad  # the model itself still trains
 
 
 def test_alexnet_like_has_the_published_filter_counts():

@@ -13,6 +13,8 @@ from .layers import PooledConvNet, block_dropout, channels, norm2d
 
 
 class BasicBlock(nn.Module):
+    conv_norm_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # applied in turn: foldable for inference
+
     def __init__(self, cin: int, cout: int, stride: int, bn: bool):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=not bn)
