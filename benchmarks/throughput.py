@@ -277,7 +277,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time reglab's loop under train.compile (torch.compile), in each precision, in the same rounds")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--json", help="also write the rows here")
-    parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN and inference mode")
+    parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN, inference mode and folded batch norms")
     args = parser.parse_args()
     if not args.before:
         keep_freed_memory()

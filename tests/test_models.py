@@ -104,3 +104,21 @@ def test_local_response_norm_under_bfloat16_autocast_keeps_the_dtype_and_float32
     assert got.dtype == low.grad.dtype == torch.bfloat16
     assert got.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(got.float(), expected, rtol=1e-2, atol=1e-2)  # bfloat16 keeps 8 bits of mantissa
+
+
+def test_local_response_norm_compiles_without_warnings_to_the_same_values():
+    """``train.compile`` on AlexNet-like: the cached band matrix is built inside the graph instead
+    of dynamo tracing through the cache with a "silent incorrectness" warning on the console."""
+    import warnings
+
+    from reglab.models.lrn import LocalResponseNorm
+
+    torch._dynamo.reset()
+    x = (torch.randn(2, 9, 4, 5) * 3).contiguous(memory_format=torch.channels_last).requires_grad_()
+    layer = LocalResponseNorm(5, 0.5, 0.75, 2.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = torch.compile(layer, dynamic=False)(x)
+        got.sum().backward()
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
+    assert torch.allclose(got, layer(x), atol=1e-5)

@@ -28,8 +28,9 @@ def channel_band(channels: int, below: int, above: int, dtype: torch.dtype, devi
 def channel_window_sum(x: torch.Tensor, below: int, above: int) -> torch.Tensor:
     """Per channel c, the sum of ``x`` over channels c − below … c + above (zero beyond the edges),
     in ``x``'s precision whatever autocast is on."""
+    band = channel_band.__wrapped__ if torch.compiler.is_compiling() else channel_band  # a compiled graph holds its own
     with torch.autocast(x.device.type, enabled=False):
-        return torch.einsum("nfhw,ft->nthw", x, channel_band(x.shape[1], below, above, x.dtype, x.device))
+        return torch.einsum("nfhw,ft->nthw", x, band(x.shape[1], below, above, x.dtype, x.device))
 
 
 def widened(x: torch.Tensor) -> torch.Tensor:
