@@ -1,5 +1,6 @@
 """Using a trained audio run on recordings nobody labelled: which instruments play, and when."""
 
+import copy
 import csv
 import json
 import subprocess
@@ -85,6 +86,20 @@ def test_two_instruments_are_found_each_in_its_own_half(audio_run, tmp_path, cap
     saved = json.loads((tmp_path / "p.json").read_text())
     assert saved["files"][0]["present"] == present and saved["files"][0]["windows"] == len(windows)
     assert f"duet.wav: {', '.join(present)}" in printed
+
+
+def test_a_recording_of_many_window_batches_is_scored_by_one_folded_copy_of_the_model(audio_run, tmp_path, monkeypatch):
+    """Batch norms are folded once when the run is loaded, not again for every 64 windows."""
+    import types
+
+    from reglab.models import folding
+    from reglab.recordings import WINDOW_BATCH, predict_recordings
+
+    copies = []
+    monkeypatch.setattr(folding, "copy", types.SimpleNamespace(deepcopy=lambda model: copies.append(model) or copy.deepcopy(model)))
+    soundfile.write(tmp_path / "long.wav", np.tile(clip("flu"), 60)[: 16000 * 150], 16000)
+    (result,) = predict_recordings(audio_run, [str(tmp_path / "long.wav")], tmp_path / "p.csv")
+    assert result["windows"] > WINDOW_BATCH and len(copies) == 1  # two batches or more
 
 
 def test_a_folder_of_mp3_and_ogg_recordings_at_other_rates(audio_run, tmp_path, capsys):

@@ -19,13 +19,15 @@ from .device import autocast, pick_device
 from .errors import UserError
 from .losses import probabilities
 from .models import create_model
+from .models.folding import folded
 from .rundir import RunDir, check_output, write_atomic
 from .inference import predict_logits
 from .recordings import write_window_csv
 
 
 class TrainedRun:
-    """A run directory with its model rebuilt from the recipe and the final checkpoint."""
+    """A run directory with its model rebuilt from the recipe and the final checkpoint, batch
+    norms folded once (``predict_logits`` then has nothing left to fold per call)."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
         self.run = RunDir.open(path)
@@ -40,7 +42,7 @@ class TrainedRun:
             self.model.load_state_dict(self.run.load_state(checkpoint))
         except RuntimeError:  # missing or extra keys, wrong shapes
             raise UserError(f"{self.run.path / checkpoint}: does not fit the run's model (recipe.yaml or meta.json changed?)") from None
-        self.model.to(self.device).eval()
+        self.model = folded(self.model.to(self.device))
 
     def load(self, path, source: Optional[str] = None, labels: Optional[str] = None):
         """``path`` read with the run's input size and front end, labelled in the run's classes:
