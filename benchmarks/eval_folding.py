@@ -1,7 +1,8 @@
-"""Evaluation with batch norms folded into the convolutions (what ``predict_logits`` runs) against
-the model as trained, in inference mode at the evaluation batch, alternated in one process: median
-samples/s over the training split of ``throughput.py``'s models, in float32 and bfloat16, and the
-largest logit difference between the two.
+"""Evaluation with batch norms folded into the convolutions (what validation, ``evaluate`` and
+``predict`` run) against the model as trained, both through ``predict_logits`` at the evaluation
+batch, alternated in one process: median samples/s over the training split of ``throughput.py``'s
+models (the folded copy made anew each round, as each validation makes it), in float32 and
+bfloat16, and the largest logit difference between the two.
 
     python benchmarks/eval_folding.py [--models resnet18 instrunet alexnet_like] [--repeats 5]
 """
@@ -22,6 +23,7 @@ from reglab.allocator import keep_freed_memory
 from reglab.device import autocast, cpu_has_bf16
 from reglab.inference import predict_logits
 from reglab.models import create_model
+from reglab.models.folding import folded
 from reglab.recipe import load_recipe
 
 
@@ -42,13 +44,6 @@ def trained_briefly(name: str):
     return model, data.x, recipe.train.eval_batch_size
 
 
-@torch.inference_mode()
-def unfolded_logits(model, x: torch.Tensor, batch: int, amp) -> torch.Tensor:
-    model.eval()
-    with amp:
-        return torch.cat([model(x[start : start + batch]).float() for start in range(0, len(x), batch)])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet18", "instrunet", "alexnet_like"], choices=list(MODELS))
@@ -59,11 +54,11 @@ def main() -> None:
     print(f"{torch.get_num_threads()} threads")
     print("| model | precision | unfolded samples/s | folded samples/s | ratio | max logit difference |")
     print("| --- | --- | --- | --- | --- | --- |")
+    runs = {"unfolded": predict_logits, "folded": lambda model, *rest: predict_logits(folded(model), *rest)}
     for name in args.models:
         model, x, batch = trained_briefly(name)
         for amp in precisions:
             context = functools.partial(autocast, torch.device("cpu"), amp)
-            runs = {"unfolded": unfolded_logits, "folded": predict_logits}
             rates = {key: [] for key in runs}
             for repeat in range(args.repeats + 1):  # the first round warms up
                 for key, run in runs.items():
@@ -71,9 +66,9 @@ def main() -> None:
                     run(model, x, batch, context())
                     if repeat:
                         rates[key].append(len(x) / (time.perf_counter() - started))
-            difference = (unfolded_logits(model, x, batch, context()) - predict_logits(model, x, batch, context())).abs().max()
-            unfolded, folded = statistics.median(rates["unfolded"]), statistics.median(rates["folded"])
-            print(f"| {name} | {'fp32' if amp == 'off' else amp} | {unfolded:.0f} | {folded:.0f} | {folded / unfolded:.2f} | {difference:.1e} |", flush=True)
+            difference = (runs["unfolded"](model, x, batch, context()) - runs["folded"](model, x, batch, context())).abs().max()
+            plain, fast = statistics.median(rates["unfolded"]), statistics.median(rates["folded"])
+            print(f"| {name} | {'fp32' if amp == 'off' else amp} | {plain:.0f} | {fast:.0f} | {fast / plain:.2f} | {difference:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from reglab.device import autocast, compiled, cpu_has_bf16, pick_device
 from reglab.inference import predict_logits, targets_for
 from reglab.losses import create_loss
 from reglab.models import create_model
+from reglab.models.folding import folded
 from reglab.optim import Optimizer
 from reglab.progress import Silent
 from reglab.recipe import NoScheduleConfig, load_recipe
@@ -234,7 +235,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
             with torch.no_grad(), learner.amp:
                 model.eval()
                 return sum(len(model(on_device.x[i : i + recipe.train.eval_batch_size])) for i in range(0, len(on_device.x), recipe.train.eval_batch_size))
-        return len(predict_logits(model, on_device.x, recipe.train.eval_batch_size, learner.amp))
+        return len(predict_logits(folded(model), on_device.x, recipe.train.eval_batch_size, learner.amp))  # as a validation does
 
     timed = {"idiomatic": reference_epoch, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
     for key, learner in variants.items():

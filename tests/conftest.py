@@ -23,6 +23,19 @@ def write_png(path: Path, rng: np.random.Generator, size=(12, 12), shade: int | 
 
 
 @pytest.fixture
+def folded_copies(monkeypatch) -> list:
+    """The models ``models.folding.folded`` copies while the test runs (one per fold)."""
+    import copy
+    import types
+
+    from reglab.models import folding
+
+    copies: list = []
+    monkeypatch.setattr(folding, "copy", types.SimpleNamespace(deepcopy=lambda model: copies.append(model) or copy.deepcopy(model)))
+    return copies
+
+
+@pytest.fixture
 def image_tree(tmp_path) -> Path:
     """``train/<class>/*.png`` with 3 colour-coded classes of 12, 8 and 6 images."""
     rng = np.random.default_rng(0)

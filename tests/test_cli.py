@@ -158,9 +158,11 @@ evaluate: {{threshold: tuned, tuning_mixtures: 50, aggregate: topk}}
     assert "Scores over time (test, longest excerpt)" in (run / "report.html").read_text()
 
 
-def test_the_task_level_monitor_picks_the_epoch_that_scores_best_on_validation_mixtures(tmp_path, capsys):
+def test_the_task_level_monitor_picks_the_epoch_that_scores_best_on_validation_mixtures(tmp_path, capsys, folded_copies):
     """``val_mix_macro_f1`` is recorded every epoch; early stopping keeps its best epoch, and the
-    restored weights score on the tuning mixtures exactly what that epoch recorded."""
+    restored weights score on the tuning mixtures exactly what that epoch recorded. The model is
+    folded for inference once an epoch and once at the end, each time for both the clips and the
+    mixtures."""
     recipe = write_recipe(tmp_path, f"""
 data: {{source: irmas, path: {SHARED_DATA / 'instruments' / 'train'}, cache_dir: {tmp_path / 'cache'},
         frontend: {{n_mels: 32, hop_length: 1024}}}}
@@ -179,6 +181,7 @@ evaluate: {{threshold: tuned, tuning_mixtures: 60}}
     final = json.loads((run / "metrics.json").read_text())
     assert final["best_epoch"] == 1 + int(np.argmax(scores))
     assert final["val_mixtures"]["macro_f1"] == pytest.approx(max(scores), abs=1e-9)
+    assert len(folded_copies) == len(history) + 1
 
 
 def test_data_inspect_on_audio_reports_clips_durations_and_rates(capsys):

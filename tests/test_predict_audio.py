@@ -1,6 +1,5 @@
 """Using a trained audio run on recordings nobody labelled: which instruments play, and when."""
 
-import copy
 import csv
 import json
 import subprocess
@@ -88,18 +87,13 @@ def test_two_instruments_are_found_each_in_its_own_half(audio_run, tmp_path, cap
     assert f"duet.wav: {', '.join(present)}" in printed
 
 
-def test_a_recording_of_many_window_batches_is_scored_by_one_folded_copy_of_the_model(audio_run, tmp_path, monkeypatch):
+def test_a_recording_of_many_window_batches_is_scored_by_one_folded_copy_of_the_model(audio_run, tmp_path, folded_copies):
     """Batch norms are folded once when the run is loaded, not again for every 64 windows."""
-    import types
-
-    from reglab.models import folding
     from reglab.recordings import WINDOW_BATCH, predict_recordings
 
-    copies = []
-    monkeypatch.setattr(folding, "copy", types.SimpleNamespace(deepcopy=lambda model: copies.append(model) or copy.deepcopy(model)))
     soundfile.write(tmp_path / "long.wav", np.tile(clip("flu"), 60)[: 16000 * 150], 16000)
     (result,) = predict_recordings(audio_run, [str(tmp_path / "long.wav")], tmp_path / "p.csv")
-    assert result["windows"] > WINDOW_BATCH and len(copies) == 1  # two batches or more
+    assert result["windows"] > WINDOW_BATCH and len(folded_copies) == 1  # two batches or more
 
 
 def test_a_folder_of_mp3_and_ogg_recordings_at_other_rates(audio_run, tmp_path, capsys):

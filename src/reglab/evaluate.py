@@ -26,8 +26,8 @@ from .recordings import write_window_csv
 
 
 class TrainedRun:
-    """A run directory with its model rebuilt from the recipe and the final checkpoint, batch
-    norms folded once (``predict_logits`` then has nothing left to fold per call)."""
+    """A run directory with its model rebuilt from the recipe and the final checkpoint, its batch
+    norms folded once for every prediction it makes."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
         self.run = RunDir.open(path)
@@ -42,7 +42,7 @@ class TrainedRun:
             self.model.load_state_dict(self.run.load_state(checkpoint))
         except RuntimeError:  # missing or extra keys, wrong shapes
             raise UserError(f"{self.run.path / checkpoint}: does not fit the run's model (recipe.yaml or meta.json changed?)") from None
-        self.model = folded(self.model.to(self.device))
+        self.model = folded(self.model.to(self.device).eval())
 
     def load(self, path, source: Optional[str] = None, labels: Optional[str] = None):
         """``path`` read with the run's input size and front end, labelled in the run's classes:

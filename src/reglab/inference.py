@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .models.folding import folded
-
 
 def targets_for(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Soft targets ``[B, C]``: one-hot for class indices, unchanged for multi-hot rows."""
@@ -25,10 +23,9 @@ def batches_on(x: torch.Tensor, device: torch.device, batch_size: int):
 @torch.inference_mode()
 def predict_logits(model, x: torch.Tensor, batch_size: int, amp) -> torch.Tensor:
     """Logits of ``x`` (on any device) on the model's device, in inference mode (no autograd
-    bookkeeping at all), batch by batch, by a copy of the model with its batch norms folded into
-    the convolutions (``model`` itself is left in eval mode)."""
+    bookkeeping at all), batch by batch. Callers pass the model with its batch norms folded
+    (``models.folding.folded``), folded once for all the calls its weights serve."""
     model.eval()
-    model = folded(model)
     device = next(model.parameters()).device
     with amp:
         return torch.cat([model(batch).float() for batch in batches_on(x, device, batch_size)])

@@ -30,6 +30,7 @@ from .errors import UserError, first_line
 from .inference import predict_logits, targets_for
 from .losses import SIGMOID_LOSSES, create_loss, probabilities
 from .models import check_input_size, create_model
+from .models.folding import folded
 from .optim import Optimizer
 from .progress import Silent
 from .recipe import Recipe
@@ -331,14 +332,15 @@ class Trainee:
         at rate ``lr``; a non-finite training loss ends the run as diverged."""
         recipe, split, learner, epoch = self.recipe, self.split, self.learner, self.epoch
         evaluated = learner.evaluated
+        inference = folded(evaluated)  # once for the validation split and the mixtures
         if math.isfinite(train_loss):
-            val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            val_loss, val_probs = validate(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
         if not math.isfinite(train_loss) or not np.isfinite(val_probs).all():
             self.status = "diverged"
             self.reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - self.started}, "  diverged")
             return
         val_summary = metrics.summary(split.val_set.y.numpy(), val_probs)
-        mix_summary = split.mixtures.score(predictor(evaluated, recipe, learner.amp))[1] if split.mixtures else None
+        mix_summary = split.mixtures.score(predictor(inference, recipe, learner.amp))[1] if split.mixtures else None
         row = epoch_row(epoch, lr, time.perf_counter() - self.started, train_loss, train_acc, val_loss, val_summary, mix_summary)
         self.history.append(row)
         self.run.append_history(row)
@@ -361,17 +363,18 @@ class Trainee:
             final_checkpoint = "best.pt"
         if history and (final_checkpoint == "best.pt" or self.status == "diverged"):
             evaluated.load_state_dict(run.load_state(final_checkpoint))
+        inference = folded(evaluated)
         final = {"status": self.status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
                  f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
         if history:
-            val_loss, val_probs = validate(evaluated, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            val_loss, val_probs = validate(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
             final.update({"val_loss": val_loss, **metrics.detailed(split.val_set.y.numpy(), val_probs, classes)})
             run.write_predictions("val_predictions.csv", split.val_set.ids, classes, val_probs, split.val_set.y.numpy())
             if recipe.evaluate.logit_adjustment is not None:
                 counts = split.train_set.class_counts()
                 final.update(fit_logit_adjustment(run, recipe.evaluate.logit_adjustment, counts, val_probs, split.val_set))
         if history and recipe.evaluate.threshold == "tuned":
-            final["val_mixtures"] = tune_thresholds(run, predictor(evaluated, recipe, learner.amp), split.mixtures, classes)
+            final["val_mixtures"] = tune_thresholds(run, predictor(inference, recipe, learner.amp), split.mixtures, classes)
         run.write_json("metrics.json", final)
         run.write_json("meta.json", {**self.meta, "status": self.status, "final_checkpoint": final_checkpoint})
         run.finish_training()

@@ -23,7 +23,7 @@ def folded(model: nn.Module) -> nn.Module:
     ``conv_norm_pairs`` (attribute names, for blocks whose ``forward`` applies them in turn). The
     model itself is left as it was, and returned as it is when it has no batch norm."""
     if not any(isinstance(module, nn.BatchNorm2d) for module in model.modules()):
-        return model.eval()
+        return model
     model = copy.deepcopy(model).eval()
     for module in model.modules():
         if isinstance(module, nn.Sequential):
