@@ -135,8 +135,9 @@ def test_a_long_recording_streams_in_bounded_memory(audio_run, tmp_path):
     assert len(list(csv.DictReader((tmp_path / "b.csv").open()))) == 1
 
 
-def test_bad_audio_inputs_are_one_line_errors(audio_run, tmp_path, capsys):
+def test_bad_audio_inputs_are_one_line_errors(audio_run, tmp_path, capfd):
     (tmp_path / "noise.flac").write_bytes(b"not audio at all" * 20)
+    (tmp_path / "damaged.mp3").write_bytes(b"\xff\xfb\x90\x00" + np.random.default_rng(0).bytes(3000))  # the MP3 decoder's notes
     image_run = audio_run.parent / "image-run"
     if not image_run.exists():
         recipe = tmp_path / "digits.yaml"
@@ -145,14 +146,16 @@ def test_bad_audio_inputs_are_one_line_errors(audio_run, tmp_path, capsys):
     cases = [
         (["predict", audio_run, "--audio", tmp_path / "missing.wav", "--out", tmp_path / "o.csv"], "missing.wav: no such file or folder"),
         (["predict", audio_run, "--audio", tmp_path / "noise.flac", "--out", tmp_path / "o.csv"], "noise.flac: cannot decode audio"),
+        (["predict", audio_run, "--audio", tmp_path / "damaged.mp3", "--out", tmp_path / "o.csv"], "damaged.mp3: cannot decode audio"),
+        (["evaluate", audio_run, "--data", tmp_path / "damaged.mp3"], "damaged.mp3"),
         (["predict", image_run, "--audio", tmp_path / "noise.flac", "--out", tmp_path / "o.csv"], "not an audio run"),
         (["predict", audio_run, "--images", tmp_path, "--out", tmp_path / "o.csv"], "an audio run; predict recordings with --audio"),
         (["predict", audio_run, "--out", tmp_path / "o.csv"], "predict needs --images DIR or --audio"),
     ]
-    capsys.readouterr()
+    capfd.readouterr()
     for argv, needle in cases:
         code = main([str(a) for a in argv])
-        err = capsys.readouterr().err
+        err = capfd.readouterr().err  # what the terminal shows, a native library's writes included
         assert code == 2 and needle in err and err.count("\n") == 1, (argv, err)
     assert not (tmp_path / "o.csv").exists()
 

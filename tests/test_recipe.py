@@ -139,7 +139,7 @@ def test_a_base_that_leads_back_to_itself_is_refused_naming_the_file(tmp_path):
     with pytest.raises(UserError, match=r"c.yaml: base: must be the path of a recipe file"):
         load_recipe(tmp_path / "c.yaml")
     (tmp_path / "d.yaml").write_text("base: missing.yaml\n")
-    with pytest.raises(UserError, match=r"missing.yaml: recipe file not found"):
+    with pytest.raises(UserError, match=r"d.yaml: base: missing.yaml is not a recipe file"):
         load_recipe(tmp_path / "d.yaml")
 
 

@@ -78,7 +78,7 @@ def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsy
     assert f"report: {tmp_path / 's' / 'report.html'}" in capsys.readouterr().out
     html = (tmp_path / "s" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5  # val loss, train loss, metric, gap, forest
-    assert "no detectable difference with 2 seeds" in html and "baseline" in html
+    assert "undecided with 2 seeds" in html and "p (Holm)" in html and "baseline" in html
     from reglab.study import Study
 
     values = [row["value"] for row in Study(tmp_path / "s").results() if row["arm"] == "plain"]

@@ -16,10 +16,13 @@ from optuna.trial import TrialState
 from reglab.cli import main
 from reglab.engine import POINT
 from reglab.recipe import load_recipe
+from reglab.report import build_report
 from reglab.rundir import RunDir
 from reglab.study import Study, run_value
 from reglab.sweep import Sweep
 from reglab.train import train
+
+from .conftest import SHARED_DATA
 
 def on_digits(name: str, model: str, optim: str, epochs: int, search: str) -> str:
     """A sweep recipe on the built-in digits, ranked by validation accuracy."""
@@ -139,14 +142,24 @@ def test_best_yaml_trains_to_the_value_the_sweep_reported(small, tmp_path):
     assert run_value(result.history, Sweep(small).config) == best["value"]
 
 
-def test_sweep_confirm_turns_the_top_configurations_into_a_study(small, tmp_path, capsys):
+def test_sweep_confirm_turns_the_top_configurations_into_a_study_on_fresh_seeds(small, tmp_path, capsys):
     out = tmp_path / "confirm"
     assert main(["sweep", "confirm", str(small), "--top", "2", "--seeds", "3", "--workers", "0", "--out", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "top1: optim.lr=" in shown and "top2: optim.lr=" in shown
     study = Study(out)
-    assert study.config.baseline == "top1" and set(study.config.arms) == {"top1", "top2"} and study.config.seeds == [0, 1, 2]
+    assert Sweep(small).recipe.train.seed == 0 and Sweep(small).recipe.data.split_seed == 0  # what the sweep ranked on
+    assert study.config.baseline == "top1" and set(study.config.arms) == {"top1", "top2"} and study.config.seeds == [1, 2, 3]
+    assert study.config.split_follows_seed and "seeds 1, 2, 3" in (small / "confirm.yaml").read_text().splitlines()[0]
     study.work()
+    swept = {row["name"]: row["value"] for row in Sweep(small).results()}
+    top1 = Sweep(small).optuna.user_attrs["confirmation"]["arms"]["top1"]
+    selected = [row["val_loss"] for row in RunDir(small / "runs" / top1).history()]
+    for seed in (1, 2, 3):  # not the run that selected it, nor its split
+        assert [row["val_loss"] for row in RunDir(study.run_path(("top1", seed))).history()] != selected
+    html, _ = build_report(small)
+    page = html.read_text()
+    assert "Confirmation on fresh seeds" in page and f"{swept[top1]:.4f}" in page and "winner&#39;s curse" in page
     assert main(["study", "show", str(out), "--json", str(tmp_path / "study.json")]) == 0
     arms = {row["arm"]: row for row in json.loads((tmp_path / "study.json").read_text())["arms"]}
     assert arms["top1"]["seeds"] == arms["top2"]["seeds"] == 3
@@ -212,3 +225,40 @@ def test_timeout_bounds_a_sampled_sweep(tmp_path):
     assert main(["sweep", str(recipe), "--out", str(tmp_path / "s"), "--workers", "1", "--timeout", "3", "--quiet"]) == 0
     assert time.time() - started < 60
     assert 1 <= len(Sweep(tmp_path / "s").results()) < 50  # no configuration is started after 3 s
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--top", "0"], "--top 0: sweep confirm compares 1 or more configurations"),
+    (["--seeds", "1"], "--seeds 1: a confirmation needs 2 or more seeds"),
+    (["--seeds", "0,1,2"], "--seeds 0,1,2: seed 0 is one the sweep selected on"),
+    (["--seeds", "3,3"], "a confirmation needs 2 or more different seeds"),
+    (["--seeds", "a,b"], "--seeds a,b: a count, or seeds separated by commas"),
+])  # fmt: skip
+def test_a_confirmation_that_cannot_be_fresh_or_run_is_refused(small, tmp_path, capsys, argv, needle):
+    before = sorted((p, p.stat().st_mtime_ns) for p in small.rglob("*") if p.name != "sweep.db")
+    assert main(["sweep", "confirm", str(small), *argv, "--workers", "0", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert not (tmp_path / "c").exists() and sorted((p, p.stat().st_mtime_ns) for p in small.rglob("*") if p.name != "sweep.db") == before
+
+
+def test_best_yaml_of_a_sweep_in_stacks_trains_as_printed(tmp_path):
+    recipe = write(tmp_path, SAMPLED.replace("epochs: 3", "epochs: 1"), trials=2)
+    tree = yaml.safe_load(recipe.read_text())
+    tree["train"]["parallel_seeds"] = 4
+    recipe.write_text(yaml.safe_dump(tree))
+    assert main(["sweep", str(recipe), "--out", str(tmp_path / "s"), "--workers", "0", "--quiet"]) == 0
+    Sweep(tmp_path / "s").work()
+    assert main(["sweep", "show", str(tmp_path / "s")]) == 0
+    assert "ranked by best val_accuracy" in (tmp_path / "s" / "best.yaml").read_text().splitlines()[0]
+    assert main(["train", str(tmp_path / "s" / "best.yaml"), "--out", str(tmp_path / "best"), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("name", ["sweep.json", "sweep.yaml", "best.yaml", "confirm.yaml", "report.html"])
+def test_json_and_out_never_overwrite_a_sweeps_own_files(small, tmp_path, capsys, name):
+    target = small / name
+    before = target.read_bytes() if target.exists() else None
+    assert main(["sweep", "show", str(small), "--json", str(target)]) == 2
+    assert main(["data", "inspect", str(SHARED_DATA / "typefaces" / "train"), "--json", str(target)]) == 2
+    assert f"belongs to the sweep in {small}" in capsys.readouterr().err
+    assert (target.read_bytes() if target.exists() else None) == before

@@ -202,8 +202,9 @@ def show_study(study, json_path=None, quiet=False) -> None:
     results, total = study.results(records), len(study.planned(records))
     rows = arm_rows(results, study.config)
     if json_path:
-        write_json_output(json_path, {"study": study.name, "metric": study.config.metric, "finished": len(results), "total": total,
-                                      "arms": rows, "runs": results, "directory": str(study.directory)})  # fmt: skip
+        write_json_output(json_path, {"study": study.name, "metric": study.config.metric, "at_epoch": study.config.at_epoch,
+                                      "alpha": study.config.alpha, "margin": study.config.margin, "finished": len(results),
+                                      "total": total, "arms": rows, "runs": results, "directory": str(study.directory)})  # fmt: skip
     if quiet:
         return
     print_table(rows, study.config, f"study {study.name}: {len(results)}/{total} runs finished")
@@ -295,11 +296,13 @@ def cmd_sweep(args) -> None:
 def confirm_sweep(sweep, args) -> None:
     from .study import Study
 
-    path, arms = sweep.confirmation(args.top or 3, args.seeds, args.baseline)
-    study = Study.prepare(path, [], args.out or sweep.directory / "confirm", None)
+    out = args.out or sweep.directory / "confirm"
+    path, arms = sweep.confirmation(3 if args.top is None else args.top, args.seeds, args.baseline, out)
+    study = Study.prepare(path, [], out, None)
     if not args.quiet:
         for arm, params in arms.items():
             print(f"{arm}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+        print(f"fresh seeds {', '.join(map(str, study.config.seeds))} (the sweep selected on {', '.join(map(str, sorted(sweep.selecting_seeds())))})")
     run_study(study, args)
 
 
@@ -392,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trials", type=int, help="random and tpe: configurations to try (default: search.trials)")
     sweep.add_argument("--timeout", type=float, help="seconds after which local workers start no new configuration")
     sweep.add_argument("--top", type=int, help="show: configurations listed (default 10); confirm: configurations compared (default 3)")
-    sweep.add_argument("--seeds", type=int, default=5, help="confirm: seeds per configuration (default 5)")
+    sweep.add_argument("--seeds", default="5", help="confirm: how many fresh seeds per configuration (default 5: the next after the "
+                       "sweep's own), or a list such as 1,2,3 that leaves out the sweep's seed")  # fmt: skip
     sweep.add_argument("--baseline", help="confirm: 'base' to compare against the recipe without the searched values")
 
     worker = commands.add_parser("worker", help="join a study's or sweep's queue from this process or machine")

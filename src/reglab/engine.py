@@ -84,7 +84,12 @@ class SQLiteStorage(optuna.storages.RDBStorage):
 def make_storage(url: str, heartbeat_seconds: int):
     if url.startswith("journal:"):
         path = url.removeprefix("journal:").removeprefix("//")
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+        if not Path(path).parent.is_dir():
+            raise UserError(f"--storage {url}: the folder {Path(path).parent} does not exist")
+        try:
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+        except OSError as exc:
+            raise UserError(f"--storage {url}: cannot open the journal ({exc.strerror})") from None
     sqlite = url.startswith("sqlite:///")
     engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
     storage_class = SQLiteStorage if sqlite else optuna.storages.RDBStorage
@@ -168,6 +173,8 @@ class Engine:
             engine = cls(directory, storage_url)
             engine.enqueue_missing()
             return engine
+        if storage_url and storage_url.startswith("journal:"):  # a path that cannot hold it: refused before anything is written
+            make_storage(storage_url, 1)
         directory.mkdir(parents=True, exist_ok=True)
         cls.write_recipe(directory, resolved)
         url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"

@@ -35,6 +35,8 @@ EPOCH_METRICS = {  # per-epoch history column -> the direction in which it gets 
     "gap_loss": "max",  # train − val loss: negative when overfitting, better toward 0
     "gap_accuracy": "min",  # train − val accuracy: positive when overfitting, better toward 0
 }
+BOUNDED_METRICS = {name for name in EPOCH_METRICS if not name.endswith("loss")}  # shares and scores: a range of 1
+MIXTURE_METRICS = {"val_mix_micro_f1", "val_mix_macro_f1"}  # only where validation mixtures are scored
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

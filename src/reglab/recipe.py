@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       model_validator)  # fmt: skip
 
 from .errors import UserError
-from .metrics import EPOCH_METRICS
+from .metrics import BOUNDED_METRICS, EPOCH_METRICS
 from .recipe_errors import RENAMED, describe, tags_of
 
 MonitorMode = Literal["auto", "min", "max"]
@@ -467,7 +467,7 @@ class MeasuredConfig(Section):
 
 class AdaptiveSeeds(Section):
     """Seeds added in rounds of ``step`` from ``min`` to ``max`` to each arm whose comparison with the
-    baseline is not decided yet (``stats.sequential_stop``)."""
+    baseline is not decided yet (``stats.sequential_seeds``)."""
 
     min: int = Field(3, ge=2)
     max: int = Field(20, ge=2)
@@ -492,24 +492,26 @@ class StudyConfig(MeasuredConfig):
         Discriminator(lambda value: "adaptive" if isinstance(value, (dict, AdaptiveSeeds)) else "list"),
     ] = [0, 1, 2]
 
-    @property
-    def looks(self) -> list[int]:
-        """Seed counts at which an arm is compared (one look for a fixed list)."""
-        if isinstance(self.seeds, list):
-            return [len(self.seeds)]
-        return sorted(set(range(self.seeds.min, self.seeds.max, self.seeds.step)) | {self.seeds.max})
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of the table's verdicts (Holm over the arms)")
+    margin: Optional[float] = Field(None, description="equivalence margin ±δ in the metric's units (two one-sided tests)")
+    also: list[Monitor] = Field([], description="exploratory columns: other per-epoch values at the compared epoch, no verdict")
+    split_follows_seed: Optional[bool] = Field(
+        None, description="each seed draws its own train/validation split (data.split_seed = the seed); "
+        "default: yes unless the recipe sets data.split_seed")  # fmt: skip
 
     @property
-    def alpha(self) -> float:
-        """The level of each look: 0.05 split evenly over the looks (Bonferroni), so that looking
-        repeatedly keeps the false-positive rate at 0.05 (Armitage, McPherson & Rowe 1969)."""
-        return 0.05 / len(self.looks)
+    def looks(self) -> Optional[list[int]]:
+        """Seed counts at which an arm is compared with adaptive seeds; None for a fixed list
+        (one comparison on all its seeds)."""
+        if isinstance(self.seeds, list):
+            return None
+        return sorted(set(range(self.seeds.min, self.seeds.max, self.seeds.step)) | {self.seeds.max})
 
     @property
     def seeds_text(self) -> str:
         if isinstance(self.seeds, list):
             return f"{len(self.seeds)} seeds"
-        return f"seeds added until decided (compared at {', '.join(map(str, self.looks))}, each at p < {self.alpha:.3g})"
+        return f"seeds added until decided (compared at {', '.join(map(str, self.looks))})"
 
     @property
     def seed_values(self) -> list[int]:
@@ -527,6 +529,11 @@ class StudyConfig(MeasuredConfig):
             raise ValueError(f"study.baseline '{self.baseline}' is not one of the arms ({', '.join(self.arms)})")
         if isinstance(self.seeds, list) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ValueError("study.seeds must list at least one seed, none twice")
+        if self.margin is not None:
+            if not self.margin > 0:
+                raise ValueError(f"study.margin must be above 0 (a difference in {self.metric} that does not matter), got {self.margin}")
+            if self.metric in BOUNDED_METRICS and self.margin >= 1:
+                raise ValueError(f"study.margin {self.margin} is not below {self.metric}'s whole range (0 to 1): give it in the metric's units")
         return self
 
 
@@ -632,6 +639,8 @@ def read_recipe_tree(path: str | Path, _within: tuple = ()) -> Any:
     if not isinstance(base, str):
         raise UserError(f"{path}: base: must be the path of a recipe file, relative to this one")
     base_path = Path(path).parent / base
+    if not base_path.is_file():
+        raise UserError(f"{path}: base: {base} is not a recipe file ({base_path} not found)")
     if base_path.resolve() in _within:
         raise UserError(f"{path}: base: {base} leads back to itself")
     under = read_recipe_tree(base_path, _within + (Path(path).resolve(),))
@@ -707,8 +716,19 @@ def load_study_recipe(path: str | Path, overrides: list[str] = (), saved: bool =
     """A study file: a recipe plus a ``study`` section. Returns the study and each arm's recipe
     (before its seed is set)."""
     study, base = load_plan(path, overrides, saved, StudyRecipe, "study")
+    if study.study.split_follows_seed is None:  # saved by a version whose seeds all shared split 0: kept so
+        follows = not saved and not sets_split_seed(base.get("data"), study.study.arms.values())
+        study = study.model_copy(update={"study": study.study.model_copy(update={"split_follows_seed": follows})})
     arms = {arm: with_overrides(base, arm_overrides, f"{path}: study.arms.{arm}", saved) for arm, arm_overrides in study.study.arms.items()}
     return study, arms
+
+
+def sets_split_seed(data: Any, arms) -> bool:
+    """Whether a study's own recipe pins ``data.split_seed``, in its base or in an arm."""
+    def names(section: Any) -> bool:
+        return isinstance(section, dict) and "split_seed" in section
+
+    return names(data) or any(key == "data.split_seed" or (key == "data" and names(value)) for arm in arms for key, value in arm.items())
 
 
 def save_recipe(recipe: Recipe, path: Path) -> None:

@@ -17,7 +17,7 @@ import soundfile
 import soxr
 import torch
 
-from .data.audio import is_audio
+from .data.audio import decoder_notes_silenced, is_audio
 from .data.audio_sources import log_mel
 from .decisions import aggregate_windows
 from .errors import UserError
@@ -48,10 +48,17 @@ def stream_views(path: Path, sample_rate: int, each_channel: bool) -> Iterator[n
     """Blocks ``[samples, views]`` of the file at ``sample_rate``: the downmix, then (with
     ``each_channel``) every channel of a multichannel file — as ``read_audio`` gives them whole."""
     try:
-        with soundfile.SoundFile(str(path)) as audio:
+        with decoder_notes_silenced():
+            audio = soundfile.SoundFile(str(path))
+        with audio:
             views = 1 + (audio.channels if each_channel and audio.channels > 1 else 0)
             resampler = soxr.ResampleStream(audio.samplerate, sample_rate, views, dtype="float32") if audio.samplerate != sample_rate else None
-            for block in audio.blocks(blocksize=int(BLOCK_SECONDS * audio.samplerate), dtype="float32", always_2d=True):
+            blocks = audio.blocks(blocksize=int(BLOCK_SECONDS * audio.samplerate), dtype="float32", always_2d=True)
+            while True:
+                with decoder_notes_silenced():  # not while the caller has the block: its own messages stay
+                    block = next(blocks, None)
+                if block is None:
+                    break
                 mixed = block.mean(axis=1, keepdims=True)
                 block = np.concatenate([mixed, block], axis=1) if views > 1 else mixed
                 yield resampler.resample_chunk(block) if resampler else block

@@ -37,16 +37,20 @@ def write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+PLAN_OWNED = {"runs", "best.yaml", "confirm.yaml", "confirm", "report.html", "report.md", "report_files"}  # a study's or sweep's own
+
+
 def check_output(path: str | Path, option: str) -> Path:
     """A file a command was asked to write (``option`` names the flag): refused in one line when
-    it is a folder, its folder cannot be made, or it is one of a run's or a study's own files."""
+    it is a folder, its folder cannot be made, or it is one of a run's, a study's or a sweep's own files."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder; give a file name")
     if is_run_dir(path.parent) and path.name in OWNED:
         raise UserError(f"{option} {path}: belongs to the run in {path.parent}; write somewhere else")
-    if (path.parent / "study.json").is_file() and (path.name.startswith("study.") or path.name == "runs"):
-        raise UserError(f"{option} {path}: belongs to the study in {path.parent}; write somewhere else")
+    for kind in ("study", "sweep"):
+        if (path.parent / f"{kind}.json").is_file() and (path.name.startswith(f"{kind}.") or path.name in PLAN_OWNED):
+            raise UserError(f"{option} {path}: belongs to the {kind} in {path.parent}; write somewhere else")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

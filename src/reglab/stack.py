@@ -26,6 +26,7 @@ import torch
 from torch.func import functional_call, vmap
 
 from .augment import EpochPlan
+from . import data as data_sources
 from .device import pick_device
 from .inference import targets_for
 from .progress import Silent
@@ -89,18 +90,18 @@ def stacked_epoch(trainees: list[Trainee], plans: list[EpochPlan], streams: list
     (loss, accuracy) as ``train_epoch`` computes them for one run. ``streams``: each member's
     random stream (its batches' augmentation and mixing); ``masks[0]``: the stack's own stream,
     from which vmap draws every member's dropout masks."""
-    split, batch_size = trainees[0].split, trainees[0].recipe.train.batch_size
-    x, y, n_classes = split.train_data.x, split.train_data.y, len(split.classes)
+    batch_size, n_classes, device = trainees[0].recipe.train.batch_size, len(trainees[0].split.classes), trainees[0].split.x_val.device
     model = StackedModel([t.learner.model for t in trainees])
     for t in trainees:
         t.learner.model.train()
-    loss_sums = torch.zeros(len(trainees), device=x.device)
-    correct = torch.zeros(len(trainees), device=x.device)
+    loss_sums = torch.zeros(len(trainees), device=device)
+    correct = torch.zeros(len(trainees), device=device)
     n_batches, seen = batches_in(len(plans[0].order), batch_size), 0
     for step in range(n_batches):
         batch = slice(step * batch_size, (step + 1) * batch_size)
         inputs, targets = [], []
         for j, (t, plan) in enumerate(zip(trainees, plans)):
+            x, y = t.split.train_data.x, t.split.train_data.y  # a member's own split (a study's seed may draw it)
             index = plan.order[batch].to(x.device)
             with own_stream(streams, j, t.generator) if t.augment.ops else contextlib.nullcontext():  # no operation, no draw
                 xb, tb = t.augment(x[index], targets_for(y[index], n_classes), plan.is_extra[batch].to(x.device))
@@ -129,10 +130,13 @@ def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None) -
     own run directory, to the results their own ``train`` runs would give (up to float rounding,
     and dropout masks drawn otherwise)."""
     reporters = reporters or [Silent() for _ in recipes]
-    split = Split.load(recipes[0], pick_device(recipes[0].train.device))
+    device = pick_device(recipes[0].train.device)
+    full = data_sources.load(recipes[0].data, "train")  # decoded once; each split seed splits it once
+    splits = {seed: Split.load(recipes[0].model_copy(update={"data": recipes[0].data.model_copy(update={"split_seed": seed})}), device, full)
+              for seed in dict.fromkeys(recipe.data.split_seed for recipe in recipes)}  # fmt: skip
     trainees, streams = [], []
     for recipe, out, reporter in zip(recipes, outs, reporters):
-        trainees.append(Trainee.start(recipe, out, reporter, split=split))
+        trainees.append(Trainee.start(recipe, out, reporter, split=splits[recipe.data.split_seed]))
         streams.append(random_state(trainees[-1].generator))  # where this member's own run would be now
     torch.manual_seed(hash(tuple(recipe.train.seed for recipe in recipes)) % 2**62)
     masks = [random_state(MASK_ORDER)]

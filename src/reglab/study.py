@@ -12,19 +12,34 @@ import math
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import optuna
 
 from .engine import Engine
+from .errors import UserError
+from .metrics import EPOCH_METRICS, MIXTURE_METRICS
 from .recipe import Recipe, load_study_recipe
-from .stats import sequential_stop
-from .train import RunResult
+from .stats import sequential_seeds
+from .train import RunResult, is_polyphonic
 
 class Study(Engine):
     kind, home = "study", "studies"
 
+    ANALYSIS = ("alpha", "margin", "also")  # how the table reads the runs: a rerun may change them
+
     @classmethod
     def load(cls, path, overrides=(), saved: bool = False):
-        return load_study_recipe(path, overrides, saved)[0]
+        recipe, arms = load_study_recipe(path, overrides, saved)
+        for key in recipe.study.also:
+            if key in MIXTURE_METRICS and not all(is_polyphonic(arm) for arm in arms.values()):
+                raise UserError(f"{path}: study.also: {key} is measured only where validation mixtures are scored "
+                                "(augment.mixtures or evaluate.threshold: tuned)")  # fmt: skip
+        return recipe
+
+    @classmethod
+    def comparable(cls, tree: dict) -> dict:
+        """A study may be rerun with another level, margin or exploratory columns: the runs are the same."""
+        return {**tree, "study": {k: v for k, v in tree["study"].items() if k not in cls.ANALYSIS}}
 
     def read_plan(self, path: Path) -> None:
         self.recipe, self.arms = load_study_recipe(path, saved=True)
@@ -38,20 +53,21 @@ class Study(Engine):
         """The (arm, seed) pairs to run: every seed of a fixed list, or, with adaptive seeds, as
         many as each arm needs given the ``records`` so far (the baseline as many as the arm
         furthest along, so that every seed is paired)."""
-        if isinstance(self.config.seeds, list):
-            return [(arm, seed) for arm in self.config.arms for seed in self.config.seeds]
+        config = self.config
+        if isinstance(config.seeds, list):
+            return [(arm, seed) for arm in config.arms for seed in config.seeds]
         values = {point: row["value"] for point, row in records.items()}
-        counts = {}
-        for arm in self.config.arms:
-            if arm != self.config.baseline:
-                differences = []
-                for seed in self.config.seed_values:
-                    if (arm, seed) not in values or (self.config.baseline, seed) not in values:
+        differences = {}
+        for arm in config.arms:
+            if arm != config.baseline:
+                differences[arm] = []
+                for seed in config.seed_values:
+                    if (arm, seed) not in values or (config.baseline, seed) not in values:
                         break
-                    differences.append(values[(arm, seed)] - values[(self.config.baseline, seed)])
-                counts[arm] = sequential_stop(differences, self.config.looks, self.config.alpha)[0]
-        counts[self.config.baseline] = max(counts.values(), default=self.config.looks[0])
-        return [(arm, seed) for arm in self.config.arms for seed in range(counts[arm])]
+                    differences[arm].append(values[(arm, seed)] - values[(config.baseline, seed)])
+        counts = {arm: seeds for arm, (seeds, _) in sequential_seeds(differences, config.looks, config.alpha, config.margin).items()}
+        counts[config.baseline] = max(counts.values(), default=config.looks[0])
+        return [(arm, seed) for arm in config.arms for seed in range(counts[arm])]
 
     def point_params(self, point: tuple[str, int]) -> dict:
         return {"arm": point[0], "seed": point[1]}
@@ -66,15 +82,22 @@ class Study(Engine):
         return f"{point[0]}-seed{point[1]}"
 
     def recipe_for(self, point: tuple[str, int]) -> Recipe:
+        """The arm's recipe at the seed; the seed draws the train/validation split too unless the
+        recipe pins it, so that a seed's spread holds every source of variation (Bouthillier et al.
+        2021), while the arms of one seed share their split (the pairing)."""
         arm, seed = point
-        return self.arms[arm].model_copy(update={"train": self.arms[arm].train.model_copy(update={"seed": seed})})
+        recipe = self.arms[arm]
+        update = {"train": recipe.train.model_copy(update={"seed": seed})}
+        if self.config.split_follows_seed:
+            update["data"] = recipe.data.model_copy(update={"split_seed": seed})
+        return recipe.model_copy(update=update)
 
     def measure(self, result: RunResult) -> tuple[float, Optional[str]]:
         value = run_value(result.history, self.config)
         return value, nan_reason(result.history, self.config, result.status) if math.isnan(value) else None
 
     def summary(self, result: RunResult) -> dict:
-        return run_summary(result.history, result.metrics)
+        return run_summary(result.history, result.metrics, self.config)
 
     # --- results -----------------------------------------------------------------------------
     def results(self, records: Optional[dict] = None) -> list[dict]:
@@ -84,16 +107,24 @@ class Study(Engine):
         return [{"arm": arm, "seed": seed, **records[(arm, seed)]} for arm, seed in self.planned(records) if (arm, seed) in records]
 
 
+def compared_epoch(history: list[dict], config) -> Optional[int]:
+    """The epoch (1-based) whose value a run contributes: ``at_epoch``, the best or the last;
+    None when the run has no such epoch."""
+    values = [row[config.metric] for row in history]
+    if not values or (config.at_epoch is not None and config.at_epoch > len(values)):
+        return None
+    if config.at_epoch is not None:
+        return config.at_epoch
+    if config.reduce == "last" or all(math.isnan(v) for v in values):
+        return len(values)
+    pick = np.nanargmax if config.maximize else np.nanargmin
+    return int(pick(values)) + 1
+
+
 def run_value(history: list[dict], config) -> float:
     """The study's metric for one run: at ``at_epoch``, its best epoch, or its last."""
-    values = [row[config.metric] for row in history]
-    if not values:
-        return float("nan")
-    if config.at_epoch is not None:
-        return values[config.at_epoch - 1] if config.at_epoch <= len(values) else float("nan")
-    if config.reduce == "last":
-        return values[-1]
-    return max(values) if config.maximize else min(values)
+    epoch = compared_epoch(history, config)
+    return float("nan") if epoch is None else history[epoch - 1][config.metric]
 
 
 def nan_reason(history: list[dict], config, status: str) -> str:
@@ -105,12 +136,17 @@ def nan_reason(history: list[dict], config, status: str) -> str:
     return f"{config.metric} is NaN"
 
 
-def run_summary(history: list[dict], final: dict) -> dict:
-    last = history[-1] if history else {}
+def run_summary(history: list[dict], final: dict, config) -> dict:
+    """What the table needs of a run besides its value: the losses at ``at_epoch`` when it is set
+    (else at the last epoch), and every per-epoch value at the compared epoch (``study.also``
+    picks among them, so changing it needs no retraining)."""
+    epoch = compared_epoch(history, config)
+    losses_at = history[config.at_epoch - 1] if config.at_epoch is not None and epoch else history[-1] if history else {}
+    compared = history[epoch - 1] if epoch else {}
     return {
-        "train_loss": last.get("train_loss", float("nan")),
-        "val_loss": last.get("val_loss", float("nan")),
-        "gap_loss": last.get("gap_loss", float("nan")),
+        **{key: losses_at.get(key, float("nan")) for key in ("train_loss", "val_loss", "gap_loss")},
         "best_epoch": final.get("best_epoch", 0),
         "epochs_run": len(history),
+        "compared_epoch": epoch,
+        "at_compared_epoch": {key: value for key, value in compared.items() if key in EPOCH_METRICS},
     }

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import optuna
 import yaml
 
+from .compare import metric_label
 from .engine import Engine
 from .errors import UserError
 from .recipe import Recipe, with_overrides
@@ -134,7 +135,7 @@ class Sweep(Engine):
         return value, nan_reason(result.history, self.config, result.status) if math.isnan(value) else None
 
     def summary(self, result: RunResult) -> dict:
-        return {**run_summary(result.history, result.metrics), "best_value": run_value(result.history, self.config)}
+        return {**run_summary(result.history, result.metrics, self.config), "best_value": run_value(result.history, self.config)}
 
     # --- results -----------------------------------------------------------------------------
     def results(self) -> list[dict]:
@@ -164,38 +165,80 @@ class Sweep(Engine):
             return {}
 
     def write_best(self, rows: list[dict]) -> Optional[Path]:
-        """``best.yaml``: the best configuration that trained to the end, as a plain recipe."""
+        """``best.yaml``: the best configuration that trained to the end, as a plain recipe that
+        ``reglab train`` runs as printed (one seed: ``train.parallel_seeds`` set back to 1)."""
         best = next((row for row in rows if row["group"] == FINISHED), None)
         if best is None:
             return None
         recipe = self.recipe_for(tuple(best["point"]))
-        header = (f"# Best configuration of sweep {self.name}: {self.config.reduce} {self.config.metric} {best['value']:.4f} "
-                  f"(seed {recipe.train.seed}, run {best['name']}; one seed: confirm it with `reglab sweep confirm`).\n"
+        recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"parallel_seeds": 1})})
+        header = (f"# Best configuration of sweep {self.name}, ranked by {metric_label(self.config, 'at epoch')}: {best['value']:.4f} "
+                  f"(seed {recipe.train.seed}, run {best['name']}; one seed: confirm it on fresh seeds with `reglab sweep confirm`).\n"
                   f"# Searched values: {', '.join(f'{k}={v}' for k, v in best['params'].items())}\n"
                   f"# The same numbers on CPU need the same thread count: OMP_NUM_THREADS={best['threads']} reglab train best.yaml\n")  # fmt: skip
         path = self.directory / "best.yaml"
         write_atomic(path, lambda tmp: tmp.write_text(header + yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8"))
         return path
 
-    def confirmation(self, top: int, seeds: int, baseline: Optional[str]) -> tuple[Path, dict[str, dict]]:
+    def selecting_seeds(self) -> set[int]:
+        """The seed and split seed every configuration of the sweep was ranked on."""
+        return {self.recipe.train.seed, self.recipe.data.split_seed}
+
+    def confirmation_seeds(self, seeds: str | int) -> list[int]:
+        """A count (the next seeds after the sweep's) or an explicit comma-separated list; never a
+        seed the sweep selected on, where the winner's luck lives (the winner's curse)."""
+        selecting = self.selecting_seeds()
+        text = str(seeds).strip()
+        if "," in text:
+            try:
+                chosen = [int(part) for part in text.split(",") if part.strip()]
+            except ValueError:
+                raise UserError(f"--seeds {text}: a count, or seeds separated by commas (e.g. 1,2,3)") from None
+            if len(set(chosen)) < 2 or len(set(chosen)) != len(chosen) or min(chosen) < 0:
+                raise UserError(f"--seeds {text}: a confirmation needs 2 or more different seeds, none negative")
+            if selecting & set(chosen):
+                raise UserError(f"--seeds {text}: seed {min(selecting & set(chosen))} is one the sweep selected on "
+                                f"(train.seed / data.split_seed {sorted(selecting)}); confirm on fresh seeds")  # fmt: skip
+            return chosen
+        try:
+            count = int(text)
+        except ValueError:
+            raise UserError(f"--seeds {text}: a count, or seeds separated by commas (e.g. 1,2,3)") from None
+        if count < 2:
+            raise UserError(f"--seeds {count}: a confirmation needs 2 or more seeds")
+        fresh, seed = [], max(selecting) + 1
+        while len(fresh) < count:
+            fresh.append(seed)
+            seed += 1
+        return fresh
+
+    def confirmation(self, top: int, seeds: str | int, baseline: Optional[str], out: Path) -> tuple[Path, dict[str, dict]]:
         """``confirm.yaml``: a study whose arms are the ``top`` configurations that trained to the end
-        (``top1`` the baseline) over ``seeds`` seeds, or with ``baseline="base"`` the base recipe
-        as an arm and the baseline. Returns its path and each arm's searched values."""
-        if top < 1 or seeds < 2:
-            raise UserError(f"sweep confirm needs --top 1 or more and --seeds 2 or more (got --top {top}, --seeds {seeds})")
+        (``top1`` the baseline) over fresh ``seeds`` (``confirmation_seeds``), each seed with its own
+        split, or with ``baseline="base"`` the base recipe as an arm and the baseline. Returns its
+        path and each arm's searched values; the sweep's storage keeps which run each arm is and
+        where the confirmation study (``out``) lives, for the report."""
+        if top < 1:
+            raise UserError(f"--top {top}: sweep confirm compares 1 or more configurations")
         if baseline not in (None, "base"):
             raise UserError(f"--baseline {baseline}: the only other baseline is 'base' (the recipe without the searched values)")
+        seed_list = self.confirmation_seeds(seeds)
         finished = [row for row in self.results() if row["group"] == FINISHED][:top]
         if not finished:
             raise UserError(f"{self.directory}: no configuration has trained to the end yet; nothing to confirm")
         arms = {f"top{i}": row for i, row in enumerate(finished, 1)}
         study = {"arms": {arm: self.arm_overrides(row) for arm, row in arms.items()}, "baseline": baseline or "top1",
-                 "seeds": list(range(seeds)), **self.config.model_dump(include={"metric", "reduce", "at_epoch", "direction", "heartbeat_seconds"})}  # fmt: skip
+                 "seeds": seed_list, "split_follows_seed": True,
+                 **self.config.model_dump(include={"metric", "reduce", "at_epoch", "direction", "heartbeat_seconds"})}  # fmt: skip
         if baseline:
             study["arms"] = {"base": {}, **study["arms"]}
         tree = {**self.base, "name": f"{self.name}-confirm", "study": study}
+        header = (f"# Confirmation of sweep {self.name}: its top {len(arms)} configurations over seeds {', '.join(map(str, seed_list))}, "
+                  f"each with its own train/validation split.\n# Fresh seeds: the sweep ranked every configuration on "
+                  f"train.seed / data.split_seed {', '.join(map(str, sorted(self.selecting_seeds())))}, which no arm here uses.\n")  # fmt: skip
         path = self.directory / "confirm.yaml"
-        write_atomic(path, lambda tmp: tmp.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8"))
+        write_atomic(path, lambda tmp: tmp.write_text(header + yaml.safe_dump(tree, sort_keys=False), encoding="utf-8"))
+        self.optuna.set_user_attr("confirmation", {"directory": str(Path(out).resolve()), "arms": {arm: row["name"] for arm, row in arms.items()}})
         return path, {arm: row["params"] for arm, row in arms.items()}
 
     def arm_overrides(self, row: dict) -> dict:

@@ -229,10 +229,11 @@ class Split:
         return tuple(self.train_set.x.shape[1:])
 
     @classmethod
-    def load(cls, recipe: Recipe, device: torch.device) -> "Split":
+    def load(cls, recipe: Recipe, device: torch.device, full: Optional[Samples] = None) -> "Split":
+        """The recipe's split of its data (``full``: the data set, when it is loaded already)."""
         if recipe.data.source == "test_folder":
             raise UserError("data.source: test_folder is unlabelled; train on image_folder, cifar, tiny_imagenet or digits")
-        full = data_sources.load(recipe.data, "train")
+        full = full if full is not None else data_sources.load(recipe.data, "train")
         check_trainable(recipe, full)
         train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
         x_val, y_val = val_set.x.to(device), val_set.y.to(device)

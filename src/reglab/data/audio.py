@@ -3,7 +3,9 @@ each channel), resampled with soxr."""
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -20,12 +22,29 @@ def is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
 
 
+@contextmanager
+def decoder_notes_silenced():
+    """libsndfile's MP3 decoder (mpg123) writes notes ("Illegal Audio-MPEG-Header", "Trying to
+    resync...") straight to file descriptor 2: silenced while it decodes, so that a damaged file
+    is the one-line error reglab gives, not that line under the decoder's notes."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def read_audio(path: Path, sample_rate: int, on_error: str = "raise", channels: str = "downmix") -> Optional[np.ndarray]:
     """Mono float32 at ``sample_rate``, or with ``channels="each"`` ``[1 + channels, samples]``:
     the downmix, then every channel of a multichannel file. ``None`` (with a warning) for an
     undecodable file when ``on_error`` is ``skip``, a one-line ``UserError`` otherwise."""
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with decoder_notes_silenced():
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
         if on_error == "skip":
             print(f"reglab: warning: skipping {path}: cannot decode audio ({exc})", file=sys.stderr)

@@ -40,6 +40,8 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom:
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+.scroll { overflow-x: auto; }
+table.wide { font-size: 0.72em; } table.wide th, table.wide td { padding: 0.2em 0.35em; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
 figcaption { font-size: 0.85em; color: #555; max-width: 640px; }
 img { max-width: 100%; }
@@ -50,8 +52,8 @@ img { max-width: 100%; }
 {% for section in sections %}
 <h2>{{ section.title }}</h2>
 {% if section.text %}<p>{{ section.text }}</p>{% endif %}
-{% if section.rows %}<table><thead><tr>{% for h in section.headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in section.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>{% endif %}
+{% if section.rows %}<div class="scroll"><table{% if section.headers | length > 11 %} class="wide"{% endif %}><thead><tr>{% for h in section.headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in section.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</tbody></table></div>{% endif %}
 {% for figure in section.figures %}<figure><img alt="{{ figure.caption }}" src="data:image/png;base64,{{ figure.png | b64 }}"><figcaption>{{ figure.caption }}</figcaption></figure>{% endfor %}
 {% endfor %}
 </body></html>

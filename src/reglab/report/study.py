@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..compare import arm_rows, needed
+from ..compare import arm_rows, explanation, metric_label, table
 from ..rundir import RunDir
 from ..study import Study
 from . import figures
@@ -18,20 +18,13 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
     recorded = study.records()  # one read of the storage
     config, results = study.config, study.results(recorded)
     rows = arm_rows(results, config)
-    metric = config.metric if config.at_epoch is None else f"{config.metric} at epoch {config.at_epoch}"
+    metric = metric_label(config, "at epoch")
     title = f"Study report: {study.name}"
     subtitle = (f"{len(results)}/{len(study.planned(recorded))} runs finished; {len(config.arms)} arms × {config.seeds_text}; "
-                f"compared: {config.reduce if config.at_epoch is None else ''} {metric}, baseline {config.baseline}")  # fmt: skip
-    table = Section(
-        "Arms", text="Means over seeds with 95% bootstrap intervals; Δ paired by seed, p from an exact sign-flip permutation test; "
-        "seeds needed: for 80% power at the observed difference and spread (paired t-test, Colas et al. 2018).",
-        headers=["arm", "runs", metric, "train loss", "val loss", "gap (train − val)", "best epoch", "Δ vs baseline", "p", "verdict",
-                 "seeds needed"],
-        rows=[[row["arm"], row["seeds"], row["value"], row["train_loss"], row["val_loss"], row["gap_loss"], f"{row['best_epoch'].mean:.1f}",
-               row["difference"] or "—", f"{row['p_value']:.3f}" if row["p_value"] is not None else "—", row["verdict"], needed(row)]
-              for row in rows],
-    )  # fmt: skip
-    sections = [table]
+                f"compared: {metric}, baseline {config.baseline}")  # fmt: skip
+    headers, cells = table(rows, config)
+    table_section = Section("Arms", text=explanation(config), headers=headers, rows=cells)
+    sections = [table_section]
     per_arm = {arm: [RunDir(study.run_path((arm, seed))).history() for seed in config.seed_values if (arm, seed) in recorded]
                for arm in config.arms}  # fmt: skip
     per_arm = {arm: histories for arm, histories in per_arm.items() if histories}

@@ -4,7 +4,12 @@ configurations, parameter importances, the metric against each parameter, and ev
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+from ..compare import arm_rows, metric_label
 from ..rundir import RunDir
+from ..study import Study
 from ..sweep import Sweep
 from . import figures
 from .page import Figure, Section
@@ -23,7 +28,7 @@ def shown(value) -> str:
 def sweep_sections(path) -> tuple[str, str, list[Section]]:
     sweep = Sweep(path)
     config, rows, names = sweep.config, sweep.results(), sweep.space.names
-    metric = f"{config.reduce} {config.metric}" if config.at_epoch is None else f"{config.metric} at epoch {config.at_epoch}"
+    metric = metric_label(config, "at epoch")
     title = f"Sweep report: {sweep.name}"
     subtitle = (f"{len(rows)}/{sweep.total()} configurations run; {config.sampler} sampler, {config.pruner} pruner; "
                 f"ranked by {metric}, one seed each (confirm the leaders over seeds with `reglab sweep confirm`)")  # fmt: skip
@@ -35,6 +40,9 @@ def sweep_sections(path) -> tuple[str, str, list[Section]]:
                row["epochs_run"], row["status"]] for row in rows[:LISTED]],
     )  # fmt: skip
     sections = [table]
+    confirmed = confirmation_section(sweep, {row["name"]: row for row in rows})
+    if confirmed:
+        sections.append(confirmed)
     importance = sweep.importances()
     if importance:
         sections.append(Section("Parameter importances", figures=[Figure("importances", figures.importances(importance),
@@ -51,3 +59,28 @@ def sweep_sections(path) -> tuple[str, str, list[Section]]:
                 Figure("val_loss", figures.sweep_curves(histories, "val_loss", "validation loss", rows[0]["name"]),
                        "Validation loss per epoch of every configuration")]))  # fmt: skip
     return title, subtitle, sections
+
+
+def confirmation_section(sweep: Sweep, by_name: dict[str, dict]) -> Optional[Section]:
+    """After ``sweep confirm``: each confirmed configuration's score in the sweep (one seed, the one
+    that selected it) beside its mean over the confirmation's fresh seeds; the drop between them
+    is the winner's curse."""
+    confirmation = sweep.optuna.user_attrs.get("confirmation")
+    if not confirmation or not (Path(confirmation["directory"]) / "study.json").is_file():
+        return None
+    names, directory = confirmation["arms"], Path(confirmation["directory"])
+    study = Study(directory)
+    rows = {row["arm"]: row for row in arm_rows(study.results(), study.config)}
+    lines = []
+    for arm, name in names.items():
+        if arm in rows and name in by_name:
+            swept, confirmed = by_name[name]["value"], rows[arm]["value"]
+            lines.append([arm, name, f"{swept:.4f}", str(confirmed), rows[arm]["seeds"], f"{swept - confirmed.mean:+.4f}", rows[arm]["verdict"]])
+    if not lines:
+        return None
+    seeds = ", ".join(map(str, study.config.seed_values))
+    return Section("Confirmation on fresh seeds", text=f"Each confirmed configuration's sweep value (the seed that selected it) beside its "
+                   f"mean over fresh seeds {seeds} (each with its own split), with a 95% bootstrap interval. The sweep's value minus the "
+                   "confirmed mean is the winner's curse: the luck that ranked it first.",
+                   headers=["arm", "configuration", "sweep value", "confirmed (fresh seeds)", "seeds", "sweep − confirmed", "verdict"],
+                   rows=lines)  # fmt: skip
