@@ -68,7 +68,7 @@ def test_missing_file_and_invalid_yaml(tmp_path):
 
 
 def test_auto_mode_is_the_direction_in_which_each_epoch_metric_gets_better():
-    from reglab.recipe import resolve_mode
+    from reglab.metrics import resolve_mode
 
     expected = {"train_loss": "min", "val_loss": "min", "train_accuracy": "max", "val_accuracy": "max",
                 "val_macro_f1": "max", "val_micro_f1": "max", "val_macro_roc_auc": "max", "val_micro_roc_auc": "max",

@@ -39,6 +39,12 @@ BOUNDED_METRICS = {name for name in EPOCH_METRICS if not name.endswith("loss")} 
 MIXTURE_METRICS = {"val_mix_micro_f1", "val_mix_macro_f1"}  # only where validation mixtures are scored
 
 
+def resolve_mode(monitor: str, mode: str) -> str:
+    """``auto``: the direction in which the metric gets better (losses and the accuracy gap
+    down; scores and the loss gap, train − val, up)."""
+    return EPOCH_METRICS[monitor] if mode == "auto" else mode
+
+
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.int64)[labels]
 
