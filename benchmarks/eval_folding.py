@@ -21,7 +21,7 @@ from throughput import MODELS
 from reglab import data as sources
 from reglab.allocator import keep_freed_memory
 from reglab.device import autocast, cpu_has_bf16
-from reglab.inference import predict_logits
+from reglab.inference.predictor import predict_logits
 from reglab.models import create_model
 from reglab.models.folding import folded
 from reglab.recipe import load_recipe

@@ -18,8 +18,8 @@ import csv
 import numpy as np
 
 from reglab.data.folders import read_label_csv
-from reglab.evaluate import TrainedRun
-from reglab.sweep import FINISHED, Sweep
+from reglab.inference.evaluate import TrainedRun
+from reglab.experiments.sweep import FINISHED, Sweep
 
 
 def confidence(probs: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:

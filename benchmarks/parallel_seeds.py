@@ -29,8 +29,8 @@ import torch
 from reglab.augment import EpochPlan
 from reglab.progress import Silent
 from reglab.recipe import Recipe, StudyRecipe, load_plan, load_recipe, with_overrides
-from reglab.stack import MASK_ORDER, stacked_epoch, train_stack
-from reglab.train import Split, Trainee, random_state, train, train_epoch
+from reglab.training.stack import MASK_ORDER, stacked_epoch, train_stack
+from reglab.training.run import Split, Trainee, random_state, train, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from reglab.recipe import load_study_recipe
-from reglab.study import Study
-from reglab.train import train
+from reglab.experiments.study import Study
+from reglab.training.run import train
 
 RECIPE = """
 name: bench

@@ -28,8 +28,8 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
-from reglab.engine import POINT
-from reglab.sweep import Sweep
+from reglab.experiments.engine import POINT
+from reglab.experiments.sweep import Sweep
 
 ONE_POINT = 0.01
 

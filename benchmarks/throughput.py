@@ -53,15 +53,15 @@ from reglab.allocator import keep_freed_memory
 from reglab.augment import BatchOps, EpochPlanner
 from reglab.data.dataset import Samples
 from reglab.device import autocast, compiled, cpu_has_bf16, pick_device
-from reglab.inference import predict_logits, targets_for
-from reglab.losses import create_loss
+from reglab.inference.predictor import predict_logits, targets_for
+from reglab.training.losses import create_loss
 from reglab.models import create_model
 from reglab.models.folding import folded
-from reglab.optim import Optimizer
+from reglab.training.optim import Optimizer
 from reglab.progress import Silent
 from reglab.recipe import NoScheduleConfig, load_recipe
-from reglab.schedules import Schedule
-from reglab.train import Learner, train_epoch
+from reglab.training.schedules import Schedule
+from reglab.training.run import Learner, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_RECIPE = [

@@ -21,14 +21,14 @@ import torch
 from reglab import data as sources
 from reglab.augment import BatchOps, EpochPlan, EpochPlanner
 from reglab.device import autocast, pick_device
-from reglab.losses import create_loss
+from reglab.training.losses import create_loss
 from reglab.models import create_model
-from reglab.optim import Optimizer
+from reglab.training.optim import Optimizer
 from reglab.progress import Silent
 from reglab.recipe import AugmentConfig, NoScheduleConfig, load_recipe
-from reglab.schedules import Schedule
+from reglab.training.schedules import Schedule
 from reglab.data.dataset import Samples
-from reglab.train import Learner, train_epoch
+from reglab.training.run import Learner, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 

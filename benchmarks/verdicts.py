@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from reglab.stats import compare_family, sequential_seeds
+from reglab.experiments.stats import compare_family, sequential_seeds
 
 SD = math.sqrt(2)
 

@@ -9,7 +9,7 @@ import torch
 from reglab.augment import BatchContext, BatchOps
 from reglab.augment.acoustics import Geometry, compress, pitch_shift, reverberate, room_tails
 from reglab.errors import UserError
-from reglab.frontend import LogMel
+from reglab.data.frontend import LogMel
 from reglab.recipe import AugmentConfig, DataConfig, FrontendConfig
 
 RATE, HOP = 16000, 256

@@ -15,9 +15,9 @@ from reglab.augment.spectrogram import SpecAugment, band_masks, random_time_shif
 from reglab.data.audio import read_audio, windows
 from reglab.data.feature_cache import FeatureCache
 from reglab.data.irmas import label_from_name, list_testing, list_training
-from reglab.decisions import aggregate_windows, best_view, tune_thresholds
+from reglab.inference.decisions import aggregate_windows, best_view, tune_thresholds
 from reglab.errors import UserError
-from reglab.frontend import LogMel, mel_filterbank
+from reglab.data.frontend import LogMel, mel_filterbank
 from reglab.recipe import DataConfig, FrontendConfig, MixturesConfig, SpecAugmentConfig
 
 from .conftest import SHARED_DATA

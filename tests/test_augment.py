@@ -11,9 +11,9 @@ from reglab.augment.mix import Mix, per_class_probability
 from reglab.augment.multicrop import MinorityCrop, MinorityViews
 from reglab.augment.sampling import epoch_order
 from reglab.errors import UserError
-from reglab.evaluate import TrainedRun
+from reglab.inference.evaluate import TrainedRun
 from reglab.recipe import AugmentConfig, MixConfig, MulticropConfig, load_recipe
-from reglab.train import train
+from reglab.training.run import train
 
 
 def constant_batch(n=8, size=16):

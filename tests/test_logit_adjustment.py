@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from reglab.logit_adjustment import adjust, balanced_log_loss, fit_tau, log_prior
+from reglab.inference.logit_adjustment import adjust, balanced_log_loss, fit_tau, log_prior
 
 from .test_cli import image_folder_recipe, run_cli, write_recipe
 

@@ -1,9 +1,9 @@
 import torch
 import torch.nn.functional as F
 
-from reglab.losses import SigmoidLoss, SoftmaxLoss, class_weights
+from reglab.training.losses import SigmoidLoss, SoftmaxLoss, class_weights
 from reglab.recipe import section
-from reglab.losses import create_loss
+from reglab.training.losses import create_loss
 
 
 def batch(n=16, c=5, seed=0):

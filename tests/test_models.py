@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from reglab.inference import predict_logits
+from reglab.inference.predictor import predict_logits
 from reglab.models import MODELS, create_model
 from reglab.models.folding import folded
 from reglab.recipe import section

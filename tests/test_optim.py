@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from reglab.optim import Optimizer, penalized_parameters
+from reglab.training.optim import Optimizer, penalized_parameters
 from reglab.recipe import section
 
 

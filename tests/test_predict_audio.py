@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from reglab.cli import main
-from reglab.recordings import stream_views, stream_windows
+from reglab.inference.recordings import stream_views, stream_windows
 
 from .conftest import SHARED_DATA
 
@@ -89,7 +89,7 @@ def test_two_instruments_are_found_each_in_its_own_half(audio_run, tmp_path, cap
 
 def test_a_recording_of_many_window_batches_is_scored_by_one_folded_copy_of_the_model(audio_run, tmp_path, folded_copies):
     """Batch norms are folded once when the run is loaded, not again for every 64 windows."""
-    from reglab.recordings import WINDOW_BATCH, predict_recordings
+    from reglab.inference.recordings import WINDOW_BATCH, predict_recordings
 
     soundfile.write(tmp_path / "long.wav", np.tile(clip("flu"), 60)[: 16000 * 150], 16000)
     (result,) = predict_recordings(audio_run, [str(tmp_path / "long.wav")], tmp_path / "p.csv")

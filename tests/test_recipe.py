@@ -148,7 +148,7 @@ def test_every_example_recipe_loads(path):
     import yaml
 
     from reglab.recipe import load_study_recipe
-    from reglab.search_space import load_sweep_recipe
+    from reglab.experiments.search_space import load_sweep_recipe
 
     tree = yaml.safe_load(path.read_text())
     if "study" in tree:

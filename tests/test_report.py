@@ -79,7 +79,7 @@ def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsy
     html = (tmp_path / "s" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5  # val loss, train loss, metric, gap, forest
     assert "undecided with 2 seeds" in html and "p (Holm)" in html and "baseline" in html
-    from reglab.study import Study
+    from reglab.experiments.study import Study
 
     values = [row["value"] for row in Study(tmp_path / "s").results() if row["arm"] == "plain"]
     assert f"{np.mean(values):.4f}" in html
@@ -102,7 +102,7 @@ search:
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
     """A finished 8-trial sweep with pruned runs, and its report."""
-    from reglab.sweep import Sweep
+    from reglab.experiments.sweep import Sweep
 
     tmp = tmp_path_factory.mktemp("sweep")
     (tmp / "sweep.yaml").write_text(SWEEP)
@@ -113,7 +113,7 @@ def sweep_dir(tmp_path_factory):
 
 
 def test_a_sweep_report_has_the_ranking_importances_slices_and_curves(sweep_dir):
-    from reglab.sweep import Sweep
+    from reglab.experiments.sweep import Sweep
 
     html, sweep = (sweep_dir / "report.html").read_text(), Sweep(sweep_dir)
     importances = bool(sweep.importances())  # needs 5 runs that trained to the end

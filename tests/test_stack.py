@@ -1,4 +1,4 @@
-"""k seeds trained as one vectorized network (``reglab.stack``): each member ends where its own
+"""k seeds trained as one vectorized network (``reglab.training.stack``): each member ends where its own
 run ends, and nothing couples the members."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from reglab.recipe import load_recipe
-from reglab.stack import train_stack
-from reglab.train import train
+from reglab.training.stack import train_stack
+from reglab.training.run import train
 
 from .conftest import write_png
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from reglab.stats import (
+from reglab.experiments.stats import (
     bootstrap_interval,
     compare_family,
     equivalence_p,

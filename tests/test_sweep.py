@@ -14,13 +14,13 @@ import yaml
 from optuna.trial import TrialState
 
 from reglab.cli import main
-from reglab.engine import POINT
+from reglab.experiments.engine import POINT
 from reglab.recipe import load_recipe
 from reglab.report import build_report
 from reglab.rundir import RunDir
-from reglab.study import Study, run_value
-from reglab.sweep import Sweep
-from reglab.train import train
+from reglab.experiments.study import Study, run_value
+from reglab.experiments.sweep import Sweep
+from reglab.training.run import train
 
 from .conftest import SHARED_DATA
 

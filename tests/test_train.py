@@ -5,8 +5,8 @@ import torch
 
 from reglab.models import create_model
 from reglab.recipe import load_recipe
-from reglab.train import train
-from reglab.weight_average import WeightAverage
+from reglab.training.run import train
+from reglab.training.weight_average import WeightAverage
 
 
 def digits_recipe(*overrides):
@@ -177,7 +177,7 @@ def test_compile_and_a_stack_of_seeds_do_not_combine():
 
 
 def test_predictions_run_in_inference_mode_batch_by_batch_and_equal_one_pass():
-    from reglab.inference import predict_logits
+    from reglab.inference.predictor import predict_logits
 
     torch.manual_seed(0)
     model = create_model(load_recipe(None, ["model={name: resnet18, width: 0.125}"]).model, (3, 16, 16), 5)

@@ -66,7 +66,7 @@ def write_json_output(path, payload: dict) -> None:
 
 def cmd_train(args) -> None:
     from .recipe import load_recipe
-    from .train import train
+    from .training.run import train
 
     recipe = load_recipe(args.recipe, with_device(args))
     if recipe.train.parallel_seeds > 1:
@@ -96,7 +96,7 @@ def cmd_report(args) -> None:
 
 def cmd_demo(args) -> None:
     from .recipe import load_recipe
-    from .train import train
+    from .training.run import train
 
     with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
         recipe = load_recipe(path, with_device(args))
@@ -124,7 +124,7 @@ def print_metrics(title: str, result: dict) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate_run
+    from .inference.evaluate import evaluate_run
 
     if args.top_k is not None and args.top_k < 1:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
@@ -142,7 +142,7 @@ def cmd_predict(args) -> None:
     if args.audio:
         predict_audio(args)
         return
-    from .evaluate import predict_folder
+    from .inference.evaluate import predict_folder
 
     count, scores = predict_folder(args.run, args.images, args.out, args.labels, args.device, args.probabilities, args.top_k or 0)
     if args.json:
@@ -153,7 +153,7 @@ def cmd_predict(args) -> None:
 
 
 def predict_audio(args) -> None:
-    from .recordings import predict_recordings
+    from .inference.recordings import predict_recordings
 
     files = predict_recordings(args.run, args.audio, args.out, args.windows, args.device)
     for row in files:
@@ -196,7 +196,7 @@ def cmd_inspect(args) -> None:
 
 
 def show_study(study, json_path=None, quiet=False) -> None:
-    from .compare import arm_rows, print_table
+    from .experiments.table import arm_rows, print_table
 
     records = study.records()  # one read of the storage
     results, total = study.results(records), len(study.planned(records))
@@ -212,7 +212,7 @@ def show_study(study, json_path=None, quiet=False) -> None:
 
 
 def cmd_study(args) -> None:
-    from .study import Study
+    from .experiments.study import Study
 
     if args.recipe == "show":
         if len(args.overrides) != 1:
@@ -241,8 +241,8 @@ def run_study(study, args) -> None:
 
 
 def show_sweep(sweep, json_path=None, quiet=False, top: int = 10) -> None:
-    from .compare import print_ranking
-    from .sweep import MIN_FOR_IMPORTANCE
+    from .experiments.table import print_ranking
+    from .experiments.sweep import MIN_FOR_IMPORTANCE
 
     rows, importances = sweep.results(), sweep.importances()
     best = sweep.write_best(rows)
@@ -265,7 +265,7 @@ def show_sweep(sweep, json_path=None, quiet=False, top: int = 10) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .sweep import Sweep
+    from .experiments.sweep import Sweep
 
     if args.recipe in ("show", "confirm"):
         if len(args.overrides) != 1:
@@ -294,7 +294,7 @@ def cmd_sweep(args) -> None:
 
 
 def confirm_sweep(sweep, args) -> None:
-    from .study import Study
+    from .experiments.study import Study
 
     out = args.out or sweep.directory / "confirm"
     path, arms = sweep.confirmation(3 if args.top is None else args.top, args.seeds, args.baseline, out)
@@ -309,7 +309,7 @@ def confirm_sweep(sweep, args) -> None:
 def cmd_worker(args) -> None:
     import torch
 
-    from .sweep import open_directory
+    from .experiments.sweep import open_directory
 
     if args.threads:
         torch.set_num_threads(args.threads)

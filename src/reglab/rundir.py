@@ -37,6 +37,18 @@ def write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def write_csv(path: Path, header: list[str], rows) -> None:
+    """A CSV file written atomically (``write_atomic``): the header, then ``rows``."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    write_atomic(path, write)
+
+
 PLAN_OWNED = {"runs", "best.yaml", "confirm.yaml", "confirm", "report.html", "report.md", "report_files"}  # a study's or sweep's own
 
 
@@ -162,15 +174,9 @@ class RunDir:
             predicted = [";".join(names[row]) for row in probs >= np.asarray(threshold)]
             truth = None if y_true is None else [";".join(names[row.astype(bool)]) for row in y_true]
 
-        def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                header = ["id"] + (["label"] if truth is not None else []) + ["predicted"]
-                writer.writerow(header + [f"p_{c}" for c in classes])
-                for i, sample in enumerate(ids):
-                    writer.writerow([sample, *([truth[i]] if truth else []), predicted[i], *(f"{p:.6g}" for p in probs[i])])
-
-        write_atomic(self.path / name, write)
+        header = ["id"] + (["label"] if truth is not None else []) + ["predicted", *(f"p_{c}" for c in classes)]
+        rows = ([sample, *([truth[i]] if truth else []), predicted[i], *(f"{p:.6g}" for p in probs[i])] for i, sample in enumerate(ids))
+        write_csv(self.path / name, header, rows)
 
     def keep_history(self, epochs: int) -> list[dict]:
         """Cut the history back to its first ``epochs`` rows (what a resumed run continues from)."""

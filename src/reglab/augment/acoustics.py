@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..frontend import hz_to_mel, mel_to_hz
+from ..data.frontend import hz_to_mel, mel_to_hz
 
 DECAY_60_DB = math.log(1e6)  # a power decay of 60 dB, in nepers of power
 
@@ -33,7 +33,7 @@ class Geometry:
     @classmethod
     def of(cls, key: str, context) -> "Geometry":
         data = context.data
-        if data is None or data.source != "irmas":
+        if data is None or not data.is_audio:
             raise UserError(f"augment.{key}: acts on log-mel features; it needs an audio data source (data.source: irmas)")
         frontend, (_, n_rows, n_frames) = data.frontend, context.input_shape
         low, high = hz_to_mel(torch.tensor(frontend.fmin)), hz_to_mel(torch.tensor(frontend.fmax or data.sample_rate / 2))

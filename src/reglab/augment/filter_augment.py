@@ -6,9 +6,9 @@ trained this way relies less on the colouring of one recording chain or sound ba
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..data.frontend import DB_TO_LOG_POWER
 
 
 def equalizer_curves(batch: int, n_freq: int, bands: int, max_db: float, device) -> torch.Tensor:
@@ -31,4 +31,4 @@ class FilterAugment:
         c, (batch, _, n_freq, _) = self.config, x.shape
         chosen = (torch.rand(batch, 1, device=x.device) < c.p).float()
         curves = equalizer_curves(batch, n_freq, c.bands, c.db, x.device) * chosen
-        return x + (curves * (math.log(10.0) / 10.0)).view(batch, 1, n_freq, 1), targets
+        return x + (curves * DB_TO_LOG_POWER).view(batch, 1, n_freq, 1), targets

@@ -3,9 +3,9 @@ frequency and time masks (Park et al. 2019), a random gain, and a random circula
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..data.frontend import DB_TO_LOG_POWER
 
 
 def band_masks(batch: int, size: int, count: int, max_width: int, device) -> torch.Tensor:
@@ -38,7 +38,7 @@ class SpecAugment:
 def random_gain(x: torch.Tensor, max_db: float) -> torch.Tensor:
     """Adds a gain of U(−max_db, max_db) dB to log-power features (a constant in the log domain)."""
     gain_db = (torch.rand(len(x), 1, 1, 1, device=x.device) * 2 - 1) * max_db
-    return x + gain_db * (math.log(10.0) / 10.0)
+    return x + gain_db * DB_TO_LOG_POWER
 
 
 class RandomGain:

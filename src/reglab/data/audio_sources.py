@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..frontend import LogMel
+from .frontend import LogMel
 from .audio import fit_length, read_audio, windows
 from .dataset import Excerpts, Samples
 from .feature_cache import FeatureCache, cache_key

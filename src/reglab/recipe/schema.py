@@ -40,6 +40,11 @@ class DataConfig(Section):
     frontend: FrontendConfig = FrontendConfig()
     cache_dir: Optional[str] = Field(".reglab-cache", description="audio feature cache (null: off)")
 
+    @property
+    def is_audio(self) -> bool:
+        """Recordings (log-mel features), not images."""
+        return self.source in ("irmas", "irmas_test")
+
     @model_validator(mode="after")
     def _path_needed(self):
         if self.source != "digits" and not self.path:
@@ -264,6 +269,16 @@ class Recipe(Section):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @property
+    def polyphonic(self) -> bool:
+        """Judged on mixtures: trained on them, or with thresholds tuned on them."""
+        return self.augment.mixtures is not None or self.evaluate.threshold == "tuned"
+
+    @property
+    def multilabel(self) -> bool:
+        """Predicts every class present (per-class sigmoid scores against thresholds), not one class."""
+        return self.loss.name == "bce" or self.polyphonic
 
     def to_dict(self) -> dict:
         """The recipe as plain data, each section's ``name`` (what picks its schema) first."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-from ..compare import arm_rows, explanation, metric_label, table
+from ..experiments.table import arm_rows, explanation, metric_label, table
 from ..rundir import RunDir
-from ..study import Study
+from ..experiments.study import Study
 from . import figures
 from .page import Figure, Section
 

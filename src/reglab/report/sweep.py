@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..compare import arm_rows, metric_label
+from ..experiments.table import arm_rows, metric_label
 from ..rundir import RunDir
-from ..study import Study
-from ..sweep import Sweep
+from ..experiments.study import Study
+from ..experiments.sweep import Sweep
 from . import figures
 from .page import Figure, Section
 

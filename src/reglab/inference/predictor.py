@@ -6,6 +6,14 @@ import torch
 import torch.nn.functional as F
 
 
+SIGMOID_LOSSES = {"ovr_bce", "bce"}  # losses whose scores are per-class sigmoids
+
+
+def probabilities(logits: torch.Tensor, loss_name: str) -> torch.Tensor:
+    """Class probabilities as the loss models them: sigmoid for BCE losses, softmax otherwise."""
+    return torch.sigmoid(logits.float()) if loss_name in SIGMOID_LOSSES else F.softmax(logits.float(), dim=1)
+
+
 def targets_for(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Soft targets ``[B, C]``: one-hot for class indices, unchanged for multi-hot rows."""
     return F.one_hot(y, n_classes).float() if y.dim() == 1 else y.float()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .metrics import resolve_mode
+from ..metrics import resolve_mode
 
 
 class EarlyStopping:

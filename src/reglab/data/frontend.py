@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 
 
+DB_TO_LOG_POWER = math.log(10.0) / 10.0  # one decibel of power in the features' natural-log units
+
+
 def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
     f_sp, min_log_hz = 200.0 / 3, 1000.0

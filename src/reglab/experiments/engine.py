@@ -49,12 +49,12 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from .errors import UserError, first_line
-from .progress import Silent
-from .recipe import Recipe
-from .rundir import STATE, RunDir, write_atomic
-from .stack import train_stack
-from .train import RunResult, train
+from ..errors import UserError, first_line
+from ..progress import Silent
+from ..recipe import Recipe
+from ..rundir import STATE, RunDir, write_atomic
+from ..training.stack import train_stack
+from ..training.run import RunResult, train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -16,11 +16,11 @@ import numpy as np
 import optuna
 
 from .engine import Engine
-from .errors import UserError
-from .metrics import EPOCH_METRICS, MIXTURE_METRICS
-from .recipe import Recipe, load_study_recipe
+from ..errors import UserError
+from ..metrics import EPOCH_METRICS, MIXTURE_METRICS
+from ..recipe import Recipe, load_study_recipe
 from .stats import sequential_seeds
-from .train import RunResult, is_polyphonic
+from ..training.run import RunResult
 
 class Study(Engine):
     kind, home = "study", "studies"
@@ -31,7 +31,7 @@ class Study(Engine):
     def load(cls, path, overrides=(), saved: bool = False):
         recipe, arms = load_study_recipe(path, overrides, saved)
         for key in recipe.study.also:
-            if key in MIXTURE_METRICS and not all(is_polyphonic(arm) for arm in arms.values()):
+            if key in MIXTURE_METRICS and not all(arm.polyphonic for arm in arms.values()):
                 raise UserError(f"{path}: study.also: {key} is measured only where validation mixtures are scored "
                                 "(augment.mixtures or evaluate.threshold: tuned)")  # fmt: skip
         return recipe

@@ -7,7 +7,6 @@ run's aggregation per file, and its thresholds."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,11 +16,13 @@ import soundfile
 import soxr
 import torch
 
-from .data.audio import decoder_notes_silenced, is_audio
-from .data.audio_sources import log_mel
+from ..data.audio import decoder_notes_silenced, is_audio
+from ..data.audio_sources import log_mel
+from ..errors import UserError
+from ..rundir import check_output, write_csv
 from .decisions import aggregate_windows
-from .errors import UserError
-from .rundir import check_output, write_atomic
+from .files import write_window_csv
+from .trained_run import TrainedRun
 
 BLOCK_SECONDS = 30.0  # audio decoded at a time
 WINDOW_BATCH = 64  # windows scored at a time
@@ -131,12 +132,10 @@ def predict_recordings(run_path, paths: list[str], out, with_windows: bool = Fal
     probability per class, the instruments decided present) and, ``with_windows``,
     ``windows.csv`` beside it (file, start and end seconds, one probability per class). Returns
     per file: path, windows scored, probability per class and the instruments present."""
-    from .evaluate import TrainedRun
-
     out = check_output(out, "--out")
     windows_out = check_output(out.with_name("windows.csv"), "--windows") if with_windows else None
     trained = TrainedRun(run_path, device)
-    if trained.recipe.data.source != "irmas":
+    if not trained.recipe.data.is_audio:
         raise UserError(f"{run_path}: not an audio run (data.source {trained.recipe.data.source}); predict its images with --images")
     files = audio_files(paths)
     thresholds = np.broadcast_to(trained.thresholds(), (len(trained.classes),))
@@ -145,34 +144,10 @@ def predict_recordings(run_path, paths: list[str], out, with_windows: bool = Fal
                 "probabilities": dict(zip(trained.classes, result.probabilities.tolist())),
                 "present": [name for name, p, t in zip(trained.classes, result.probabilities, thresholds) if p >= t]}
                for result in scored]  # fmt: skip
-    header = [f"p_{name}" for name in trained.classes]
-
-    def write_files(tmp: Path) -> None:
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", *header, "present"])
-            for row in summary:
-                writer.writerow([row["path"], *(f"{p:.6g}" for p in row["probabilities"].values()), ";".join(row["present"])])
-
-    write_atomic(out, write_files)
+    header = ["path", *(f"p_{name}" for name in trained.classes), "present"]
+    write_csv(out, header, ([row["path"], *(f"{p:.6g}" for p in row["probabilities"].values()), ";".join(row["present"])] for row in summary))
     if windows_out is not None:
         window_config = trained.recipe.data
         write_window_csv(windows_out, [(str(r.path), r.windows) for r in scored], trained.classes,
                          window_config.clip_seconds, window_config.window_hop_seconds, "path")  # fmt: skip
     return summary
-
-
-def write_window_csv(path: Path, recordings: list[tuple[str, np.ndarray]], classes: list[str], window_seconds: float,
-                     hop_seconds: float, key: str = "id") -> None:
-    """One row per window: the recording (``key`` column), start and end seconds, one probability per class."""
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([key, "start", "end", *(f"p_{name}" for name in classes)])
-            for name, windows in recordings:
-                for k, probs in enumerate(windows):
-                    start = k * hop_seconds
-                    writer.writerow([name, f"{start:.3f}", f"{start + window_seconds:.3f}", *(f"{p:.6g}" for p in probs)])
-
-    write_atomic(path, write)

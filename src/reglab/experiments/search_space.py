@@ -42,8 +42,8 @@ from typing import Any, Optional
 
 import optuna
 
-from .errors import UserError
-from .recipe import SweepRecipe, load_plan, with_overrides
+from ..errors import UserError
+from ..recipe import SweepRecipe, load_plan, with_overrides
 
 KINDS = ("choice", "uniform", "loguniform", "int")
 SCALAR = (str, int, float, bool, type(None))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import resolve_mode
+from ..metrics import resolve_mode
 
 
 class Schedule:

@@ -23,14 +23,14 @@ from typing import Callable, Optional
 import optuna
 import yaml
 
-from .compare import metric_label
+from .table import metric_label
 from .engine import Engine
-from .errors import UserError
-from .recipe import Recipe, with_overrides
-from .rundir import write_atomic
+from ..errors import UserError
+from ..recipe import Recipe, with_overrides
+from ..rundir import write_atomic
 from .search_space import load_sweep_recipe, run_name
 from .study import Study, nan_reason, run_summary, run_value
-from .train import RunResult
+from ..training.run import RunResult
 
 MIN_FOR_IMPORTANCE = 5  # completed runs below which importances are noise
 FINISHED, PRUNED, OTHER = 0, 1, 2  # ranking groups: runs that trained to the end, pruned ones, diverged or valueless ones

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import logit_adjustment, metrics
+from . import logit_adjustment
+from .. import metrics
 from .decisions import ValidationMixtures
 
 

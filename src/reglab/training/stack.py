@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 from torch.func import functional_call, vmap
 
-from .augment import EpochPlan
-from . import data as data_sources
-from .device import pick_device
-from .inference import targets_for
-from .progress import Silent
-from .recipe import Recipe
-from .train import REFRESH_EVERY, RunResult, Split, Trainee, batches_in, random_state, set_random_state
+from ..augment import EpochPlan
+from .. import data as data_sources
+from ..device import pick_device
+from ..inference.predictor import targets_for
+from ..progress import Silent
+from ..recipe import Recipe
+from .run import REFRESH_EVERY, RunResult, Split, Trainee, batches_in, random_state, set_random_state
 
 
 # vmap runs a few ops (an adaptive pooling's in-place view) member by member, correctly; it says so once per process

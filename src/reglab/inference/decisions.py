@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import metrics
-from .augment.mixtures import validation_mixtures
+from .. import metrics
+from ..data.mixing import validation_mixtures
 
 CANDIDATES = np.round(np.linspace(0.02, 0.98, 49), 4)
 

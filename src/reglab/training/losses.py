@@ -22,11 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
-from .logit_adjustment import log_prior
-
-SIGMOID_LOSSES = {"ovr_bce", "bce"}
-
+from ..errors import UserError
+from ..inference.logit_adjustment import log_prior
+from ..inference.predictor import SIGMOID_LOSSES
 
 def class_weights(spec, counts: torch.Tensor, beta: float = 0.999) -> Optional[torch.Tensor]:
     """``none``; ``inverse_frequency``, n / (C·n_c) (scikit-learn's "balanced"); ``effective_number``,
@@ -94,8 +92,3 @@ def create_loss(config, counts: torch.Tensor) -> nn.Module:
         shift = config.logit_adjustment * torch.from_numpy(log_prior(counts.cpu().numpy())).float()
     alpha, gamma = (config.alpha, config.gamma) if config.name == "focal" else (1.0, 0.0)
     return SoftmaxLoss(weight, config.label_smoothing, alpha, gamma, shift)
-
-
-def probabilities(logits: torch.Tensor, loss_name: str) -> torch.Tensor:
-    """Class probabilities as the loss models them: sigmoid for BCE losses, softmax otherwise."""
-    return torch.sigmoid(logits.float()) if loss_name in SIGMOID_LOSSES else F.softmax(logits.float(), dim=1)

@@ -16,25 +16,25 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from . import data as data_sources
-from .data.dataset import Samples
-from .data.memory import require
-from .data.split import stratified_split
-from . import metrics
-from .augment import BatchOps, EpochPlan, EpochPlanner
+from .. import data as data_sources
+from ..data.dataset import Samples
+from ..data.memory import require
+from ..data.split import stratified_split
+from .. import metrics
+from ..augment import BatchOps, EpochPlan, EpochPlanner
 from .callbacks import EarlyStopping
-from .calibration import fit_logit_adjustment, tune_thresholds
-from .decisions import ValidationMixtures
-from .device import autocast, compiled, pick_device, seed_everything
-from .errors import UserError, first_line
-from .inference import predict_logits, targets_for
-from .losses import SIGMOID_LOSSES, create_loss, probabilities
-from .models import check_input_size, create_model
-from .models.folding import folded
+from ..inference.calibration import fit_logit_adjustment, tune_thresholds
+from ..inference.decisions import ValidationMixtures
+from ..device import autocast, compiled, pick_device, seed_everything
+from ..errors import UserError, first_line
+from ..inference.predictor import SIGMOID_LOSSES, predict_logits, probabilities, targets_for
+from .losses import create_loss
+from ..models import check_input_size, create_model
+from ..models.folding import folded
 from .optim import Optimizer
-from .progress import Silent
-from .recipe import Recipe
-from .rundir import RunDir
+from ..progress import Silent
+from ..recipe import Recipe
+from ..rundir import RunDir
 from .schedules import Schedule
 from .weight_average import WeightAverage
 
@@ -162,11 +162,6 @@ def predictor(model, recipe: Recipe, amp):
     return predict
 
 
-def is_polyphonic(recipe: Recipe) -> bool:
-    """Judged on mixtures: trained on them, or with thresholds tuned on them."""
-    return recipe.augment.mixtures is not None or recipe.evaluate.threshold == "tuned"
-
-
 def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary, mix_summary) -> dict:
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss}
     row.update({f"val_{k}": v for k, v in val_summary.items()})
@@ -194,13 +189,13 @@ def check_trainable(recipe: Recipe, data: Samples) -> None:
     """Refuse, before anything trains, data and settings that cannot make sense together."""
     if len(data.classes) < 2:
         raise UserError(f"{recipe.data.path or recipe.data.source}: {len(data.classes)} class found; a classifier needs at least 2")
-    multilabel = data.multilabel or is_polyphonic(recipe)
+    multilabel = data.multilabel or recipe.polyphonic
     if multilabel and recipe.loss.name not in SIGMOID_LOSSES:
         raise UserError(f"loss.name: {recipe.loss.name} is a softmax loss, but this recipe is multi-label "
                         "(multi-hot data, augment.mixtures or evaluate.threshold: tuned); use bce")  # fmt: skip
     monitors = {"train.early_stopping.monitor": recipe.train.early_stopping.monitor, "schedule.monitor": getattr(recipe.schedule, "monitor", "")}
     for key, monitor in monitors.items():
-        if monitor.startswith("val_mix_") and not is_polyphonic(recipe):
+        if monitor.startswith("val_mix_") and not recipe.polyphonic:
             raise UserError(f"{key}: {monitor} scores validation mixtures, which this recipe has none of "
                             "(set augment.mixtures or evaluate.threshold: tuned)")  # fmt: skip
     if recipe.evaluate.logit_adjustment is not None and (multilabel or recipe.loss.name in SIGMOID_LOSSES):
@@ -237,7 +232,7 @@ class Split:
         check_trainable(recipe, full)
         train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
         x_val, y_val = val_set.x.to(device), val_set.y.to(device)
-        mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(full.classes)), recipe.evaluate) if is_polyphonic(recipe) else None
+        mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(full.classes)), recipe.evaluate) if recipe.polyphonic else None
         train_data = Samples(train_set.x.to(device), train_set.y.to(device), full.classes, train_set.ids)
         return cls(train_set, val_set, train_data, x_val, y_val, mixtures)
 
