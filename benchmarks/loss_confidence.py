@@ -18,7 +18,7 @@ import csv
 import numpy as np
 
 from reglab.data.folders import read_label_csv
-from reglab.inference.evaluate import TrainedRun
+from reglab.inference.trained_run import TrainedRun
 from reglab.experiments.sweep import FINISHED, Sweep
 
 

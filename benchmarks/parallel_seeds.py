@@ -7,7 +7,7 @@ one independent run, in one process.
 ``linear``: the linear classifier on the built-in digits; ``alexnet_like``: the ablation's model
 and data (``examples/ablation.yaml``, typefaces at 64x64); ``resnet18``: the long-tail recipe's
 (``examples/longtail.yaml``). For each k: ``--batches`` training steps of a k-member stack
-(``stack.stacked_epoch``) and of one independent run (``train.train_epoch``) on the same batches,
+(``stack.stacked_step`` in ``epoch.run_epoch``) and of one independent run (``epoch.one_run``) on the same batches,
 alternated, the median of ``--repeats``; the figure is stack time / k / independent time (1: no
 gain; 1/k: the stack costs what one run does). Validation runs per member and is not timed.
 
@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 
 from reglab.augment import EpochPlan
-from reglab.progress import Silent
 from reglab.recipe import Recipe, StudyRecipe, load_plan, load_recipe, with_overrides
-from reglab.training.stack import MASK_ORDER, stacked_epoch, train_stack
-from reglab.training.run import Split, Trainee, random_state, train, train_epoch
+from reglab.training.epoch import one_run, random_state, run_epoch
+from reglab.training.run import Trainee, train
+from reglab.training.split import Split
+from reglab.training.stack import MASK_ORDER, StackedModel, own_stream, stacked_step, train_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,11 +72,12 @@ def measure(name: str, ks: list[int], batches: int, repeats: int, folder: Path) 
     masks = [random_state(MASK_ORDER)]
     timings: dict[str, list[float]] = {"single": [], **{k: [] for k in ks}}
     for repeat in range(repeats + 1):  # the first round warms up
-        time_single = seconds(lambda: train_epoch(single.learner, split.train_data, single_plan, single.augment, batch, Silent()))
+        time_single = seconds(lambda: run_epoch([single.member], [single_plan], batch, one_run(single.learner)))
         if repeat:
             timings["single"].append(time_single)
         for k, (trainees, plans, streams) in stacks.items():
-            time_stack = seconds(lambda: stacked_epoch(trainees, plans, streams, masks))
+            step = stacked_step(trainees, StackedModel([t.learner.model for t in trainees]), masks)
+            time_stack = seconds(lambda: run_epoch([t.member for t in trainees], plans, batch, step, lambda j: own_stream(streams, j, trainees[j].generator)))
             if repeat:
                 timings[k].append(time_stack)
     alone = statistics.median(timings["single"])

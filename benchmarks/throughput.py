@@ -6,7 +6,7 @@
 For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
 ``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
 batch size: whole training epochs of reglab's loop (tensors in memory, batch-wise augmentation,
-``train.train_epoch``) and of an idiomatic loop written out here (a ``Dataset`` of PIL images or
+``training.epoch.run_epoch``) and of an idiomatic loop written out here (a ``Dataset`` of PIL images or
 numpy features with per-sample transforms, ``DataLoader(num_workers=--workers)``), with the same
 model, AdamW, loss, batch size and threads, alternated after a warm-up epoch each; the median of
 ``--repeats`` epochs. Then evaluation (no gradients) over the same data: reglab's
@@ -61,7 +61,8 @@ from reglab.training.optim import Optimizer
 from reglab.progress import Silent
 from reglab.recipe import NoScheduleConfig, load_recipe
 from reglab.training.schedules import Schedule
-from reglab.training.run import Learner, train_epoch
+from reglab.training.epoch import Member, one_run, run_epoch
+from reglab.training.learner import Learner
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_RECIPE = [
@@ -224,7 +225,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
 
     def reglab_epoch(learner) -> int:
         plan = planner.epoch(data.y, generator)
-        train_epoch(learner, on_device, plan, ops, batch, Silent())
+        run_epoch([Member(on_device, ops, learner, Silent())], [plan], batch, one_run(learner))
         return len(plan.order)
 
     def reference_epoch() -> int:

@@ -28,7 +28,8 @@ from reglab.progress import Silent
 from reglab.recipe import AugmentConfig, NoScheduleConfig, load_recipe
 from reglab.training.schedules import Schedule
 from reglab.data.dataset import Samples
-from reglab.training.run import Learner, train_epoch
+from reglab.training.epoch import Member, one_run, run_epoch
+from reglab.training.learner import Learner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +77,7 @@ def main() -> None:
             whole = planner.epoch(data.y, generator)
             plan = EpochPlan(whole.order[: batch * args.batches], whole.is_extra[: batch * args.batches])
             started = time.perf_counter()
-            train_epoch(learner, on_device, plan, augment, batch, Silent())
+            run_epoch([Member(on_device, augment, learner, Silent())], [plan], batch, one_run(learner))
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if round_:

@@ -11,7 +11,7 @@ from reglab.augment.mix import Mix, per_class_probability
 from reglab.augment.multicrop import MinorityCrop, MinorityViews
 from reglab.augment.sampling import epoch_order
 from reglab.errors import UserError
-from reglab.inference.evaluate import TrainedRun
+from reglab.inference.trained_run import TrainedRun
 from reglab.recipe import AugmentConfig, MixConfig, MulticropConfig, load_recipe
 from reglab.training.run import train
 

@@ -26,7 +26,8 @@ train: {epochs: 5, batch_size: 64, seed: 1, ema_decay: 0.9, early_stopping: {pat
 KILLER = """
 import os, signal, sys
 import torch
-from reglab import cli, train
+from reglab import cli
+from reglab.training import learner
 from reglab.augment import EpochPlanner
 
 moment, recipe, out = sys.argv[1:4]
@@ -38,8 +39,8 @@ def die_on(count):
         os.kill(os.getpid(), signal.SIGKILL)
 
 if moment == "mid_epoch":  # the 30th optimizer step: inside epoch 2 (23 steps an epoch)
-    step = train.Learner.step
-    train.Learner.step = lambda self, *a: (die_on(30), step(self, *a))[1]
+    step = learner.Learner.step
+    learner.Learner.step = lambda self, *a: (die_on(30), step(self, *a))[1]
 elif moment == "between_epochs":  # epochs 1 and 2 recorded, epoch 3 not begun
     plan = EpochPlanner.epoch
     EpochPlanner.epoch = lambda self, *a: (die_on(3), plan(self, *a))[1]

@@ -12,7 +12,7 @@ from .. import metrics
 from .decisions import ValidationMixtures
 
 
-def tune_thresholds(run, predict, mixtures: ValidationMixtures, classes: list[str]) -> dict:
+def fit_thresholds(run, predict, mixtures: ValidationMixtures, classes: list[str]) -> dict:
     """Per-class thresholds tuned on validation mixtures, saved as ``thresholds.json``; returns
     the mixtures' metrics at those thresholds."""
     thresholds, scores = mixtures.score(predict)

@@ -1,9 +1,6 @@
-"""The training loop: recipe in, run directory out.
-
-Data sits on the device as uint8 tensors; every batch is an index into them and is augmented as a
-whole (airbench-style, no DataLoader, no per-sample Python). Loss and accuracy are summed on the device and read once per
-epoch; the live loss in the progress bar costs one read every ``REFRESH_EVERY`` steps.
-"""
+"""One run: recipe in, run directory out. ``Trainee`` is a run's state around its epochs (start or
+resume, validation, checkpoints, early stopping, the final metrics); the steps of an epoch are
+``epoch.run_epoch``'s, the same for one run and for a stack (``stack.py``)."""
 
 from __future__ import annotations
 
@@ -16,30 +13,25 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .. import data as data_sources
-from ..data.dataset import Samples
-from ..data.memory import require
-from ..data.split import stratified_split
 from .. import metrics
 from ..augment import BatchOps, EpochPlan, EpochPlanner
-from .callbacks import EarlyStopping
-from ..inference.calibration import fit_logit_adjustment, tune_thresholds
-from ..inference.decisions import ValidationMixtures
 from ..device import autocast, compiled, pick_device, seed_everything
 from ..errors import UserError, first_line
-from ..inference.predictor import SIGMOID_LOSSES, predict_logits, probabilities, targets_for
-from .losses import create_loss
+from ..inference.calibration import fit_logit_adjustment, fit_thresholds
+from ..inference.predictor import predict_logits, probabilities, targets_for
 from ..models import check_input_size, create_model
 from ..models.folding import folded
-from .optim import Optimizer
 from ..progress import Silent
 from ..recipe import Recipe
 from ..rundir import RunDir
+from .callbacks import EarlyStopping
+from .epoch import Member, batches_in, one_run, random_state, run_epoch, set_random_state
+from .learner import Learner
+from .losses import create_loss
+from .optim import Optimizer
 from .schedules import Schedule
+from .split import Split
 from .weight_average import WeightAverage
-
-REFRESH_EVERY = 10
-
 
 @dataclass
 class RunResult:
@@ -49,105 +41,8 @@ class RunResult:
     metrics: dict
 
 
-def batches_in(n: int, batch_size: int) -> int:
-    """Batches an epoch of ``n`` visits takes; a last batch of one sample is dropped (batch norm)."""
-    return n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size)
-
-
-@dataclass
-class Learner:
-    """What takes a training step: the model, its loss, optimizer, schedule and (optional) weight
-    average. ``evaluated`` is what validation sees and checkpoints hold; ``forward`` is what the
-    steps call: the model itself, or the model compiled (``train.compile``)."""
-
-    model: torch.nn.Module
-    loss_fn: torch.nn.Module
-    optimizer: Optimizer
-    schedule: Schedule
-    average: Optional[WeightAverage]
-    amp: Any
-    forward: Optional[torch.nn.Module] = None
-
-    def __post_init__(self):
-        if self.forward is None:
-            self.forward = self.model
-
-    @property
-    def evaluated(self) -> torch.nn.Module:
-        return self.average.model if self.average else self.model
-
-    def step(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on a batch; returns its (detached) logits and loss."""
-        with self.amp:
-            logits = self.forward(xb)
-        loss = self.loss_of(logits, targets)
-        self.optimizer.zero_grad()
-        (loss + self.optimizer.penalty()).backward()
-        self.update()
-        return logits.detach(), loss.detach()
-
-    def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
-
-    def update(self) -> None:
-        """Everything after the backward pass: the optimizer's step, the per-step schedule, the average."""
-        self.optimizer.step()
-        self.schedule.batch_step()
-        if self.average is not None:
-            self.average.update()
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.torch.state_dict(),
-                "schedule": self.schedule.state_dict(), "average": self.average.state_dict() if self.average else None}  # fmt: skip
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.torch.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        if self.average is not None:
-            self.average.load_state_dict(state["average"])
-
-
-def train_epoch(learner: Learner, data: Samples, plan: EpochPlan, augment: BatchOps, batch_size: int, reporter) -> tuple[float, float]:
-    """One pass over ``data`` (on the device) in the plan's order, each batch augmented as a
-    whole; returns (loss, accuracy) against the (possibly mixed) targets' top class."""
-    learner.model.train()
-    x, y, n_classes = data.x, data.y, len(data.classes)
-    order, is_extra = plan.order.to(x.device), plan.is_extra.to(x.device)
-    n_batches = batches_in(len(order), batch_size)
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device)
-    seen = 0
-    for step in range(n_batches):
-        batch = slice(step * batch_size, (step + 1) * batch_size)
-        index = order[batch]
-        xb, targets = augment(x[index], targets_for(y[index], n_classes), is_extra[batch])
-        logits, loss = learner.step(xb, targets)
-        loss_sum += loss * len(index)
-        correct += (logits.argmax(1) == targets.argmax(1)).sum()
-        seen += len(index)
-        if (step + 1) % REFRESH_EVERY == 0 or step + 1 == n_batches:
-            reporter.batch_end(step + 1, loss_sum.item() / seen)
-    return loss_sum.item() / seen, correct.item() / seen
-
-
-def random_state(generator: torch.Generator) -> dict:
-    """Every random stream the loop draws from: the epoch order's generator and torch's global
-    one (augmentation, mixing, dropout); nothing in the loop draws from numpy or ``random``."""
-    state = {"order": generator.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_random_state(generator: torch.Generator, state: dict) -> None:
-    generator.set_state(state["order"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def validate(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, np.ndarray]:
+def validation_scores(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, np.ndarray]:
+    """The validation loss and class probabilities of a (folded) model."""
     logits = predict_logits(model, x, batch_size, amp)
     loss = loss_fn(logits, targets_for(y, logits.shape[1])).item()
     return loss, probabilities(logits, loss_name).cpu().numpy()
@@ -183,58 +78,6 @@ def restore(run: RunDir, saved: dict, learner: Learner, stopper: EarlyStopping, 
             raise TypeError(f"epoch is {saved['epoch']!r}")
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise UserError(f"{run.path / 'training_state.pt'}: damaged ({first_line(exc)}); start the run again in another --out") from None
-
-
-def check_trainable(recipe: Recipe, data: Samples) -> None:
-    """Refuse, before anything trains, data and settings that cannot make sense together."""
-    if len(data.classes) < 2:
-        raise UserError(f"{recipe.data.path or recipe.data.source}: {len(data.classes)} class found; a classifier needs at least 2")
-    multilabel = data.multilabel or recipe.polyphonic
-    if multilabel and recipe.loss.name not in SIGMOID_LOSSES:
-        raise UserError(f"loss.name: {recipe.loss.name} is a softmax loss, but this recipe is multi-label "
-                        "(multi-hot data, augment.mixtures or evaluate.threshold: tuned); use bce")  # fmt: skip
-    monitors = {"train.early_stopping.monitor": recipe.train.early_stopping.monitor, "schedule.monitor": getattr(recipe.schedule, "monitor", "")}
-    for key, monitor in monitors.items():
-        if monitor.startswith("val_mix_") and not recipe.polyphonic:
-            raise UserError(f"{key}: {monitor} scores validation mixtures, which this recipe has none of "
-                            "(set augment.mixtures or evaluate.threshold: tuned)")  # fmt: skip
-    if recipe.evaluate.logit_adjustment is not None and (multilabel or recipe.loss.name in SIGMOID_LOSSES):
-        raise UserError(f"evaluate.logit_adjustment: needs single-label data and a softmax loss (loss.name={recipe.loss.name})")
-    batch_bytes = recipe.train.batch_size * data.x[0].numel() * 4 * 3  # float32: the batch, its augmented and its mixed copy
-    require(batch_bytes, f"train.batch_size: {recipe.train.batch_size} samples of {tuple(data.x.shape[1:])}")
-
-
-@dataclass
-class Split:
-    """The data a run trains and validates on, loaded once (the members of a stack share it)."""
-
-    train_set: Samples
-    val_set: Samples
-    train_data: Samples  # the training split on the device
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    mixtures: Optional[ValidationMixtures]
-
-    @property
-    def classes(self) -> list[str]:
-        return self.train_set.classes
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_set.x.shape[1:])
-
-    @classmethod
-    def load(cls, recipe: Recipe, device: torch.device, full: Optional[Samples] = None) -> "Split":
-        """The recipe's split of its data (``full``: the data set, when it is loaded already)."""
-        if recipe.data.source == "test_folder":
-            raise UserError("data.source: test_folder is unlabelled; train on image_folder, cifar, tiny_imagenet or digits")
-        full = full if full is not None else data_sources.load(recipe.data, "train")
-        check_trainable(recipe, full)
-        train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
-        x_val, y_val = val_set.x.to(device), val_set.y.to(device)
-        mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(full.classes)), recipe.evaluate) if recipe.polyphonic else None
-        train_data = Samples(train_set.x.to(device), train_set.y.to(device), full.classes, train_set.ids)
-        return cls(train_set, val_set, train_data, x_val, y_val, mixtures)
 
 
 @dataclass
@@ -307,6 +150,11 @@ class Trainee:
         """The next epoch's number."""
         return len(self.history) + 1
 
+    @property
+    def member(self) -> Member:
+        """What the epoch's steps need of this run."""
+        return Member(self.split.train_data, self.augment, self.learner, self.reporter)
+
     def wants_epoch(self) -> bool:
         """Whether another epoch runs: none past the last, after an early stop, a prune or a divergence."""
         if self.status != "completed" or self.epoch > self.recipe.train.epochs:
@@ -330,7 +178,7 @@ class Trainee:
         evaluated = learner.evaluated
         inference = folded(evaluated)  # once for the validation split and the mixtures
         if math.isfinite(train_loss):
-            val_loss, val_probs = validate(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            val_loss, val_probs = validation_scores(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
         if not math.isfinite(train_loss) or not np.isfinite(val_probs).all():
             self.status = "diverged"
             self.reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - self.started}, "  diverged")
@@ -363,14 +211,14 @@ class Trainee:
         final = {"status": self.status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
                  f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
         if history:
-            val_loss, val_probs = validate(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            val_loss, val_probs = validation_scores(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
             final.update({"val_loss": val_loss, **metrics.detailed(split.val_set.y.numpy(), val_probs, classes)})
             run.write_predictions("val_predictions.csv", split.val_set.ids, classes, val_probs, split.val_set.y.numpy())
             if recipe.evaluate.logit_adjustment is not None:
                 counts = split.train_set.class_counts()
                 final.update(fit_logit_adjustment(run, recipe.evaluate.logit_adjustment, counts, val_probs, split.val_set))
         if history and recipe.evaluate.threshold == "tuned":
-            final["val_mixtures"] = tune_thresholds(run, predictor(inference, recipe, learner.amp), split.mixtures, classes)
+            final["val_mixtures"] = fit_thresholds(run, predictor(inference, recipe, learner.amp), split.mixtures, classes)
         run.write_json("metrics.json", final)
         run.write_json("meta.json", {**self.meta, "status": self.status, "final_checkpoint": final_checkpoint})
         run.finish_training()
@@ -383,9 +231,10 @@ def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) 
     the unfinished run there from its last completed epoch, to the numbers it would have reached
     had it never stopped."""
     trainee = Trainee.start(recipe, out, reporter, resume)
+    step = one_run(trainee.learner)
     while trainee.wants_epoch():
         plan = trainee.begin_epoch()
         lr = trainee.learner.optimizer.lr
-        train_loss, train_acc = train_epoch(trainee.learner, trainee.split.train_data, plan, trainee.augment, recipe.train.batch_size, trainee.reporter)
+        ((train_loss, train_acc),) = run_epoch([trainee.member], [plan], recipe.train.batch_size, step)
         trainee.end_epoch(lr, train_loss, train_acc)
     return trainee.finish()

@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 from torch.func import functional_call, vmap
 
-from ..augment import EpochPlan
 from .. import data as data_sources
 from ..device import pick_device
-from ..inference.predictor import targets_for
 from ..progress import Silent
 from ..recipe import Recipe
-from .run import REFRESH_EVERY, RunResult, Split, Trainee, batches_in, random_state, set_random_state
+from .epoch import Step, random_state, run_epoch, set_random_state
+from .run import RunResult, Trainee
+from .split import Split
 
 
 # vmap runs a few ops (an adaptive pooling's in-place view) member by member, correctly; it says so once per process
@@ -85,28 +85,13 @@ def own_stream(states: list[dict], j: int, generator: torch.Generator):
         states[j] = random_state(generator)
 
 
-def stacked_epoch(trainees: list[Trainee], plans: list[EpochPlan], streams: list[dict], masks: list[dict]) -> list[tuple[float, float]]:
-    """One epoch of every member, step by step as one stacked network; returns each member's
-    (loss, accuracy) as ``train_epoch`` computes them for one run. ``streams``: each member's
-    random stream (its batches' augmentation and mixing); ``masks[0]``: the stack's own stream,
-    from which vmap draws every member's dropout masks."""
-    batch_size, n_classes, device = trainees[0].recipe.train.batch_size, len(trainees[0].split.classes), trainees[0].split.x_val.device
-    model = StackedModel([t.learner.model for t in trainees])
-    for t in trainees:
-        t.learner.model.train()
-    loss_sums = torch.zeros(len(trainees), device=device)
-    correct = torch.zeros(len(trainees), device=device)
-    n_batches, seen = batches_in(len(plans[0].order), batch_size), 0
-    for step in range(n_batches):
-        batch = slice(step * batch_size, (step + 1) * batch_size)
-        inputs, targets = [], []
-        for j, (t, plan) in enumerate(zip(trainees, plans)):
-            x, y = t.split.train_data.x, t.split.train_data.y  # a member's own split (a study's seed may draw it)
-            index = plan.order[batch].to(x.device)
-            with own_stream(streams, j, t.generator) if t.augment.ops else contextlib.nullcontext():  # no operation, no draw
-                xb, tb = t.augment(x[index], targets_for(y[index], n_classes), plan.is_extra[batch].to(x.device))
-            inputs.append(xb)
-            targets.append(tb)
+def stacked_step(trainees: list[Trainee], model: StackedModel, masks: list[dict]) -> Step:
+    """``run_epoch``'s step for a stack: every member's batch through the stacked network at once
+    (dropout masks drawn from the stack's own stream, ``masks[0]``), the sum of the members'
+    losses backward, so that each receives exactly its own run's gradient, then each member's own
+    optimizer, schedule and average."""
+
+    def step(inputs: list[torch.Tensor], targets: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         with own_stream(masks, 0, MASK_ORDER), trainees[0].learner.amp:
             logits = model(torch.stack(inputs))
         losses = [t.learner.loss_of(logits[j], targets[j]) for j, t in enumerate(trainees)]
@@ -115,14 +100,9 @@ def stacked_epoch(trainees: list[Trainee], plans: list[EpochPlan], streams: list
         sum(loss + t.learner.optimizer.penalty() for loss, t in zip(losses, trainees)).backward()
         for t in trainees:
             t.learner.update()
-        count = len(targets[0])
-        loss_sums += torch.stack([loss.detach() for loss in losses]) * count
-        correct += (logits.detach().argmax(2) == torch.stack(targets).argmax(2)).sum(1)
-        seen += count
-        if (step + 1) % REFRESH_EVERY == 0 or step + 1 == n_batches:
-            for j, t in enumerate(trainees):
-                t.reporter.batch_end(step + 1, loss_sums[j].item() / seen)
-    return [(loss / seen, hits / seen) for loss, hits in zip(loss_sums.tolist(), correct.tolist())]
+        return list(logits.detach()), [loss.detach() for loss in losses]
+
+    return step
 
 
 def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None) -> list[RunResult]:
@@ -147,7 +127,9 @@ def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None) -
             with own_stream(own, j, t.generator):
                 plans.append(t.begin_epoch())
         rates = [t.learner.optimizer.lr for t in active]
-        results = stacked_epoch(active, plans, own, masks)
+        step = stacked_step(active, StackedModel([t.learner.model for t in active]), masks)
+        drawing = lambda j: own_stream(own, j, active[j].generator) if active[j].augment.ops else contextlib.nullcontext()  # noqa: E731
+        results = run_epoch([t.member for t in active], plans, active[0].recipe.train.batch_size, step, drawing)
         for t, lr, (loss, accuracy), state in zip(active, rates, results, own):
             streams[trainees.index(t)] = state
             t.end_epoch(lr, loss, accuracy)

@@ -1,0 +1,66 @@
+"""What takes a training step: the model, its loss, optimizer, schedule and weight average."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+from .optim import Optimizer
+from .schedules import Schedule
+from .weight_average import WeightAverage
+
+
+@dataclass
+class Learner:
+    """What takes a training step: the model, its loss, optimizer, schedule and (optional) weight
+    average. ``evaluated`` is what validation sees and checkpoints hold; ``forward`` is what the
+    steps call: the model itself, or the model compiled (``train.compile``)."""
+
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: Optimizer
+    schedule: Schedule
+    average: Optional[WeightAverage]
+    amp: Any
+    forward: Optional[torch.nn.Module] = None
+
+    def __post_init__(self):
+        if self.forward is None:
+            self.forward = self.model
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        return self.average.model if self.average else self.model
+
+    def step(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch; returns its (detached) logits and loss."""
+        with self.amp:
+            logits = self.forward(xb)
+        loss = self.loss_of(logits, targets)
+        self.optimizer.zero_grad()
+        (loss + self.optimizer.penalty()).backward()
+        self.update()
+        return logits.detach(), loss.detach()
+
+    def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
+
+    def update(self) -> None:
+        """Everything after the backward pass: the optimizer's step, the per-step schedule, the average."""
+        self.optimizer.step()
+        self.schedule.batch_step()
+        if self.average is not None:
+            self.average.update()
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.torch.state_dict(),
+                "schedule": self.schedule.state_dict(), "average": self.average.state_dict() if self.average else None}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.torch.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
