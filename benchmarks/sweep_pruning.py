@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
-from reglab.experiments.engine import POINT
+from reglab.experiments.storage import POINT
 from reglab.experiments.sweep import Sweep
 
 ONE_POINT = 0.01

@@ -16,8 +16,8 @@ from reglab.cli import main
 from reglab.experiments.table import arm_rows
 from reglab.errors import UserError
 from reglab.recipe import load_study_recipe
-from reglab.experiments.engine import POINT as PAIR
-from reglab.experiments.engine import make_storage
+from reglab.experiments.storage import POINT as PAIR
+from reglab.experiments.storage import make_storage
 from reglab.experiments.study import Study
 
 STUDY = """
@@ -185,7 +185,7 @@ def test_workers_popping_the_sqlite_queue_at_once_never_share_a_trial(tmp_path):
         study.enqueue_trial({"x": number})
     popper = (
         "import sys, optuna\n"
-        "from reglab.experiments.engine import make_storage\n"
+        "from reglab.experiments.storage import make_storage\n"
         "study = optuna.load_study(study_name='queue', storage=make_storage(sys.argv[1], 60))\n"
         "print(' '.join(str(study.ask().number) for _ in range(15)))\n"
     )

@@ -14,7 +14,7 @@ import yaml
 from optuna.trial import TrialState
 
 from reglab.cli import main
-from reglab.experiments.engine import POINT
+from reglab.experiments.storage import POINT
 from reglab.recipe import load_recipe
 from reglab.report import build_report
 from reglab.rundir import RunDir

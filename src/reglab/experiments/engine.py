@@ -25,93 +25,28 @@ reported to Optuna.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Hashable, Optional
+from typing import Optional
 
 import optuna
-import sqlalchemy
 import torch
 import yaml
-from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-
-from ..errors import UserError, first_line
-from ..progress import Silent
+from ..errors import UserError
 from ..recipe import Recipe
 from ..rundir import STATE, RunDir, write_atomic
-from ..training.stack import train_stack
 from ..training.run import RunResult, train
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-POINT = "pair"  # user attribute holding a queued trial's point (its values, in order); named so since the first studies
-STALE_AFTER = 3  # heartbeats a worker may miss before its trial is failed and retried
-TAKEN_OVER = f"this worker fell silent for {STALE_AFTER} heartbeats; its run was handed to another worker and is discarded"
+from .storage import POINT, make_storage
+from .worker import TrialReporter, Worker
 
 
-class SQLiteStorage(optuna.storages.RDBStorage):
-    """RDB storage on a local SQLite file whose trial-state changes are serialized by a file lock
-    beside it. Optuna pops a waiting trial by reading its state and writing RUNNING; its ``SELECT
-    ... FOR UPDATE`` is a no-op on SQLite, and Python's sqlite3 begins a transaction only at the
-    write, so two workers could both read WAITING and both run the trial."""
-
-    def __init__(self, url: str, **kwargs):
-        self.lock_path = url.removeprefix("sqlite:///") + ".lock"
-        super().__init__(url, **kwargs)
-
-    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
-        if fcntl is None:  # no advisory locks on this platform (Windows): Optuna's own check only
-            return super().set_trial_state_values(trial_id, state, values)
-        with open(self.lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its process dies
-            return super().set_trial_state_values(trial_id, state, values)
-
-
-def make_storage(url: str, heartbeat_seconds: int):
-    if url.startswith("journal:"):
-        path = url.removeprefix("journal:").removeprefix("//")
-        if not Path(path).parent.is_dir():
-            raise UserError(f"--storage {url}: the folder {Path(path).parent} does not exist")
-        try:
-            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
-        except OSError as exc:
-            raise UserError(f"--storage {url}: cannot open the journal ({exc.strerror})") from None
-    sqlite = url.startswith("sqlite:///")
-    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
-    storage_class = SQLiteStorage if sqlite else optuna.storages.RDBStorage
-    for _ in range(3):
-        try:
-            return storage_class(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_seconds,
-                grace_period=STALE_AFTER * heartbeat_seconds,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-            )
-        except sqlalchemy.exc.IntegrityError as exc:  # another process created the schema at the same moment
-            error = exc
-            time.sleep(0.5)
-        except Exception as exc:  # bad URL, server down, missing driver
-            error = exc
-            break
-    raise UserError(f"--storage {url}: cannot open the study storage ({type(error).__name__}: {error})")
-
-
-class Engine:
+class Engine(Worker):
     """A queue of trainings on one Optuna study, kept in a directory: ``<kind>.yaml`` (the resolved
     recipe), ``<kind>.json`` (name and storage URL), ``<kind>.db`` (the default storage) and
     ``runs/`` (a run directory per point)."""
@@ -292,16 +227,25 @@ class Engine:
         try:
             resume = self.adopt_dead_attempt(point, attempt)
             result = train(self.trial_recipe(point), attempt, TrialReporter(trial, self.monitored), resume=resume)
-            value = self.record(trial, result)
         except Exception:
             self.give_up(trial.number, attempt)
-        return self.settle(point, attempt, result, value, time.perf_counter() - started)
+        return self.conclude(trial, point, attempt, result, started)
 
     def trial_recipe(self, point: tuple) -> Recipe:
         recipe = self.recipe_for(point)
         if self.device:
             recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"device": self.device})})
         return recipe
+
+    def conclude(self, trial: optuna.Trial, point: tuple, attempt: Path, result: RunResult, started: float) -> float:
+        """How every trained attempt ends, alone or in a stack: recorded, then made the point's
+        run directory; returns the trial's value (``TrialPruned`` when the run was pruned, or the
+        trial was taken over by another worker meanwhile)."""
+        try:
+            value = self.record(trial, result)
+        except Exception:
+            self.give_up(trial.number, attempt)
+        return self.settle(point, attempt, result, value, time.perf_counter() - started)
 
     def record(self, trial: optuna.Trial, result: RunResult) -> float:
         """Store what the results table needs of a trained run; returns its value."""
@@ -333,75 +277,6 @@ class Engine:
         if result.status == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
         return value  # NaN: Optuna records the trial as failed; its summary keeps it from running again
-
-    # --- k trials of one arm as one stack (``train.parallel_seeds``) ---------------------------
-    def stack_key(self, point: tuple) -> Optional[Hashable]:
-        """Points with the same key differ only in their seed and may train as one stack; None:
-        this point trains alone."""
-        return None
-
-    def stack_size(self) -> int:
-        """How many trials the next stack may take: the next waiting point's ``train.parallel_seeds``."""
-        waiting = self.queued((TrialState.WAITING,))
-        if not waiting or self.stack_key(tuple(waiting[0].user_attrs[POINT])) is None:
-            return 1
-        return self.recipe_for(tuple(waiting[0].user_attrs[POINT])).train.parallel_seeds
-
-    def take_stack(self, size: int) -> list[optuna.Trial]:
-        """Up to ``size`` waiting trials with the first one's stack key, popped in queue order.
-        Another worker may pop the trial looked at first: what is popped instead is taken too
-        (``work_stack`` trains each key's trials as their own stack)."""
-        taken: list[optuna.Trial] = []
-        while len(taken) < size:
-            waiting = self.queued((TrialState.WAITING,))
-            if not waiting or (taken and self.stack_key(tuple(waiting[0].user_attrs[POINT])) != self.stack_key(self.point_of(taken[0]))):
-                break
-            trial = self.optuna.ask()
-            if POINT not in trial.user_attrs:  # the queue ran dry meanwhile: ask() made a new trial
-                self.optuna.tell(trial, state=TrialState.PRUNED)
-                break
-            trial.set_user_attr("worker_pid", os.getpid())
-            taken.append(trial)
-        return taken
-
-    @staticmethod
-    def point_of(trial: optuna.Trial) -> tuple:
-        return tuple(trial.user_attrs[POINT])
-
-    def work_stack(self, size: int) -> None:
-        """Pop up to ``size`` trials of one arm, train them as one stack (``stack.train_stack``)
-        under their own heartbeats, and record each; a killed stack's trials go stale and are
-        retried like any other."""
-        taken = self.take_stack(size)
-        for key in dict.fromkeys(self.stack_key(self.point_of(trial)) for trial in taken):
-            self.train_as_stack([trial for trial in taken if self.stack_key(self.point_of(trial)) == key])
-
-    def train_as_stack(self, trials: list[optuna.Trial]) -> None:
-        """Train popped trials of one key together; each is told its own value."""
-        points = [self.point_of(trial) for trial in trials]
-        attempts = [self.attempt_path(point, trial.number) for point, trial in zip(points, trials)]
-        for attempt in attempts:
-            shutil.rmtree(attempt, ignore_errors=True)
-        started = time.perf_counter()
-        with contextlib.ExitStack() as beating:
-            for trial in trials:
-                beating.enter_context(get_heartbeat_thread(trial._trial_id, self.optuna._storage))
-            try:
-                results = train_stack([self.trial_recipe(p) for p in points], attempts, [TrialReporter(t, self.monitored) for t in trials])
-            except Exception as exc:
-                for trial in trials:
-                    self.optuna.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-                print(f"[worker {os.getpid()}] stack of {len(trials)} failed: {first_line(exc)}", flush=True)
-                return
-            for trial, point, attempt, result in zip(trials, points, attempts, results):
-                try:
-                    try:
-                        value = self.record(trial, result)
-                    except Exception:
-                        self.give_up(trial.number, attempt)
-                    self.optuna.tell(trial, self.settle(point, attempt, result, value, time.perf_counter() - started))
-                except optuna.TrialPruned:
-                    self.optuna.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
 
     def repeat(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> float:
         """A proposed point that another trial holds is not trained again: the trial takes the
@@ -444,45 +319,6 @@ class Engine:
         return sum(1 for t in self.optuna.get_trials(deepcopy=False)
                    if (before is None or t.number < before) and not {"fixed_params", "failed_trial"} & set(t.system_attrs))  # fmt: skip
 
-    def work(self, timeout: Optional[float] = None) -> None:
-        """Run waiting trials, and new ones while the plan wants more (for ``timeout`` seconds at
-        most), until none is waiting or running elsewhere."""
-        deadline = time.time() + timeout if timeout else math.inf
-        while True:
-            optuna.storages.fail_stale_trials(self.optuna)
-            waiting = self.count(TrialState.WAITING)
-            size = self.stack_size() if waiting else 1  # no extra read of the storage while waiting on others
-            if size > 1:
-                self.work_stack(size)
-            elif waiting or (self.wants_more() and time.time() < deadline):
-                self.current_trial = None
-                try:
-                    self.optuna.optimize(self.objective, n_trials=1, catch=(Exception,))
-                except Exception:  # Optuna cannot record a trial that another worker has failed meanwhile
-                    if self.state_of(self.current_trial) != TrialState.FAIL:
-                        raise
-                    print(f"[worker {os.getpid()}] trial {self.current_trial}: {TAKEN_OVER}", flush=True)
-            elif self.count(TrialState.RUNNING):
-                time.sleep(1.0)  # someone else's trial: it finishes, or goes stale and comes back queued
-            else:
-                return
-
-    def run_workers(self, workers: int, quiet: bool = False, device: Optional[str] = None, timeout: Optional[float] = None) -> None:
-        """Start ``workers`` local worker processes, each with its share of the CPU threads."""
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        command = [sys.executable, "-m", "reglab.cli", "worker", str(self.directory), "--storage", self.storage_url,
-                   "--threads", str(threads)] + (["--quiet"] if quiet else []) + (["--device", device] if device else [])  # fmt: skip
-        command += ["--timeout", str(timeout)] if timeout else []
-        processes = [subprocess.Popen(command) for _ in range(workers)]
-        try:
-            codes = [process.wait() for process in processes]
-        except KeyboardInterrupt:
-            for process in processes:
-                process.terminate()
-            raise
-        if any(codes):
-            raise UserError(f"{self.directory}: a worker exited with {max(codes)}; rerun the same command to finish")
-
     # --- results -----------------------------------------------------------------------------
     def records(self) -> dict[tuple, dict]:
         """Point → its recorded run: value (NaN when the trial did not complete), status, reason
@@ -495,22 +331,3 @@ class Engine:
             rows[tuple(trial.user_attrs[POINT])] = {"value": value, "status": trial.user_attrs["status"],
                                                     "reason": trial.user_attrs.get("reason"), **trial.user_attrs["summary"]}  # fmt: skip
         return rows
-
-
-class TrialReporter(Silent):
-    """Stores each epoch's compared metric as the trial's intermediate value, and asks the study's
-    pruner whether the run should go on."""
-
-    def __init__(self, trial: optuna.Trial, metric: str):
-        self.trial, self.metric = trial, metric
-
-    def resumed(self, history: list[dict]) -> None:
-        for row in history:
-            self.epoch_end(row)
-
-    def epoch_end(self, row: dict, note: str = "") -> None:
-        if self.metric in row:
-            self.trial.report(float(row[self.metric]), step=row["epoch"])
-
-    def pruned(self) -> bool:
-        return self.trial.should_prune()
