@@ -241,3 +241,15 @@ def test_json_output_of_evaluate_study_show_and_inspect(tmp_path, capsys, image_
     plain = saved["arms"][0]["value"]
     assert f"{plain['mean']:.4f}" in printed and f"({plain['low']:.4f}–{plain['high']:.4f})" in printed  # the cell wraps
     assert {(r["arm"], r["seed"]) for r in saved["runs"]} == {(a, s) for a in ("plain", "flip") for s in (0, 1)}
+
+
+def test_study_and_sweep_actions_are_sub_commands_with_their_own_options(capsys):
+    from reglab.cli import parse
+
+    assert parse(["study", "r.yaml", "train.epochs=2"]).recipe == "r.yaml"  # `study RECIPE` is `study run RECIPE`
+    assert parse(["study", "run", "r.yaml", "--workers", "0"]).workers == 0
+    assert parse(["sweep", "show", "s"]).top == 10 and parse(["sweep", "confirm", "s"]).top == 3  # --top: one meaning each
+    for argv in (["sweep", "run", "r.yaml", "--top", "3"], ["sweep", "show", "s", "--seeds", "3"], ["study", "show", "s", "--workers", "2"]):
+        with pytest.raises(SystemExit) as exit_:
+            parse(argv)
+        assert exit_.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

@@ -99,6 +99,14 @@ class Study(Engine):
     def summary(self, result: RunResult) -> dict:
         return run_summary(result.history, result.metrics, self.config)
 
+    def run_rounds(self, workers: int, quiet: bool, device, say=print) -> None:
+        """Run the study with ``workers`` local workers to the end: with adaptive seeds, round after
+        round, each adding seeds to the arms not decided yet."""
+        self.run_workers(workers, quiet, device)
+        while self.enqueue_missing():
+            say(f"study {self.name}: more seeds for the undecided arms, {len(self.points())} runs in all")
+            self.run_workers(workers, quiet, device)
+
     # --- results -----------------------------------------------------------------------------
     def results(self, records: Optional[dict] = None) -> list[dict]:
         """One row per planned (arm, seed) that is recorded: the compared value, the run's summary

@@ -1,0 +1,141 @@
+"""Commands on single runs and data: train, demo, report, evaluate, predict, data inspect."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+from ..errors import UserError
+from .output import default_run_dir, reporter_for, with_device, write_json_output
+
+
+def cmd_train(args) -> None:
+    from ..recipe import load_recipe
+    from ..training.run import train
+
+    recipe = load_recipe(args.recipe, with_device(args))
+    if recipe.train.parallel_seeds > 1:
+        raise UserError(f"train.parallel_seeds: {recipe.train.parallel_seeds} is for studies (a worker trains that many seeds of an arm "
+                        "as one stack); reglab train trains one seed: set it to 1, or run a study")  # fmt: skip
+    out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
+    train(recipe, out, reporter_for(args.quiet), resume=args.resume)
+    write_report_of(out, args.quiet)
+
+
+def write_report_of(directory, quiet: bool) -> None:
+    """The report of a run or study directory, and its path unless ``quiet``."""
+    from ..report import build_report
+
+    html, _ = build_report(directory)
+    if not quiet:
+        print(f"report: {html}")
+
+
+def cmd_report(args) -> None:
+    from ..report import build_report
+
+    started = time.perf_counter()
+    html, markdown = build_report(args.path)
+    print(f"report written to {html} and {markdown} ({time.perf_counter() - started:.1f} s)")
+
+
+def cmd_demo(args) -> None:
+    from ..recipe import load_recipe
+    from ..training.run import train
+
+    with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
+        recipe = load_recipe(path, with_device(args))
+    out = args.out or default_run_dir("demo")
+    train(recipe, out, reporter_for(args.quiet), resume=args.resume)
+    write_report_of(out, args.quiet)
+
+
+def print_metrics(title: str, result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich.markup import escape
+
+    table = Table(title="per-class scores")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in result.get("per_class", {}).items():
+        table.add_row(escape(name), *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+    console = Console()
+    console.print(title, soft_wrap=True, markup=False)
+    console.print(table)
+    shown = ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc", "micro_roc_auc", "ece")
+    console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result), soft_wrap=True, markup=False)
+
+
+def cmd_evaluate(args) -> None:
+    from ..inference.evaluate import evaluate_run
+
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
+    result = evaluate_run(args.run, args.data, args.source, args.labels, args.device, args.aggregate, args.top_k)
+    if args.json:
+        write_json_output(args.json, result)
+    print_metrics(f"{args.run} on {args.data} ({result['samples']} samples)", result)
+
+
+def cmd_predict(args) -> None:
+    if bool(args.images) == bool(args.audio):
+        raise UserError("predict needs --images DIR or --audio PATH… (one of them)")
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
+    if args.audio:
+        predict_audio(args)
+        return
+    from ..inference.evaluate import predict_folder
+
+    count, scores = predict_folder(args.run, args.images, args.out, args.labels, args.device, args.probabilities, args.top_k or 0)
+    if args.json:
+        write_json_output(args.json, {"run": str(args.run), "out": str(args.out), "predictions": count, "scores": scores})
+    print(f"wrote {count} predictions to {args.out}")
+    if scores:
+        print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+
+def predict_audio(args) -> None:
+    from ..inference.recordings import predict_recordings
+
+    files = predict_recordings(args.run, args.audio, args.out, args.windows, args.device)
+    for row in files:
+        print(f"{row['path']}: {', '.join(row['present']) or '(none)'}  ({row['windows']} windows)")
+    windows = str(Path(args.out).with_name("windows.csv")) if args.windows else None
+    print(f"wrote {len(files)} predictions to {args.out}" + (f" and their windows to {windows}" if windows else ""))
+    if args.json:
+        write_json_output(args.json, {"run": str(args.run), "out": str(args.out), "windows": windows, "files": files})
+
+
+def cmd_inspect(args) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..data.inspect import summarize
+
+    summary = summarize(args.path)
+    if args.json:
+        write_json_output(args.json, summary.as_dict())
+    unit = "clips" if summary.durations else "images"
+    table = Table(title="class counts")
+    table.add_column("class")
+    table.add_column(unit, justify="right")
+    for name, count in sorted(summary.counts.items(), key=lambda item: -item[1]):
+        table.add_row(escape(name), str(count))
+    console = Console()
+    console.print(f"{summary.path}: {summary.layout}, {summary.total} {unit}", soft_wrap=True, markup=False)
+    if summary.counts:
+        console.print(table)
+        console.print(f"classes {len(summary.counts)}  imbalance ratio (largest/smallest) {summary.imbalance:.2f}", soft_wrap=True)
+    if summary.durations:
+        shortest, median, longest = summary.durations
+        rates = ", ".join(f"{rate} Hz: {n}" for rate, n in summary.sizes.most_common())
+        console.print(f"clip seconds (shortest / median / longest) {shortest:.2f} / {median:.2f} / {longest:.2f}", markup=False)
+        console.print(f"sample rates (rate: clips) {rates}", soft_wrap=True, markup=False)
+        return
+    sizes = ", ".join(f"{w}x{h}: {n}" for (w, h), n in summary.sizes.most_common())
+    console.print(f"image sizes (width x height: images) {sizes}", soft_wrap=True, markup=False)
