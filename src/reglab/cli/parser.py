@@ -85,20 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
         json_out(sub)
         sub.set_defaults(func=command)
 
-    study = commands.add_parser("study", help="run every arm over several seeds and compare (study [run] RECIPE | study show DIR)")
-    study_actions = study.add_subparsers(dest="action", required=True, metavar="ACTION")
-    run = study_actions.add_parser("run", help="run a study recipe (the default: reglab study RECIPE)")
-    run.add_argument("recipe", help="study recipe (a recipe with a 'study' section)")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base recipe")
-    running(run, "study", "studies/<name>", cmd_study)
-    shown(study_actions.add_parser("show", help="the arm table again, from the study's storage"), "study", cmd_study_show)
+    def plan_command(kind: str, section: str, default_out: str, help: str, command):
+        """``reglab study`` / ``reglab sweep``: the command, its actions, and ``run`` (the default action)."""
+        actions = commands.add_parser(kind, help=help).add_subparsers(dest="action", required=True, metavar="ACTION")
+        run = actions.add_parser("run", help=f"run a {kind} recipe (the default: reglab {kind} RECIPE)")
+        run.add_argument("recipe", help=f"{kind} recipe (a recipe with a '{section}' section)")
+        run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base recipe")
+        running(run, kind, default_out, command)
+        return actions, run
 
-    sweep = commands.add_parser("sweep", help="search a recipe's space (sweep [run] RECIPE | sweep show DIR | sweep confirm DIR)")
-    sweep_actions = sweep.add_subparsers(dest="action", required=True, metavar="ACTION")
-    run = sweep_actions.add_parser("run", help="run a sweep recipe (the default: reglab sweep RECIPE)")
-    run.add_argument("recipe", help="sweep recipe (a recipe with a 'search' section)")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base recipe")
-    running(run, "sweep", "sweeps/<name>", cmd_sweep)
+    study_actions, _ = plan_command("study", "study", "studies/<name>", "run every arm over several seeds and compare "
+                                    "(study [run] RECIPE | study show DIR)", cmd_study)  # fmt: skip
+    shown(study_actions.add_parser("show", help="the arm table again, from the study's storage"), "study", cmd_study_show)
+    sweep_actions, run = plan_command("sweep", "search", "sweeps/<name>", "search a recipe's space "
+                                      "(sweep [run] RECIPE | sweep show DIR | sweep confirm DIR)", cmd_sweep)  # fmt: skip
     run.add_argument("--trials", type=int, help="random and tpe: configurations to try (default: search.trials)")
     run.add_argument("--timeout", type=float, help="seconds after which local workers start no new configuration")
     show = sweep_actions.add_parser("show", help="the ranking, parameter importances and best.yaml, from the sweep's storage")

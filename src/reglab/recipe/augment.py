@@ -71,6 +71,11 @@ class MulticropConfig(Section):
     ratio: Range = Field((0.75, 4 / 3), description="aspect-ratio range of the crops; [1, 1] keeps shapes unstretched")
 
 
+def share(of: str, default: float = 0.5):
+    """A probability field: the share of a batch an operation applies to."""
+    return Field(default, ge=0.0, le=1.0, description=f"share of {of}")
+
+
 class SpecAugmentConfig(Section):
     freq_masks: int = Field(2, ge=0)
     freq_width: int = Field(12, ge=0, description="widest frequency mask, in mel bins")
@@ -79,18 +84,18 @@ class SpecAugmentConfig(Section):
 
 
 class FilterAugmentConfig(Section):
-    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms equalized")
+    p: float = share("spectrograms equalized")
     db: float = Field(6.0, ge=0.0, description="band-edge gains are U(−db, db) dB")
     bands: int = Field(4, ge=1, description="bands the mel axis is cut into")
 
 
 class PitchShiftConfig(Section):
-    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms shifted")
+    p: float = share("spectrograms shifted")
     semitones: float = Field(1.0, gt=0.0, le=12.0, description="shifts are U(−semitones, semitones)")
 
 
 class ReverbConfig(Section):
-    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms reverberated")
+    p: float = share("spectrograms reverberated")
     rt60: Range = Field((0.2, 1.0), description="seconds for the tail to decay by 60 dB, drawn from this range")
     drr_db: Range = Field((0.0, 12.0), description="direct-to-reverberant power ratio in dB, drawn from this range")
 
@@ -103,12 +108,12 @@ class ReverbConfig(Section):
 
 
 class CompressionConfig(Section):
-    p: float = Field(0.5, ge=0.0, le=1.0, description="share of spectrograms compressed")
+    p: float = share("spectrograms compressed")
     max_ratio: float = Field(4.0, gt=1.0, description="compression ratios are U(1, max_ratio)")
 
 
 class MixturesConfig(Section):
-    p: float = Field(0.5, ge=0.0, le=1.0, description="share of clips mixed with others")
+    p: float = share("clips mixed with others")
     max_sources: int = Field(3, ge=2, description="clips in a mixture, at most")
     gain_db: float = Field(6.0, ge=0.0, description="each added clip's gain is U(−gain_db, gain_db)")
 
