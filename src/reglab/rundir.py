@@ -18,6 +18,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -58,11 +59,9 @@ def check_output(path: str | Path, option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder; give a file name")
-    if is_run_dir(path.parent) and path.name in OWNED:
-        raise UserError(f"{option} {path}: belongs to the run in {path.parent}; write somewhere else")
-    for kind in ("study", "sweep"):
-        if (path.parent / f"{kind}.json").is_file() and (path.name.startswith(f"{kind}.") or path.name in PLAN_OWNED):
-            raise UserError(f"{option} {path}: belongs to the {kind} in {path.parent}; write somewhere else")
+    kind = directory_kind(path.parent)
+    if (kind == "run" and path.name in OWNED) or (kind in ("study", "sweep") and (path.name.startswith(f"{kind}.") or path.name in PLAN_OWNED)):
+        raise UserError(f"{option} {path}: belongs to the {kind} in {path.parent}; write somewhere else")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -72,8 +71,13 @@ def check_output(path: str | Path, option: str) -> Path:
     return path
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / "recipe.yaml").is_file() and (path / "meta.json").is_file()
+def directory_kind(path: str | Path) -> Optional[str]:
+    """What a directory holds: ``"run"`` (recipe.yaml and meta.json), ``"study"`` (study.json),
+    ``"sweep"`` (sweep.json), or None."""
+    path = Path(path)
+    if (path / "recipe.yaml").is_file() and (path / "meta.json").is_file():
+        return "run"
+    return next((kind for kind in ("study", "sweep") if (path / f"{kind}.json").is_file()), None)
 
 
 def _first_difference(saved: dict, given: dict, prefix: str = "") -> str:

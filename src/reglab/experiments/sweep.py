@@ -27,7 +27,7 @@ from .table import metric_label
 from .engine import Engine
 from ..errors import UserError
 from ..recipe import Recipe, with_overrides
-from ..rundir import write_atomic
+from ..rundir import directory_kind, write_atomic
 from .search_space import load_sweep_recipe, run_name
 from .study import Study, nan_reason, run_summary, run_value
 from ..training.run import RunResult
@@ -250,6 +250,6 @@ class Sweep(Engine):
 
 def open_directory(directory, storage_url: Optional[str] = None) -> Engine:
     """The study or sweep kept in ``directory``."""
-    if (Path(directory) / "sweep.json").is_file():
+    if directory_kind(directory) == "sweep":
         return Sweep(directory, storage_url)
     return Study(directory, storage_url)

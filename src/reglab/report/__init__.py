@@ -7,18 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir import is_run_dir
+from ..rundir import directory_kind
 from .page import write_report
 
 
 def build_report(path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into the run, study or sweep directory ``path``."""
     directory = Path(path)
-    if is_run_dir(directory):
+    kind = directory_kind(directory)
+    if kind == "run":
         from .run import run_sections as sections
-    elif (directory / "study.json").is_file():
+    elif kind == "study":
         from .study import study_sections as sections
-    elif (directory / "sweep.json").is_file():
+    elif kind == "sweep":
         from .sweep import sweep_sections as sections
     else:
         raise UserError(f"{directory}: not a run directory (recipe.yaml and meta.json), a study (study.json) or a sweep (sweep.json)")

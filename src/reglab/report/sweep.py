@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..experiments.table import arm_rows, metric_label
-from ..rundir import RunDir
+from ..rundir import RunDir, directory_kind
 from ..experiments.study import Study
 from ..experiments.sweep import Sweep
 from . import figures
@@ -66,7 +66,7 @@ def confirmation_section(sweep: Sweep, by_name: dict[str, dict]) -> Optional[Sec
     that selected it) beside its mean over the confirmation's fresh seeds; the drop between them
     is the winner's curse."""
     confirmation = sweep.optuna.user_attrs.get("confirmation")
-    if not confirmation or not (Path(confirmation["directory"]) / "study.json").is_file():
+    if not confirmation or directory_kind(confirmation["directory"]) != "study":
         return None
     names, directory = confirmation["arms"], Path(confirmation["directory"])
     study = Study(directory)
