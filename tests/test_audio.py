@@ -10,6 +10,7 @@ import soundfile
 import torch
 
 from reglab import data as sources
+from reglab.augment import BatchContext
 from reglab.augment.mixtures import Mixtures
 from reglab.augment.spectrogram import SpecAugment, band_masks, random_time_shift
 from reglab.data.audio import read_audio, windows
@@ -21,6 +22,11 @@ from reglab.data.frontend import LogMel, mel_filterbank
 from reglab.recipe import DataConfig, FrontendConfig, MixturesConfig, SpecAugmentConfig
 
 from .conftest import SHARED_DATA
+
+
+def context_of(x):
+    """What a batch operation is built with, for a batch ``x`` of features."""
+    return BatchContext(torch.ones(2), tuple(x.shape[1:]))
 
 
 def sine(freq, rate, seconds=1.0, channels=1):
@@ -109,7 +115,7 @@ def test_specaugment_masks_the_shapes_it_promises():
     per_row = masks.sum(1)
     assert int(per_row.max()) <= 24 and int(per_row.min()) >= 0
     x = torch.randn(64, 1, 96, 150)
-    out, _ = SpecAugment(SpecAugmentConfig(freq_masks=1, freq_width=10, time_masks=0, time_width=0))(x, None, None)
+    out, _ = SpecAugment(SpecAugmentConfig(freq_masks=1, freq_width=10, time_masks=0, time_width=0), context_of(x))(x, None, None)
     changed_rows = (out != x).any(dim=3)[:, 0]  # [B, F]: which mel rows were masked
     widths = changed_rows.sum(1)
     assert int(widths.max()) <= 10
@@ -118,7 +124,7 @@ def test_specaugment_masks_the_shapes_it_promises():
         if len(rows):
             assert int(rows.max() - rows.min() + 1) == len(rows)
             assert torch.allclose(out[b, 0, rows], x[b].mean().expand(len(rows), 150))
-    timed, _ = SpecAugment(SpecAugmentConfig(freq_masks=0, freq_width=0, time_masks=2, time_width=20))(x, None, None)
+    timed, _ = SpecAugment(SpecAugmentConfig(freq_masks=0, freq_width=0, time_masks=2, time_width=20), context_of(x))(x, None, None)
     assert int((timed != x).all(dim=2)[:, 0].sum(1).max()) <= 40
 
 
@@ -134,7 +140,7 @@ def test_mixtures_union_the_labels_and_add_power():
     torch.manual_seed(0)
     x = torch.log(torch.rand(8, 1, 4, 5) + 0.1)
     targets = torch.eye(8)
-    mixed, mixed_targets = Mixtures(MixturesConfig(p=1.0, max_sources=2, gain_db=0.0))(x, targets)
+    mixed, mixed_targets = Mixtures(MixturesConfig(p=1.0, max_sources=2, gain_db=0.0), context_of(x))(x, targets)
     assert bool((mixed_targets.sum(1) >= 1).all()) and bool((mixed_targets.sum(1) <= 2).all())
     assert bool((mixed >= x - 1e-6).all())  # adding power never lowers a bin
 
@@ -221,13 +227,13 @@ def test_filter_augment_adds_one_piecewise_linear_curve_per_spectrogram():
 
     torch.manual_seed(0)
     x = torch.zeros(64, 1, 40, 30)
-    out, _ = FilterAugment(FilterAugmentConfig(p=1.0, db=6.0, bands=1))(x, None, None)
+    out, _ = FilterAugment(FilterAugmentConfig(p=1.0, db=6.0, bands=1), context_of(x))(x, None, None)
     assert torch.equal(out, out[..., :1].expand_as(out))  # the same gain all along time
     limit = 6.0 * np.log(10) / 10
     assert float(out.abs().max()) <= limit + 1e-6 and float(out.abs().max()) > 0.5 * limit
     assert torch.allclose(out[:, 0, 2:, 0] - 2 * out[:, 0, 1:-1, 0] + out[:, 0, :-2, 0], torch.zeros(64, 38), atol=1e-5)  # one band: a line
-    four, _ = FilterAugment(FilterAugmentConfig(p=1.0, db=6.0, bands=4))(x, None, None)
+    four, _ = FilterAugment(FilterAugmentConfig(p=1.0, db=6.0, bands=4), context_of(x))(x, None, None)
     kinks = ((four[:, 0, 2:, 0] - 2 * four[:, 0, 1:-1, 0] + four[:, 0, :-2, 0]).abs() > 1e-4).sum(1)
     assert int(kinks.max()) <= 2 * 3  # three inner edges, each bending the line at most at the two bins around it
-    untouched, _ = FilterAugment(FilterAugmentConfig(p=0.0))(x + 1.0, None, None)
+    untouched, _ = FilterAugment(FilterAugmentConfig(p=0.0), context_of(x))(x + 1.0, None, None)
     assert torch.equal(untouched, x + 1.0)

@@ -3,20 +3,18 @@ visits (shuffle or balanced sampling, repeats, minority multicrop's extra views)
 the recipe's batch operations over every batch, in the order of ``BATCH_OPS``. Evaluation data
 never goes through either.
 
-A batch operation is built as ``Op(its recipe value, BatchContext)`` and called as
-``op(x, targets, is_extra) -> (x, targets)`` on float inputs (images in [0, 1], or log-mel
+A batch operation is built as ``Op(config, context)`` — its recipe value and the ``BatchContext``
+— and called as ``op(x, targets, is_extra) -> (x, targets)`` on float inputs (images in [0, 1], or log-mel
 features). Adding a regularizer takes a module with its class, a line in ``BATCH_OPS`` and a field
 (with its schema class) in ``recipe.AugmentConfig``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
-
 import torch
 
 from .acoustics import Compression, PitchShift, Reverb
+from .context import BatchContext
 from .filter_augment import FilterAugment
 from .image import ColorJitter, Erasing, HorizontalFlip, ResizedCrop, Rotation, Translate, VerticalFlip
 from .mix import Mix
@@ -44,15 +42,6 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
     "erasing": Erasing,
     "mix": Mix,
 }
-
-
-@dataclass
-class BatchContext:
-    """What an operation may need to know of the training data."""
-
-    class_counts: torch.Tensor
-    input_shape: tuple[int, int, int]
-    data: Optional[Any] = None  # the recipe's data section (audio operations read the front end)
 
 
 class BatchOps:

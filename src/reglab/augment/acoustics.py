@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..data.frontend import hz_to_mel, mel_to_hz
+from .context import BatchContext
 
 DECAY_60_DB = math.log(1e6)  # a power decay of 60 dB, in nepers of power
 
@@ -64,7 +65,7 @@ def take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 class PitchShift:
-    def __init__(self, config, context):
+    def __init__(self, config, context: BatchContext):
         self.config, self.mel_hz = config, Geometry.of("pitch_shift", context).mel_hz
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
@@ -98,7 +99,7 @@ class Reverb:
     augmentation of reverberant speech for robust speech recognition", simulate rooms), applied
     to band powers: RT60 and direct-to-reverberant ratio drawn uniformly from their ranges."""
 
-    def __init__(self, config, context):
+    def __init__(self, config, context: BatchContext):
         self.config, self.frames_per_second = config, Geometry.of("reverb", context).frames_per_second
         self.length = max(2, math.ceil(config.rt60[1] * self.frames_per_second))
 
@@ -123,7 +124,7 @@ class Compression:
     """Dynamic range compression (Salamon & Bello 2017 apply it as a deformation), ratio drawn
     from U(1, max_ratio)."""
 
-    def __init__(self, config, context):
+    def __init__(self, config, context: BatchContext):
         Geometry.of("compression", context)
         self.config = config
 

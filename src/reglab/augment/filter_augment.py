@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..data.frontend import DB_TO_LOG_POWER
+from .context import BatchContext
 
 
 def equalizer_curves(batch: int, n_freq: int, bands: int, max_db: float, device) -> torch.Tensor:
@@ -24,7 +25,7 @@ def equalizer_curves(batch: int, n_freq: int, bands: int, max_db: float, device)
 
 
 class FilterAugment:
-    def __init__(self, config, context=None):
+    def __init__(self, config, context: BatchContext):
         self.config = config
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):

@@ -8,6 +8,7 @@ import kornia.augmentation as K
 import torch
 
 from ..errors import UserError
+from .context import BatchContext
 
 
 class KorniaOp:
@@ -23,37 +24,37 @@ class KorniaOp:
 
 
 class HorizontalFlip(KorniaOp):
-    def __init__(self, p: float, context):
-        self.module = K.RandomHorizontalFlip(p=p)
+    def __init__(self, config: float, context: BatchContext):
+        self.module = K.RandomHorizontalFlip(p=config)
 
 
 class VerticalFlip(KorniaOp):
-    def __init__(self, p: float, context):
-        self.module = K.RandomVerticalFlip(p=p)
+    def __init__(self, config: float, context: BatchContext):
+        self.module = K.RandomVerticalFlip(p=config)
 
 
 class ResizedCrop(KorniaOp):
-    def __init__(self, crop, context):
-        self.module = K.RandomResizedCrop(tuple(context.input_shape[1:]), scale=crop.scale, ratio=crop.ratio, p=crop.p)
+    def __init__(self, config, context: BatchContext):
+        self.module = K.RandomResizedCrop(tuple(context.input_shape[1:]), scale=config.scale, ratio=config.ratio, p=config.p)
 
 
 class Translate(KorniaOp):
-    def __init__(self, shift, context):
-        self.module = K.RandomAffine(0.0, translate=(shift.fraction, shift.fraction), padding_mode="reflection", p=shift.p)
+    def __init__(self, config, context: BatchContext):
+        self.module = K.RandomAffine(0.0, translate=(config.fraction, config.fraction), padding_mode="reflection", p=config.p)
 
 
 class Rotation(KorniaOp):
-    def __init__(self, turn, context):
-        self.module = K.RandomRotation(turn.degrees, p=turn.p)
+    def __init__(self, config, context: BatchContext):
+        self.module = K.RandomRotation(config.degrees, p=config.p)
 
 
 class ColorJitter(KorniaOp):
-    def __init__(self, jitter, context):
-        if context.input_shape[0] != 3 and (jitter.saturation or jitter.hue):
+    def __init__(self, config, context: BatchContext):
+        if context.input_shape[0] != 3 and (config.saturation or config.hue):
             raise UserError("augment.color_jitter: saturation and hue need RGB images (data.channels=3)")
-        self.module = K.ColorJitter(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue, p=jitter.p)
+        self.module = K.ColorJitter(config.brightness, config.contrast, config.saturation, config.hue, p=config.p)
 
 
 class Erasing(KorniaOp):
-    def __init__(self, erase, context):
-        self.module = K.RandomErasing(erase.scale, erase.ratio, p=erase.p)
+    def __init__(self, config, context: BatchContext):
+        self.module = K.RandomErasing(config.scale, config.ratio, p=config.p)

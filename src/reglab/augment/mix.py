@@ -13,6 +13,7 @@ which with balanced sampling is about the same for every batch.
 from __future__ import annotations
 
 import torch
+from .context import BatchContext
 
 
 def per_class_probability(counts: torch.Tensor, p_min: float, p_max: float) -> torch.Tensor:
@@ -34,7 +35,7 @@ def cutmix_box(height: int, width: int, lam: float, generator=None) -> tuple[int
 
 
 class Mix:
-    def __init__(self, config, context):
+    def __init__(self, config, context: BatchContext):
         self.config = config
         self.class_p = None
         if config.per_class:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import torch
 
 from ..data.mixing import mix_in
+from .context import BatchContext
 
 
 class Mixtures:
-    def __init__(self, config, context=None):
+    def __init__(self, config, context: BatchContext):
         self.config = config
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra=None) -> tuple[torch.Tensor, torch.Tensor]:

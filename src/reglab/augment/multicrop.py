@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import kornia.augmentation as K
 import torch
+from .context import BatchContext
 
 
 class MinorityViews:
@@ -32,7 +33,7 @@ class MinorityViews:
 class MinorityCrop:
     """Crops the extra views of a float batch; the first visit of every sample is left as is."""
 
-    def __init__(self, config, context):
+    def __init__(self, config, context: BatchContext):
         self.crop = K.RandomResizedCrop(tuple(context.input_shape[1:]), scale=config.scale, ratio=config.ratio, p=1.0)
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):

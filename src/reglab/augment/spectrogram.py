@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..data.frontend import DB_TO_LOG_POWER
+from .context import BatchContext
 
 
 def band_masks(batch: int, size: int, count: int, max_width: int, device) -> torch.Tensor:
@@ -23,7 +24,7 @@ class SpecAugment:
     """Masks ``freq_masks`` bands of up to ``freq_width`` mel bins and ``time_masks`` spans of up
     to ``time_width`` frames in every spectrogram, filling them with that spectrogram's mean."""
 
-    def __init__(self, config, context=None):
+    def __init__(self, config, context: BatchContext):
         self.config = config
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
@@ -42,16 +43,16 @@ def random_gain(x: torch.Tensor, max_db: float) -> torch.Tensor:
 
 
 class RandomGain:
-    def __init__(self, max_db: float, context=None):
-        self.max_db = max_db
+    def __init__(self, config: float, context: BatchContext):
+        self.max_db = config
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
         return random_gain(x, self.max_db), targets
 
 
 class RandomTimeShift:
-    def __init__(self, max_fraction: float, context=None):
-        self.max_fraction = max_fraction
+    def __init__(self, config: float, context: BatchContext):
+        self.max_fraction = config
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
         return random_time_shift(x, self.max_fraction), targets
