@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -10,7 +11,33 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker process gets its share of the cores for torch, so that two
+    workers on two cores do not each run two threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def write_recipe(folder: Path, body: str | bytes, name: str = "recipe.yaml") -> Path:
+    """A recipe file (text, or raw bytes for damaged ones) in ``folder``."""
+    path = folder / name
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``reglab ARGV`` in this process: exit code, stdout, stderr."""
+    from reglab.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def write_png(path: Path, rng: np.random.Generator, size=(12, 12), shade: int | None = None) -> None:

@@ -11,11 +11,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from reglab.cli import main
 
-from .conftest import write_png
+from .conftest import write_png, write_recipe
 
 
 class Hostile:
@@ -46,9 +45,7 @@ def world(tmp_path_factory):
 
 
 def recipe(tmp, body):
-    path = tmp / "bad.yaml"
-    path.write_bytes(body if isinstance(body, bytes) else body.encode())
-    return path
+    return write_recipe(tmp, body, "bad.yaml")
 
 
 def train(tmp, body, *overrides):

@@ -11,19 +11,7 @@ import soundfile
 
 from reglab.cli import main
 
-from .conftest import SHARED_DATA
-
-
-def write_recipe(tmp_path, body: str):
-    path = tmp_path / "recipe.yaml"
-    path.write_text(body)
-    return path
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from .conftest import SHARED_DATA, run_cli, write_recipe
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,11 @@ import pytest
 from reglab.errors import UserError
 from reglab.recipe import apply_overrides, load_recipe
 
-
-def write(tmp_path, text):
-    path = tmp_path / "r.yaml"
-    path.write_text(text)
-    return path
+from .conftest import write_recipe
 
 
 def test_defaults_and_overrides_reach_nested_keys(tmp_path):
-    path = write(tmp_path, "model: {name: alexnet_like}\noptim: {lr: 0.1}\n")
+    path = write_recipe(tmp_path, "model: {name: alexnet_like}\noptim: {lr: 0.1}\n")
     recipe = load_recipe(path, ["optim.lr=0.01", "model.dropout.rate=0.4", "loss.class_weights=[1, 2]", "data.classes=null"])
     assert recipe.optim.lr == 0.01
     assert recipe.model.dropout.rate == 0.4 and recipe.model.dropout.where == "head"
@@ -22,7 +18,7 @@ def test_defaults_and_overrides_reach_nested_keys(tmp_path):
 
 
 def test_dropout_number_is_shorthand_for_rate(tmp_path):
-    recipe = load_recipe(write(tmp_path, "model: {dropout: 0.3}\n"))
+    recipe = load_recipe(write_recipe(tmp_path, "model: {dropout: 0.3}\n"))
     assert recipe.model.dropout.rate == 0.3
 
 
@@ -50,7 +46,7 @@ def test_override_creates_missing_sections():
     ],
 )
 def test_bad_recipes_name_the_key(tmp_path, text, overrides, expected):
-    path = write(tmp_path, text)
+    path = write_recipe(tmp_path, text)
     with pytest.raises(UserError) as caught:
         load_recipe(path, overrides)
     message = str(caught.value)
@@ -62,7 +58,7 @@ def test_missing_file_and_invalid_yaml(tmp_path):
     with pytest.raises(UserError, match="recipe file not found"):
         load_recipe(tmp_path / "nope.yaml")
     with pytest.raises(UserError, match=r"line \d+ is not valid YAML"):
-        load_recipe(write(tmp_path, "data:\n  - [unclosed\n"))
+        load_recipe(write_recipe(tmp_path, "data:\n  - [unclosed\n"))
     with pytest.raises(UserError, match="not of the form section.key=value"):
         load_recipe(None, ["lr0.1"])
 

@@ -1,7 +1,6 @@
 """A killed or interrupted ``reglab train`` resumes to the numbers of a run never stopped."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

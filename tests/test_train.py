@@ -136,6 +136,7 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
     assert without_time(train(recipe, tmp_path / "again").history) == without_time(half)  # deterministic in bfloat16 too
 
 
+@pytest.mark.slow  # compiles a model twice
 def test_compiled_training_learns_as_eager_does_and_repeats_itself(tmp_path):
     recipe = digits_recipe("train.compile=true", "model.name=instrunet", "model.width=0.25")
     eager = train(digits_recipe("model.name=instrunet", "model.width=0.25"), tmp_path / "eager").history
@@ -147,6 +148,7 @@ def test_compiled_training_learns_as_eager_does_and_repeats_itself(tmp_path):
     assert state and not any("_orig_mod" in key for key in state)  # checkpoints hold the model itself
 
 
+@pytest.mark.slow  # compiles five runs
 def test_every_compiled_run_of_a_process_is_compiled_not_only_the_first_few(tmp_path):
     """torch keeps compiled code per Python function across models and, past its recompile limit
     (8), runs eager without a word: a study worker trains run after run in one process."""

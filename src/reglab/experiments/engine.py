@@ -226,10 +226,14 @@ class Engine(Worker):
         started = time.perf_counter()
         try:
             resume = self.adopt_dead_attempt(point, attempt)
-            result = train(self.trial_recipe(point), attempt, TrialReporter(trial, self.monitored), resume=resume)
+            result = self.train_point(point, attempt, TrialReporter(trial, self.monitored), resume)
         except Exception:
             self.give_up(trial.number, attempt)
         return self.conclude(trial, point, attempt, result, started)
+
+    def train_point(self, point: tuple, attempt: Path, reporter, resume: bool) -> RunResult:
+        """Train one point into its attempt directory (``resume``: continue the dead attempt copied there)."""
+        return train(self.trial_recipe(point), attempt, reporter, resume=resume)
 
     def trial_recipe(self, point: tuple) -> Recipe:
         recipe = self.recipe_for(point)
