@@ -62,15 +62,20 @@ def folded_copies(monkeypatch) -> list:
     return copies
 
 
+def write_image_folder(root: Path, counts: dict[str, int], pattern: str = "{i}.png", size=(12, 12), seed: int = 0) -> Path:
+    """``root/<class>/<pattern>`` images, the k-th class tinted by colour channel k (learnable),
+    ``counts`` images per class."""
+    rng = np.random.default_rng(seed)
+    for shade, (name, count) in enumerate(counts.items()):
+        for i in range(count):
+            write_png(root / name / pattern.format(name=name, i=i), rng, size=size, shade=shade)
+    return root
+
+
 @pytest.fixture
 def image_tree(tmp_path) -> Path:
     """``train/<class>/*.png`` with 3 colour-coded classes of 12, 8 and 6 images."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "images"
-    for shade, (name, count) in enumerate({"red": 12, "green": 8, "blue": 6}.items()):
-        for i in range(count):
-            write_png(root / name / f"{name}_{i:03d}.png", rng, shade=shade)
-    return root
+    return write_image_folder(tmp_path / "images", {"red": 12, "green": 8, "blue": 6}, "{name}_{i:03d}.png")
 
 
 @pytest.fixture

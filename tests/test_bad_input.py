@@ -14,7 +14,7 @@ import torch
 
 from reglab.cli import main
 
-from .conftest import write_png, write_recipe
+from .conftest import write_image_folder, write_png, write_recipe
 
 
 class Hostile:
@@ -31,10 +31,8 @@ class Hostile:
 def world(tmp_path_factory):
     """Shared, read-only inputs: an image folder, a test folder, a CIFAR tree and a trained run."""
     root = tmp_path_factory.mktemp("world")
-    rng = np.random.default_rng(0)
-    for shade, name in enumerate(["red", "green", "blue"]):
-        for i in range(6):
-            write_png(root / "images" / name / f"{i}.png", rng, shade=shade)
+    write_image_folder(root / "images", {"red": 6, "green": 6, "blue": 6})
+    rng = np.random.default_rng(1)
     for i in range(3):
         write_png(root / "test" / f"{i:04d}.png", rng, shade=i)
     (root / "labels.csv").write_text("id,label\n0000,red\n0001,green\n0002,blue\n")

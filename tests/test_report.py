@@ -11,7 +11,7 @@ import pytest
 from reglab.cli import main
 from reglab.metrics import expected_calibration_error
 
-from .conftest import write_png
+from .conftest import write_image_folder
 
 
 def test_ece_by_hand_on_a_tiny_case():
@@ -27,11 +27,8 @@ def test_ece_by_hand_on_a_tiny_case():
 def hostile_run(tmp_path_factory):
     """A trained linear run whose class names are markup."""
     root = tmp_path_factory.mktemp("report")
-    rng = np.random.default_rng(0)
     names = ["<script>alert(1)<", "plain", "a | b"]
-    for shade, name in enumerate(names):
-        for i in range(8):
-            write_png(root / "data" / name / f"{i}.png", rng, shade=shade)
+    write_image_folder(root / "data", {name: 8 for name in names})
     recipe = root / "r.yaml"
     recipe.write_text(f"data: {{source: image_folder, path: {root / 'data'}, image_size: 12, val_fraction: 0.5}}\n"
                       "model: {name: linear}\noptim: {name: adam, lr: 0.01}\ntrain: {epochs: 3, batch_size: 4}\n")  # fmt: skip

@@ -1,7 +1,6 @@
 """k seeds trained as one vectorized network (``reglab.training.stack``): each member ends where its own
 run ends, and nothing couples the members."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -9,7 +8,7 @@ from reglab.recipe import load_recipe
 from reglab.training.stack import train_stack
 from reglab.training.run import train
 
-from .conftest import write_png
+from .conftest import write_image_folder
 
 MODELS = {
     "linear": "{name: linear}",
@@ -23,12 +22,7 @@ MODELS = {
 def images(tmp_path_factory):
     """3 classes of 40 noisy 16x16 images (no flat regions: a tie, as in a ReLU or max-pool over
     equal values, would let float rounding pick different branches)."""
-    root = tmp_path_factory.mktemp("stack") / "images"
-    rng = np.random.default_rng(0)
-    for shade in range(3):
-        for i in range(40):
-            write_png(root / f"c{shade}" / f"{i:02d}.png", rng, size=(16, 16), shade=shade)
-    return root
+    return write_image_folder(tmp_path_factory.mktemp("stack") / "images", {f"c{k}": 40 for k in range(3)}, "{i:02d}.png", (16, 16))
 
 
 @pytest.fixture
