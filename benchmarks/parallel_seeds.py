@@ -1,4 +1,4 @@
-"""Per-seed training time of k seeds trained as one stack (``train.parallel_seeds``), relative to
+"""Per-seed training time of k seeds trained as one stack (``study.parallel_seeds``), relative to
 one independent run, in one process.
 
     python benchmarks/parallel_seeds.py [--models linear alexnet_like resnet18] [--ks 1 2 4 8]

@@ -122,7 +122,7 @@ CASES = {
     "unknown monitor": (lambda w, t: train(t, LINEAR, "train.early_stopping.monitor=val_f1"), "train.early_stopping.monitor"),
     "mixture monitor, no mixtures": (lambda w, t: train(t, LINEAR, "train.early_stopping.monitor=val_mix_macro_f1"),
                                      "train.early_stopping.monitor: val_mix_macro_f1 scores validation mixtures"),
-    "parallel seeds in train": (lambda w, t: train(t, LINEAR, "train.parallel_seeds=4"), "train.parallel_seeds: 4 is for studies"),
+    "parallel seeds in train": (lambda w, t: train(t, LINEAR, "train.parallel_seeds=4"), "unknown key 'train.parallel_seeds'; it moved to 'study.parallel_seeds'"),
     "audio augmentation on images": (lambda w, t: train(t, LINEAR, "augment.reverb={p: 0.5}"), "augment.reverb: acts on log-mel features"),
     "logit adjustment with bce": (lambda w, t: train(t, LINEAR, "loss.name=bce", "evaluate.logit_adjustment=fit"), "evaluate.logit_adjustment"),
     "softmax loss, multi-label recipe": (lambda w, t: train(t, LINEAR, "loss.name=focal", "evaluate.threshold=tuned"), "loss.name: focal"),

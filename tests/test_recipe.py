@@ -154,3 +154,16 @@ def test_every_example_recipe_loads(path):
         load_sweep_recipe(path)
     else:
         load_recipe(path)
+
+
+def test_recipes_saved_with_train_parallel_seeds_still_load(tmp_path):
+    """Saved before the stack size became the study's setting: a run's recipe.yaml drops it, a
+    study's study.yaml takes it to study.parallel_seeds."""
+    from reglab.recipe import load_study_recipe
+
+    run = write_recipe(tmp_path, "data: {source: digits}\ntrain: {epochs: 2, parallel_seeds: 1}\n", "run.yaml")
+    assert load_recipe(run, saved=True).train.epochs == 2
+    study = write_recipe(tmp_path, "data: {source: digits}\ntrain: {parallel_seeds: 4}\nstudy: {arms: {a: {}}, baseline: a}\n", "study.yaml")
+    assert load_study_recipe(study, saved=True)[0].study.parallel_seeds == 4
+    with pytest.raises(UserError, match="it moved to 'study.parallel_seeds'"):
+        load_recipe(run)  # a recipe the user writes is not upgraded: the key names its new place

@@ -239,12 +239,13 @@ data: {source: digits}
 model: {name: linear}
 optim: {name: sgd, lr: 0.05, momentum: 0.9}
 augment: {translate: {fraction: 0.1}, mix: {mixup_alpha: 0.2}}
-train: {epochs: 40, batch_size: 64, parallel_seeds: 2}
+train: {epochs: 40, batch_size: 64}
 study:
   arms: {none: {}, l2: {optim.l2: 0.01}}
   baseline: none
   seeds: [0, 1]
   heartbeat_seconds: 1
+  parallel_seeds: 2
 """
 
 

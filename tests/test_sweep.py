@@ -242,16 +242,16 @@ def test_a_confirmation_that_cannot_be_fresh_or_run_is_refused(small, tmp_path, 
     assert not (tmp_path / "c").exists() and sorted((p, p.stat().st_mtime_ns) for p in small.rglob("*") if p.name != "sweep.db") == before
 
 
-def test_best_yaml_of_a_sweep_in_stacks_trains_as_printed(tmp_path):
+def test_best_yaml_trains_as_printed_and_stacking_is_the_studys_setting(tmp_path, capsys):
     recipe = write(tmp_path, SAMPLED.replace("epochs: 3", "epochs: 1"), trials=2)
-    tree = yaml.safe_load(recipe.read_text())
-    tree["train"]["parallel_seeds"] = 4
-    recipe.write_text(yaml.safe_dump(tree))
     assert main(["sweep", str(recipe), "--out", str(tmp_path / "s"), "--workers", "0", "--quiet"]) == 0
     Sweep(tmp_path / "s").work()
     assert main(["sweep", "show", str(tmp_path / "s")]) == 0
     assert "ranked by best val_accuracy" in (tmp_path / "s" / "best.yaml").read_text().splitlines()[0]
     assert main(["train", str(tmp_path / "s" / "best.yaml"), "--out", str(tmp_path / "best"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(recipe), "train.parallel_seeds=4", "--out", str(tmp_path / "t"), "--workers", "0"]) == 2
+    assert "it moved to 'study.parallel_seeds'" in capsys.readouterr().err  # a worker setting, never in a run's recipe
 
 
 @pytest.mark.parametrize("name", ["sweep.json", "sweep.yaml", "best.yaml", "confirm.yaml", "report.html"])

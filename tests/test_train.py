@@ -171,11 +171,16 @@ def test_compile_without_a_cpp_compiler_is_a_one_line_error(tmp_path, monkeypatc
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_compile_and_a_stack_of_seeds_do_not_combine():
+def test_compile_and_a_stack_of_seeds_do_not_combine(tmp_path):
     from reglab.errors import UserError
+    from reglab.recipe import load_study_recipe
 
-    with pytest.raises(UserError, match="train.compile compiles one network"):
-        digits_recipe("train.compile=true", "train.parallel_seeds=2")
+    from .conftest import write_recipe
+
+    recipe = write_recipe(tmp_path, "data: {source: digits}\nmodel: {name: linear}\ntrain: {compile: true}\n"
+                                    "study: {arms: {a: {}}, baseline: a, parallel_seeds: 2}\n")  # fmt: skip
+    with pytest.raises(UserError, match="train.compile compiles one network; study.parallel_seeds stacks seeds"):
+        load_study_recipe(recipe)
 
 
 def test_predictions_run_in_inference_mode_batch_by_batch_and_equal_one_pass():

@@ -15,9 +15,6 @@ def cmd_train(args) -> None:
     from ..training.run import train
 
     recipe = load_recipe(args.recipe, with_device(args))
-    if recipe.train.parallel_seeds > 1:
-        raise UserError(f"train.parallel_seeds: {recipe.train.parallel_seeds} is for studies (a worker trains that many seeds of an arm "
-                        "as one stack); reglab train trains one seed: set it to 1, or run a study")  # fmt: skip
     out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
     train(recipe, out, reporter_for(args.quiet), resume=args.resume)
     write_report_of(out, args.quiet)

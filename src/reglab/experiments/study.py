@@ -25,7 +25,7 @@ from ..training.run import RunResult
 class Study(Engine):
     kind, home = "study", "studies"
 
-    ANALYSIS = ("alpha", "margin", "also")  # how the table reads the runs: a rerun may change them
+    SETTINGS = ("alpha", "margin", "also", "parallel_seeds")  # how the table reads the runs, how workers take them: a rerun may change them
 
     @classmethod
     def load(cls, path, overrides=(), saved: bool = False):
@@ -38,8 +38,8 @@ class Study(Engine):
 
     @classmethod
     def comparable(cls, tree: dict) -> dict:
-        """A study may be rerun with another level, margin or exploratory columns: the runs are the same."""
-        return {**tree, "study": {k: v for k, v in tree["study"].items() if k not in cls.ANALYSIS}}
+        """A study may be rerun with another level, margin, exploratory columns or stack size: the runs are the same."""
+        return {**tree, "study": {k: v for k, v in tree["study"].items() if k not in cls.SETTINGS}}
 
     def read_plan(self, path: Path) -> None:
         self.recipe, self.arms = load_study_recipe(path, saved=True)

@@ -165,13 +165,11 @@ class Sweep(Engine):
             return {}
 
     def write_best(self, rows: list[dict]) -> Optional[Path]:
-        """``best.yaml``: the best configuration that trained to the end, as a plain recipe that
-        ``reglab train`` runs as printed (one seed: ``train.parallel_seeds`` set back to 1)."""
+        """``best.yaml``: the best configuration that trained to the end, as a plain recipe."""
         best = next((row for row in rows if row["group"] == FINISHED), None)
         if best is None:
             return None
         recipe = self.recipe_for(tuple(best["point"]))
-        recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"parallel_seeds": 1})})
         header = (f"# Best configuration of sweep {self.name}, ranked by {metric_label(self.config, 'at epoch')}: {best['value']:.4f} "
                   f"(seed {recipe.train.seed}, run {best['name']}; one seed: confirm it on fresh seeds with `reglab sweep confirm`).\n"
                   f"# Searched values: {', '.join(f'{k}={v}' for k, v in best['params'].items())}\n"

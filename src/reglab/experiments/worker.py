@@ -1,6 +1,6 @@
 """Workers: the loop that pops waiting trials (or asks the sampler for new ones) until the plan is
 done, local worker processes, k trials of one arm popped and trained as one stack
-(``train.parallel_seeds``), and the reporter through which a run's epochs reach Optuna (its
+(``study.parallel_seeds``), and the reporter through which a run's epochs reach Optuna (its
 pruner, its dashboards). A mixin of ``Engine``: what runs is the engine's plan."""
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ class Worker:
         return None
 
     def stack_size(self) -> int:
-        """How many trials the next stack may take: the next waiting point's ``train.parallel_seeds``."""
+        """How many trials the next stack may take: the plan's ``parallel_seeds`` when the next waiting
+        point may stack."""
         waiting = self.queued((TrialState.WAITING,))
         if not waiting or self.stack_key(tuple(waiting[0].user_attrs[POINT])) is None:
             return 1
-        return self.recipe_for(tuple(waiting[0].user_attrs[POINT])).train.parallel_seeds
+        return self.config.parallel_seeds
 
     def take_stack(self, size: int) -> list[optuna.Trial]:
         """Up to ``size`` waiting trials with the first one's stack key, popped in queue order.

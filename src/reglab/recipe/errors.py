@@ -12,6 +12,9 @@ from typing import Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+MOVED = {  # old key -> its new place in another section, kept only where that section is (a study's recipe)
+    "train.parallel_seeds": "study.parallel_seeds",
+}
 RENAMED = {  # old key -> new key, for recipes written before a rename
     "augment.multicrop.threshold": "augment.multicrop.below",
     "augment.gain_db": "augment.random_gain_db",
@@ -74,6 +77,8 @@ def describe(errors: list[dict], schema: type[BaseModel]) -> str:
         unknown = ".".join(place.keys + [str(error["loc"][-1])])
         if unknown in RENAMED:
             return f"unknown key '{unknown}'; it was renamed '{RENAMED[unknown]}'"
+        if unknown in MOVED:
+            return f"unknown key '{unknown}'; it moved to '{MOVED[unknown]}' (a setting of the study's workers)"
         valid = list(place.section.model_fields) if place.section else []
         close = difflib.get_close_matches(str(error["loc"][-1]), valid, n=1, cutoff=0.5)
         if close:

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
-from .errors import RENAMED, describe, tags_of
+from .errors import MOVED, RENAMED, describe, tags_of
 from .plans import StudyRecipe
 from .schema import Recipe
 
@@ -113,17 +113,19 @@ def laid_over(under: dict, over: dict) -> dict:
 
 def upgrade(tree: dict) -> dict:
     """A recipe that reglab saved (a run's recipe.yaml, a study's study.yaml), in today's keys:
-    renamed keys moved, and the keys that do not apply to a section's ``name`` dropped (earlier
+    renamed and moved keys put in their places, and the keys that do not apply to a section's ``name`` dropped (earlier
     versions saved every key for every name). Recipes a user writes are never upgraded: a key
     that does not apply there is an error."""
     tree = copy.deepcopy(tree)
-    for old, new in RENAMED.items():
+    for old, new in {**RENAMED, **MOVED}.items():
         *parents, leaf = old.split(".")
         node = tree
         for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and leaf in node:
-            set_dotted(tree, new.split("."), node.pop(leaf))
+            value = node.pop(leaf)
+            if old in RENAMED or isinstance(tree.get(new.split(".")[0]), dict):
+                set_dotted(tree, new.split("."), value)
     for key, field in Recipe.model_fields.items():
         members, value = tags_of(field.annotation), tree.get(key)
         if members and isinstance(value, dict):

@@ -219,14 +219,7 @@ class TrainConfig(Section):
         "(here InstruNet 1.5x, ResNet-18 1.1x, AlexNet-like 1.0x); the first epoch also compiles, 5-50 s, cached on disk after"
     )  # fmt: skip
     ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
-    parallel_seeds: int = Field(1, ge=1, le=64, description="studies: a worker trains up to this many seeds of an arm at once, as one vectorized network")
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-
-    @model_validator(mode="after")
-    def _compile_runs_alone(self) -> "TrainConfig":
-        if self.compile and self.parallel_seeds > 1:
-            raise ValueError("train.compile compiles one network; a stack of parallel_seeds runs under vmap, which it does not compile: set one of them off")
-        return self
 
     @field_validator("amp", mode="before")
     @classmethod

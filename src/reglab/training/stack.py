@@ -1,4 +1,4 @@
-"""k seeds of one recipe trained together as one vectorized network (``train.parallel_seeds``).
+"""k seeds of one recipe trained together as one vectorized network (``study.parallel_seeds``).
 
 Every member is the model its own run would build (its own seed: initialization, data order,
 augmentation and mixing draws); each step stacks the members' parameters and batches and runs
