@@ -8,8 +8,17 @@ from typing import Optional
 import torch
 
 
+class Named:
+    """A data set whose items each have an id: as long as its ids."""
+
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 @dataclass
-class Samples:
+class Samples(Named):
     """``x``: uint8 images or float features ``[N, C, H, W]``; ``y``: class indices ``[N]``, a
     multi-hot ``[N, C]`` matrix, or ``None`` when unlabelled; ``ids``: one name per sample (file
     stem or index) for predictions and submissions."""
@@ -18,9 +27,6 @@ class Samples:
     y: Optional[torch.Tensor]
     classes: list[str]
     ids: list[str]
-
-    def __len__(self) -> int:
-        return len(self.x)
 
     @property
     def multilabel(self) -> bool:
@@ -40,7 +46,7 @@ class Samples:
 
 
 @dataclass
-class Excerpts:
+class Excerpts(Named):
     """Long recordings cut into windows: ``windows`` ``[W, C, H, T]`` with ``owner[w]`` the
     excerpt each window comes from and ``moment[w]`` the stretch of time it covers (windows of
     the same moment are views of it: the downmix and each channel); ``y`` multi-hot ``[E, C]``."""
@@ -51,9 +57,6 @@ class Excerpts:
     y: Optional[torch.Tensor]
     classes: list[str]
     ids: list[str]
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 def select_classes(y: torch.Tensor, all_classes: list[str], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,9 +71,10 @@ class MulticropConfig(Section):
     ratio: Range = Field((0.75, 4 / 3), description="aspect-ratio range of the crops; [1, 1] keeps shapes unstretched")
 
 
-def share(of: str, default: float = 0.5):
-    """A probability field: the share of a batch an operation applies to."""
-    return Field(default, ge=0.0, le=1.0, description=f"share of {of}")
+class ShareConfig(Section):
+    """An operation that acts on a random share ``p`` of a batch's samples."""
+
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of the batch's samples it acts on")
 
 
 class SpecAugmentConfig(Section):
@@ -83,19 +84,23 @@ class SpecAugmentConfig(Section):
     time_width: int = Field(20, ge=0, description="widest time mask, in frames")
 
 
-class FilterAugmentConfig(Section):
-    p: float = share("spectrograms equalized")
+class FilterAugmentConfig(ShareConfig):
+    """Random equalization of log-mel features (Nam et al. 2022, FilterAugment); ``augment/filter_augment.py``."""
+
     db: float = Field(6.0, ge=0.0, description="band-edge gains are U(−db, db) dB")
     bands: int = Field(4, ge=1, description="bands the mel axis is cut into")
 
 
-class PitchShiftConfig(Section):
-    p: float = share("spectrograms shifted")
+class PitchShiftConfig(ShareConfig):
+    """Small pitch shifts along the mel axis (Salamon & Bello 2017; McFee et al. 2015)."""
+
     semitones: float = Field(1.0, gt=0.0, le=12.0, description="shifts are U(−semitones, semitones)")
 
 
-class ReverbConfig(Section):
-    p: float = share("spectrograms reverberated")
+class ReverbConfig(ShareConfig):
+    """Room reverberation of the features: an exponential tail of ``rt60`` seconds at a direct-to-
+    reverberant ratio; ``augment/acoustics.py``."""
+
     rt60: Range = Field((0.2, 1.0), description="seconds for the tail to decay by 60 dB, drawn from this range")
     drr_db: Range = Field((0.0, 12.0), description="direct-to-reverberant power ratio in dB, drawn from this range")
 
@@ -107,13 +112,15 @@ class ReverbConfig(Section):
         return value
 
 
-class CompressionConfig(Section):
-    p: float = share("spectrograms compressed")
+class CompressionConfig(ShareConfig):
+    """Dynamic range compression of the features at a random ratio."""
+
     max_ratio: float = Field(4.0, gt=1.0, description="compression ratios are U(1, max_ratio)")
 
 
-class MixturesConfig(Section):
-    p: float = share("clips mixed with others")
+class MixturesConfig(ShareConfig):
+    """Polyphonic examples from monophonic clips (after Kratimenos et al. 2020); ``data/mixing.py``."""
+
     max_sources: int = Field(3, ge=2, description="clips in a mixture, at most")
     gain_db: float = Field(6.0, ge=0.0, description="each added clip's gain is U(−gain_db, gain_db)")
 
