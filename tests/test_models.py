@@ -2,10 +2,11 @@ import pytest
 import torch
 from torch import nn
 
+from reglab.errors import UserError
 from reglab.inference.predictor import predict_logits
 from reglab.models import MODELS, create_model
 from reglab.models.folding import folded
-from reglab.recipe import section
+from reglab.recipe import load_recipe, section
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -122,3 +123,24 @@ def test_local_response_norm_compiles_without_warnings_to_the_same_values():
         got.sum().backward()
     assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
     assert torch.allclose(got, layer(x), atol=1e-5)
+
+
+def test_stochastic_depth_drops_branches_linearly_in_depth_and_never_at_evaluation():
+    from reglab.models.resnet18 import BasicBlock, drop_path
+
+    model = create_model(section("model", name="resnet18", width=0.125, drop_path=0.4), (3, 16, 16), 3).net
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert [round(b.drop_path, 3) for b in blocks] == [round(0.4 * k / 8, 3) for k in range(1, 9)]  # Huang et al.'s linear rule
+    torch.manual_seed(0)
+    for block in (blocks[1], blocks[-1]):  # the share of samples whose branch is dropped
+        block.train()
+        branch = torch.ones(20000, 4, 2, 2)
+        kept = drop_path(branch, block.drop_path, True)
+        dropped = (kept.flatten(1).sum(1) == 0).float().mean().item()
+        assert abs(dropped - block.drop_path) < 0.015
+        assert abs(kept.mean().item() - 1.0) < 0.03  # kept branches scaled by 1/(1 − p): the expectation holds
+    model.eval()
+    x = torch.rand(4, 3, 16, 16)
+    assert torch.equal(model(x), model(x))  # evaluation keeps every branch
+    with pytest.raises(UserError, match="unknown key 'model.drop_path' with model.name=alexnet_like; .*it applies with model.name=resnet18"):
+        load_recipe(None, ["model.name=alexnet_like", "model.drop_path=0.2"])  # not a residual model

@@ -1,4 +1,4 @@
-"""The two penalties against their definitions, on a model small enough to do by hand."""
+"""The penalties and step constraints against their definitions, on a model small enough to do by hand."""
 
 import torch
 from torch import nn
@@ -57,3 +57,47 @@ def test_penalize_selects_layer_kinds():
     names = {id(p): n for n, p in model.named_parameters()}
     assert sorted(names[id(p)] for p in penalized) == ["0.bias", "1.bias", "1.weight", "2.bias"]
     assert sorted(names[id(p)] for p in free) == ["0.weight", "2.weight"]
+
+
+def test_l1_penalty_adds_lambda_sign_w_to_the_gradient_and_sparsifies():
+    lr, lam = 0.1, 0.05
+    before, grads, after = one_step(section("optim", name="sgd", lr=lr, momentum=0.0, l1=lam))
+    for name in ("0.weight", "2.weight"):
+        assert torch.allclose(after[name], before[name] - lr * (grads[name] + lam * before[name].sign()), atol=1e-6)
+    assert torch.allclose(after["0.bias"], before["0.bias"] - lr * grads["0.bias"], atol=1e-6)
+    torch.manual_seed(0)  # a weight the data does not need shrinks towards 0 under L1, stays put without it
+    for l1, far in ((0.0, True), (0.5, False)):
+        w = nn.Linear(4, 1, bias=False)
+        optimizer = Optimizer(section("optim", name="sgd", lr=0.05, momentum=0.0, l1=l1), w)
+        x = torch.randn(64, 4)
+        x[:, 3] = 0.0  # the fourth input carries nothing
+        w.weight.data[0, 3] = 1.0
+        for _ in range(100):
+            optimizer.zero_grad()
+            ((w(x) - x[:, :1]).pow(2).mean() + optimizer.penalty()).backward()
+            optimizer.step()
+        assert (abs(w.weight[0, 3].item()) > 0.5) == far
+
+
+def test_clip_grad_norm_bounds_the_step():
+    lr, bound = 1.0, 0.5
+    before, grads, after = one_step(section("optim", name="sgd", lr=lr, momentum=0.0, clip_grad_norm=bound))
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
+    assert norm > bound  # the step would have been larger
+    moved = torch.sqrt(sum((after[k] - before[k]).pow(2).sum() for k in before))
+    assert abs(moved.item() - lr * bound) < 1e-5  # the same direction, scaled to the bound
+    for k in before:
+        assert torch.allclose(after[k] - before[k], -lr * grads[k] * bound / norm, atol=1e-6)
+
+
+def test_max_norm_projects_each_units_incoming_weights_into_the_ball():
+    model = tiny_model()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[3.0, 4.0, 0.0], [0.1, 0.2, 0.2]]))  # norms 5 and 0.3
+    optimizer = Optimizer(section("optim", name="sgd", lr=1e-9, momentum=0.0, max_norm=1.0), model)
+    optimizer.zero_grad()
+    model(torch.ones(2, 3)).sum().backward()
+    optimizer.step()
+    assert torch.allclose(model[0].weight[0], torch.tensor([0.6, 0.8, 0.0]), atol=1e-5)  # scaled onto the sphere
+    assert torch.allclose(model[0].weight[1], torch.tensor([0.1, 0.2, 0.2]), atol=1e-5)  # inside: untouched
+    assert (model[2].weight.norm(dim=1) <= 1.0 + 1e-6).all()

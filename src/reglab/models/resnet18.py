@@ -2,7 +2,11 @@
 
 ``model.stem``: ``small`` is a 3x3/1 convolution without max-pooling (for CIFAR-sized inputs);
 ``standard`` is the ImageNet 7x7/2 convolution + 3x3/2 max-pool. ``model.width`` scales the
-64-128-256-512 channels; ``model.batch_norm: false`` replaces batch norm by identity."""
+64-128-256-512 channels; ``model.batch_norm: false`` replaces batch norm by identity.
+``model.drop_path``: stochastic depth (Huang et al. 2016, "Deep Networks with Stochastic Depth"):
+while training, each sample's residual branch in block l of L is dropped with probability
+rate·l/L (the paper's linear decay, the last block at ``rate``) and the kept ones scaled by
+1/(1 − p), as timm's ``drop_path`` does per sample; at evaluation every branch is kept."""
 
 from __future__ import annotations
 
@@ -12,11 +16,20 @@ from torch import nn
 from .layers import PooledConvNet, block_dropout, channels, norm2d
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Each sample's ``x`` zeroed with probability ``p`` while training, the rest scaled by 1/(1 − p)."""
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)
+
+
 class BasicBlock(nn.Module):
     conv_norm_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # applied in turn: foldable for inference
 
-    def __init__(self, cin: int, cout: int, stride: int, bn: bool):
+    def __init__(self, cin: int, cout: int, stride: int, bn: bool, drop_path: float = 0.0):
         super().__init__()
+        self.drop_path = drop_path
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=not bn)
         self.bn1 = norm2d(bn, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=not bn)
@@ -28,7 +41,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = drop_path(self.bn2(self.conv2(out)), self.drop_path, self.training)
         return self.relu(out + self.shortcut(x))
 
 
@@ -44,8 +57,10 @@ class ResNet18(PooledConvNet):
                 nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
             ]  # fmt: skip
         stages, cin = [], widths[0]
+        rates = [config.drop_path * (block + 1) / 8 for block in range(8)]  # linear in depth, 8 blocks
         for index, cout in enumerate(widths):
             stride = 1 if index == 0 else 2
-            stages += [BasicBlock(cin, cout, stride, bn), BasicBlock(cout, cout, 1, bn), block_dropout(config)]
+            stages += [BasicBlock(cin, cout, stride, bn, rates[2 * index]), BasicBlock(cout, cout, 1, bn, rates[2 * index + 1]),
+                       block_dropout(config)]  # fmt: skip
             cin = cout
         super().__init__(stem + stages, cin, config, n_classes)

@@ -80,10 +80,14 @@ def describe(errors: list[dict], schema: type[BaseModel]) -> str:
         if unknown in MOVED:
             return f"unknown key '{unknown}'; it moved to '{MOVED[unknown]}' (a setting of the study's workers)"
         valid = list(place.section.model_fields) if place.section else []
+        applies = f" with {'.'.join(place.keys + ['name'])}={place.tag}" if place.tag else ""
+        elsewhere = sorted({tag for tag, member in tags_of(place.annotation).items() if str(error["loc"][-1]) in member.model_fields})
+        if place.tag and elsewhere:  # a key of another name's schema: say which names take it
+            return (f"unknown key '{unknown}'{applies}; valid keys: {', '.join(valid)}; "
+                    f"it applies with {'.'.join(place.keys + ['name'])}={' or '.join(elsewhere)}")  # fmt: skip
         close = difflib.get_close_matches(str(error["loc"][-1]), valid, n=1, cutoff=0.5)
         if close:
             return f"unknown key '{unknown}'; did you mean '{'.'.join(place.keys + close)}'?"
-        applies = f" with {'.'.join(place.keys + ['name'])}={place.tag}" if place.tag else ""
         return f"unknown key '{unknown}'{applies}; valid keys: {', '.join(valid)}"
     place = walk(schema, error["loc"])
     key = ".".join(place.keys)

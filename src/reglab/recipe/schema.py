@@ -92,6 +92,8 @@ class AlexNetLikeConfig(ConvModelConfig):
 class ResNet18Config(ConvModelConfig):
     name: Literal["resnet18"] = "resnet18"
     stem: Literal["small", "standard"] = Field("small", description="3x3/1 stem for small images, or 7x7/2 + max-pool")
+    drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth: the last residual branch is dropped with this "
+                             "probability, earlier ones linearly less (Huang et al. 2016)")  # fmt: skip
 
 
 class InstruNetConfig(ConvModelConfig):
@@ -135,9 +137,13 @@ class OptimBase(Section):
     lr: float = Field(0.01, gt=0.0)
     l2: float = Field(0.0, ge=0.0, description="Keras-style penalty: λ·Σw² added to the loss")
     weight_decay: float = Field(0.0, ge=0.0, description="decoupled decay: w ← w·(1 − lr·wd) each step")
+    l1: float = Field(0.0, ge=0.0, description="penalty λ·Σ|w| added to the loss (sparse weights; the penalize kinds)")
     penalize: list[Literal["conv", "linear", "norm", "bias"]] = Field(
-        ["conv", "linear"], description="which parameters l2 and weight_decay touch"
+        ["conv", "linear"], description="which parameters l2, l1 and weight_decay touch"
     )
+    clip_grad_norm: Optional[float] = Field(None, gt=0.0, description="rescale the gradient when its global L2 norm exceeds this")
+    max_norm: Optional[float] = Field(None, gt=0.0, description="after each step, project every conv/dense unit's incoming weights "
+                                      "to L2 norm ≤ this (Srivastava et al. 2014)")  # fmt: skip
 
 
 class SGDConfig(OptimBase):

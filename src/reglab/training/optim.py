@@ -7,7 +7,13 @@
   AdamW. ``adamw`` is Adam with that decay.
 
 Both touch only the parameter kinds in ``optim.penalize`` (default: conv and dense weights, never
-biases or normalization layers, as timm's ``param_groups_weight_decay`` does).
+biases or normalization layers, as timm's ``param_groups_weight_decay`` does), as does ``optim.l1``,
+a penalty λ·Σ|w| that drives weights to exactly-small values (Tibshirani 1996's lasso on a network).
+
+Two constraints act on the step instead of the loss: ``optim.clip_grad_norm`` rescales the whole
+gradient when its L2 norm exceeds a bound (Pascanu et al. 2013), and ``optim.max_norm`` projects
+each unit's incoming weight vector back into a ball after every step (Srivastava et al. 2014, with
+dropout); neither reads a value back to the host.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class Optimizer:
     def __init__(self, config, model: nn.Module):
         self.config = config
         self.penalized, free = penalized_parameters(model, config.penalize)
+        self.parameters = self.penalized + free
+        self.unit_weights = [m.weight for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
         groups = [{"params": self.penalized}, {"params": free}]
         # one vectorized kernel a parameter (CPU and CUDA) instead of about ten element-wise ops
         # dispatched from Python: AlexNet-like steps 1.06-1.10x faster on the CPU, ResNet-18 1.04x
@@ -54,16 +62,25 @@ class Optimizer:
             self.torch = torch.optim.Adam(groups, lr=config.lr, betas=config.betas, fused=fused)
 
     def penalty(self) -> torch.Tensor | float:
-        if not self.config.l2 or not self.penalized:
-            return 0.0
-        return self.config.l2 * sum(p.pow(2).sum() for p in self.penalized)
+        """What the penalties add to the loss: λ₂·Σw² + λ₁·Σ|w| over the penalized parameters."""
+        total = 0.0
+        if self.config.l2 and self.penalized:
+            total = total + self.config.l2 * sum(p.pow(2).sum() for p in self.penalized)
+        if self.config.l1 and self.penalized:
+            total = total + self.config.l1 * sum(p.abs().sum() for p in self.penalized)
+        return total
 
     @torch.no_grad()
     def step(self) -> None:
+        if self.config.clip_grad_norm:
+            nn.utils.clip_grad_norm_(self.parameters, self.config.clip_grad_norm, foreach=True)
         if self.config.weight_decay and self.penalized:
             lr = self.torch.param_groups[0]["lr"]
             torch._foreach_mul_(self.penalized, 1.0 - lr * self.config.weight_decay)
         self.torch.step()
+        if self.config.max_norm:
+            for weight in self.unit_weights:  # dim 0: one row (a unit's incoming weights) per output
+                weight.copy_(torch.renorm(weight, 2, 0, self.config.max_norm))
 
     def zero_grad(self) -> None:
         self.torch.zero_grad(set_to_none=True)
