@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reglab.errors import UserError
@@ -144,3 +145,26 @@ def test_stochastic_depth_drops_branches_linearly_in_depth_and_never_at_evaluati
     assert torch.equal(model(x), model(x))  # evaluation keeps every branch
     with pytest.raises(UserError, match="unknown key 'model.drop_path' with model.name=alexnet_like; .*it applies with model.name=resnet18"):
         load_recipe(None, ["model.name=alexnet_like", "model.drop_path=0.2"])  # not a residual model
+
+
+def test_dropblock_drops_its_share_in_whole_squares_and_nothing_at_evaluation():
+    from reglab.models.layers import DropBlock
+
+    corners = torch.zeros(1, 1, 14, 14)
+    corners[0, 0, 4, 6] = 1.0
+    square = DropBlock.covered(corners, 3)[0, 0]
+    assert square.shape == (16, 16) and square.sum() == 9 and square[4:7, 6:9].eq(1).all()  # one corner, one 3x3 block
+    torch.manual_seed(0)
+    block = DropBlock(0.1, 3).train()
+    out = block(torch.ones(64, 32, 16, 16))
+    dropped = (out == 0).float().mean().item()
+    assert 0.085 < dropped < 0.105  # the paper's γ: about p (overlapping blocks count once)
+    assert abs(out.mean().item() - 1.0) < 1e-4  # the rest rescaled: the mean is kept
+    zero = (out[:4] == 0).float()
+    whole = (F.avg_pool2d(zero, 3, stride=1) > 1 - 1e-6).float()  # corners of all-zero 3x3 squares
+    assert zero.sum() > 0 and torch.equal(DropBlock.covered(whole, 3), zero)  # every dropped unit lies in a whole square
+    model = create_model(section("model", name="resnet18", width=0.125, dropblock={"p": 0.2, "block_size": 3}), (3, 32, 32), 3).net
+    assert sum(isinstance(m, DropBlock) for m in model.modules()) == 2
+    model.eval()
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(model(x), model(x))

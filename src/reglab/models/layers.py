@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,6 +26,34 @@ def head_dropout(config) -> nn.Module:
     """Dropout before dense layers when ``model.dropout.where == 'head'`` (Srivastava et al. 2014)."""
     rate = config.dropout.rate if config.dropout.where == "head" else 0.0
     return nn.Dropout(rate) if rate > 0 else nn.Identity()
+
+
+class DropBlock(nn.Module):
+    """DropBlock (Ghiasi et al. 2018, "DropBlock: A regularization method for convolutional
+    networks"): while training, contiguous ``block_size`` × ``block_size`` squares of each feature
+    map are zeroed (per sample and channel) and the rest rescaled, so that a share ``p`` of the
+    units is dropped: block corners are drawn at rate γ = p / b² · HW / ((H − b + 1)(W − b + 1)),
+    only where a whole block fits. Identity at evaluation."""
+
+    def __init__(self, p: float, block_size: int):
+        super().__init__()
+        self.p, self.block_size = p, block_size
+
+    @staticmethod
+    def covered(corners: torch.Tensor, block: int) -> torch.Tensor:
+        """``[B, C, H − b + 1, W − b + 1]`` block corners → ``[B, C, H, W]``, 1 where a block covers."""
+        return F.max_pool2d(F.pad(corners, (block - 1,) * 4), block, stride=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        height, width = x.shape[-2:]
+        block = min(self.block_size, height, width)
+        valid = (height - block + 1) * (width - block + 1)
+        gamma = self.p / block**2 * height * width / valid
+        corners = (torch.rand(*x.shape[:2], height - block + 1, width - block + 1, device=x.device) < gamma).to(x.dtype)
+        keep = 1.0 - self.covered(corners, block)
+        return x * keep * (keep.numel() / keep.sum().clamp_min(1.0))
 
 
 class PooledConvNet(nn.Module):

@@ -6,14 +6,15 @@
 ``model.drop_path``: stochastic depth (Huang et al. 2016, "Deep Networks with Stochastic Depth"):
 while training, each sample's residual branch in block l of L is dropped with probability
 rate·l/L (the paper's linear decay, the last block at ``rate``) and the kept ones scaled by
-1/(1 − p), as timm's ``drop_path`` does per sample; at evaluation every branch is kept."""
+1/(1 − p), as timm's ``drop_path`` does per sample; at evaluation every branch is kept.
+``model.dropblock``: DropBlock (``layers.DropBlock``) after the third and fourth stages."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .layers import PooledConvNet, block_dropout, channels, norm2d
+from .layers import DropBlock, PooledConvNet, block_dropout, channels, norm2d
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -62,5 +63,7 @@ class ResNet18(PooledConvNet):
             stride = 1 if index == 0 else 2
             stages += [BasicBlock(cin, cout, stride, bn, rates[2 * index]), BasicBlock(cout, cout, 1, bn, rates[2 * index + 1]),
                        block_dropout(config)]  # fmt: skip
+            if config.dropblock and index >= 2:  # after the later stages, as the paper's groups 3 and 4
+                stages.append(DropBlock(config.dropblock.p, config.dropblock.block_size))
             cin = cout
         super().__init__(stem + stages, cin, config, n_classes)

@@ -89,11 +89,17 @@ class AlexNetLikeConfig(ConvModelConfig):
     lrn: bool = Field(False, description="local response normalization after the first two convolutions")
 
 
+class DropBlockConfig(Section):
+    p: float = Field(0.1, gt=0.0, lt=1.0, description="share of the units dropped")
+    block_size: int = Field(5, ge=1, description="side of the dropped squares, in feature-map cells")
+
+
 class ResNet18Config(ConvModelConfig):
     name: Literal["resnet18"] = "resnet18"
     stem: Literal["small", "standard"] = Field("small", description="3x3/1 stem for small images, or 7x7/2 + max-pool")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth: the last residual branch is dropped with this "
                              "probability, earlier ones linearly less (Huang et al. 2016)")  # fmt: skip
+    dropblock: Optional[DropBlockConfig] = Field(None, description="DropBlock after the third and fourth stages (Ghiasi et al. 2018)")
 
 
 class InstruNetConfig(ConvModelConfig):
