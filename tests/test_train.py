@@ -194,3 +194,48 @@ def test_predictions_run_in_inference_mode_batch_by_batch_and_equal_one_pass():
     with torch.no_grad():
         assert torch.allclose(logits, model.eval()(x), atol=1e-5)
 
+
+
+def test_swa_averages_the_epochs_snapshots_and_recomputes_batch_norm():
+    from torch import nn
+
+    from reglab.device import autocast
+    from reglab.recipe import section
+    from reglab.training.swa import StochasticWeightAverage
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    swa = StochasticWeightAverage(model, section("train", swa={"start_epoch": 2, "lr": 0.01}).swa)
+    assert not swa.applies(1) and swa.applies(2)
+    snapshots = []
+    for value in (1.0, 2.0, 6.0):  # three epochs' weights
+        with torch.no_grad():
+            for k, p in enumerate(model.parameters()):
+                p.fill_(value * (k + 1))
+        snapshots.append([p.detach().clone() for p in model.parameters()])
+        swa.collect()
+    x = torch.rand(50, 3, 8, 8)
+    swa.finalize(x, 16, autocast(torch.device("cpu"), "off"))
+    for k, p in enumerate(model.parameters()):
+        assert torch.allclose(p, torch.stack([s[k] for s in snapshots]).mean(0))  # the mean of the snapshots
+    with torch.no_grad():
+        features = model[0](x)  # what the batch norm sees with the averaged weights
+    assert torch.allclose(model[1].running_mean, features.mean((0, 2, 3)), atol=1e-4)  # recomputed, not averaged
+    assert torch.allclose(model[1].running_var, features.var((0, 2, 3)), rtol=0.05)  # batches' variances, weighted by size
+    assert not model.training
+
+
+def test_a_run_with_swa_holds_its_rate_and_ends_on_the_average(tmp_path):
+    recipe = digits_recipe("train.epochs=3", "schedule={name: cosine}", "train.swa={start_epoch: 2, lr: 0.0005}")
+    result = train(recipe, tmp_path / "run")
+    assert [row["lr"] for row in result.history] == [0.003, 0.0005, 0.0005]  # cosine until the averaging, then constant
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["final_checkpoint"] == "swa.pt" and (tmp_path / "run" / "swa.pt").is_file()
+    averaged = torch.load(tmp_path / "run" / "swa.pt", weights_only=True)
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert any(not torch.equal(averaged[k], last[k]) for k in averaged if averaged[k].is_floating_point())
+    from reglab.inference.trained_run import TrainedRun
+
+    assert TrainedRun(tmp_path / "run").model is not None  # evaluate and predict load the average
+    with pytest.raises(Exception, match="train.swa and train.ema_decay"):
+        digits_recipe("train.swa={start_epoch: 2, lr: 0.001}", "train.ema_decay=0.99")

@@ -27,7 +27,7 @@ from .errors import UserError, first_line
 from .recipe import Recipe, load_recipe, save_recipe
 
 OWNED = ("recipe.yaml", "meta.json", "history.jsonl", "history.csv", "metrics.json", "val_predictions.csv",
-         "best.pt", "last.pt", "thresholds.json", "logit_adjustment.json", "training_state.pt")  # fmt: skip
+         "best.pt", "last.pt", "swa.pt", "thresholds.json", "logit_adjustment.json", "training_state.pt")  # fmt: skip
 STATE = "training_state.pt"
 
 
@@ -227,8 +227,8 @@ class RunDir:
             raise UserError(f"{self.path / 'meta.json'}: damaged ('classes' must be a list of class names)")
         if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)):
             raise UserError(f"{self.path / 'meta.json'}: damaged ('input_shape' must be three positive sizes)")
-        if meta.get("final_checkpoint", "last.pt") not in ("best.pt", "last.pt"):
-            raise UserError(f"{self.path / 'meta.json'}: damaged ('final_checkpoint' must be best.pt or last.pt)")
+        if meta.get("final_checkpoint", "last.pt") not in ("best.pt", "last.pt", "swa.pt"):
+            raise UserError(f"{self.path / 'meta.json'}: damaged ('final_checkpoint' must be best.pt, last.pt or swa.pt)")
         return meta
 
     def history(self) -> list[dict]:

@@ -215,6 +215,11 @@ class EarlyStoppingConfig(Section):
     restore_best: bool = Field(False, description="end with the best epoch's weights")
 
 
+class SWAConfig(Section):
+    start_epoch: int = Field(..., ge=1, description="the first epoch whose weights join the average")
+    lr: float = Field(..., gt=0.0, description="the constant learning rate from start_epoch on")
+
+
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1)
     balanced_sampling: float = Field(0.0, ge=0.0, le=1.0, description="draw samples ∝ n_class^-power (0: plain shuffle)")
@@ -231,7 +236,19 @@ class TrainConfig(Section):
         "(here InstruNet 1.5x, ResNet-18 1.1x, AlexNet-like 1.0x); the first epoch also compiles, 5-50 s, cached on disk after"
     )  # fmt: skip
     ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
+    swa: Optional[SWAConfig] = Field(None, description="stochastic weight averaging (Izmailov et al. 2018)")
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+    @model_validator(mode="after")
+    def _one_final_model(self) -> "TrainConfig":
+        if self.swa is not None:
+            if self.ema_decay is not None:
+                raise ValueError("train.swa and train.ema_decay each average the weights: keep one")
+            if self.early_stopping.restore_best:
+                raise ValueError("train.swa makes the average the final model; train.early_stopping.restore_best would replace it")
+            if self.swa.start_epoch > self.epochs:
+                raise ValueError(f"train.swa.start_epoch {self.swa.start_epoch} is beyond train.epochs {self.epochs}")
+        return self
 
     @field_validator("amp", mode="before")
     @classmethod

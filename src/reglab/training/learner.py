@@ -9,6 +9,7 @@ import torch
 
 from .optim import Optimizer
 from .schedules import Schedule
+from .swa import StochasticWeightAverage
 from .weight_average import WeightAverage
 
 
@@ -25,6 +26,8 @@ class Learner:
     average: Optional[WeightAverage]
     amp: Any
     forward: Optional[torch.nn.Module] = None
+    swa: Optional[StochasticWeightAverage] = None
+    scheduled: bool = True  # False while stochastic weight averaging holds the rate
 
     def __post_init__(self):
         if self.forward is None:
@@ -50,13 +53,15 @@ class Learner:
     def update(self) -> None:
         """Everything after the backward pass: the optimizer's step, the per-step schedule, the average."""
         self.optimizer.step()
-        self.schedule.batch_step()
+        if self.scheduled:
+            self.schedule.batch_step()
         if self.average is not None:
             self.average.update()
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.torch.state_dict(),
-                "schedule": self.schedule.state_dict(), "average": self.average.state_dict() if self.average else None}  # fmt: skip
+                "schedule": self.schedule.state_dict(), "average": self.average.state_dict() if self.average else None,
+                "swa": self.swa.state_dict() if self.swa else None}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -64,3 +69,5 @@ class Learner:
         self.schedule.load_state_dict(state["schedule"])
         if self.average is not None:
             self.average.load_state_dict(state["average"])
+        if self.swa is not None and state.get("swa"):
+            self.swa.load_state_dict(state["swa"])

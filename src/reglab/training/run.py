@@ -31,6 +31,7 @@ from .losses import create_loss
 from .optim import Optimizer
 from .schedules import Schedule
 from .split import Split
+from .swa import StochasticWeightAverage
 from .weight_average import WeightAverage
 
 @dataclass
@@ -126,6 +127,7 @@ class Trainee:
             Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),
             WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None, amp,
             compiled(model, device) if recipe.train.compile else None,
+            StochasticWeightAverage(model, recipe.train.swa) if recipe.train.swa else None,
         )  # fmt: skip
         stopper = EarlyStopping(recipe.train.early_stopping)
         if not resume:
@@ -167,6 +169,10 @@ class Trainee:
 
     def begin_epoch(self) -> EpochPlan:
         self.started = time.perf_counter()
+        swa = self.learner.swa
+        if swa is not None and swa.applies(self.epoch):  # the averaging phase: a constant rate, no schedule
+            swa.hold_rate(self.learner.optimizer.torch)
+            self.learner.scheduled = False
         plan = self.planner.epoch(self.split.train_set.y, self.generator)
         self.reporter.epoch_start(self.epoch, self.recipe.train.epochs, batches_in(len(plan.order), self.recipe.train.batch_size))
         return plan
@@ -192,7 +198,10 @@ class Trainee:
         if improved:
             self.run.save_checkpoint(evaluated, "best.pt")
         self.run.save_checkpoint(evaluated, "last.pt")
-        learner.schedule.step(row)
+        if learner.scheduled:
+            learner.schedule.step(row)
+        if learner.swa is not None and learner.swa.applies(epoch):
+            learner.swa.collect()
         self.run.save_training_state({"epoch": epoch, "learner": learner.state_dict(), "stopper": self.stopper.state_dict(),
                                       "random": random_state(self.generator)})  # fmt: skip
         self.reporter.epoch_end(row, "  *" if improved else "")
@@ -207,6 +216,10 @@ class Trainee:
             final_checkpoint = "best.pt"
         if history and (final_checkpoint == "best.pt" or self.status == "diverged"):
             evaluated.load_state_dict(run.load_state(final_checkpoint))
+        elif learner.swa is not None and learner.swa.count:  # the average, with batch-norm statistics of its own
+            learner.swa.finalize(split.train_data.x, recipe.train.eval_batch_size, learner.amp)
+            final_checkpoint = "swa.pt"
+            run.save_checkpoint(evaluated, final_checkpoint)
         inference = folded(evaluated)
         final = {"status": self.status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
                  f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
