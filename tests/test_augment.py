@@ -1,4 +1,5 @@
 import csv
+import types
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from reglab.augment.multicrop import MinorityCrop, MinorityViews
 from reglab.augment.sampling import epoch_order
 from reglab.errors import UserError
 from reglab.inference.trained_run import TrainedRun
-from reglab.recipe import AugmentConfig, MixConfig, MulticropConfig, load_recipe
+from reglab.recipe import AugmentConfig, MixConfig, MulticropConfig, load_recipe, section
 from reglab.training.run import train
 
 
@@ -189,3 +190,27 @@ def test_repeats_visit_every_sample_that_many_times_an_epoch():
     labels = torch.tensor([0] * 6 + [1] * 4)
     plan = EpochPlanner(torch.bincount(labels), repeats=3).epoch(labels, torch.Generator().manual_seed(0))
     assert torch.bincount(plan.order, minlength=10).tolist() == [3] * 10 and not bool(plan.is_extra.any())
+
+
+def test_randaugment_and_trivialaugment_draw_operations_uniformly_per_sample_and_magnitude_grows_the_change():
+    from reglab.augment.autoaugment import OPERATIONS, RandAugment, TrivialAugment, apply_drawn, draw
+
+    torch.manual_seed(0)
+    counts = torch.bincount(draw(14000, "cpu"), minlength=len(OPERATIONS))
+    assert stats.chisquare(counts.numpy()).pvalue > 0.01  # each sample's operation uniform over the 14
+    x = torch.rand(6, 3, 16, 16)
+    for index in range(len(OPERATIONS)):  # every operation runs on a batch and keeps the image range
+        out = apply_drawn(x, torch.full((6,), index), torch.full((6,), 0.5))
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    images = torch.rand(512, 3, 16, 16)
+    changes = []
+    for m in (0, 5, 10, 20, 30):
+        torch.manual_seed(1)  # the same operations and signs drawn at each magnitude
+        out, _ = RandAugment(types.SimpleNamespace(n=1, m=m), BatchContext(torch.ones(3), (3, 16, 16)))(images, None, None)
+        changes.append((out - images).abs().mean().item())
+    assert all(a < b for a, b in zip(changes, changes[1:])), changes  # a larger magnitude changes the images more
+    torch.manual_seed(2)
+    trivial, _ = TrivialAugment(True, BatchContext(torch.ones(3), (3, 16, 16)))(images, None, None)
+    assert changes[0] < (trivial - images).abs().mean().item() < changes[-1]  # magnitudes drawn from 0 to 30
+    with pytest.raises(UserError, match="augment.randaugment: acts on images"):
+        RandAugment(types.SimpleNamespace(n=1, m=9), BatchContext(torch.ones(3), (1, 64, 100), section("data", source="irmas", path="x")))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .acoustics import Compression, PitchShift, Reverb
+from .autoaugment import RandAugment, TrivialAugment
 from .context import BatchContext
 from .filter_augment import FilterAugment
 from .image import ColorJitter, Erasing, HorizontalFlip, ResizedCrop, Rotation, Translate, VerticalFlip
@@ -38,6 +39,8 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
     "resized_crop": ResizedCrop,
     "translate": Translate,
     "rotation": Rotation,
+    "randaugment": RandAugment,
+    "trivialaugment": TrivialAugment,
     "color_jitter": ColorJitter,
     "erasing": Erasing,
     "mix": Mix,

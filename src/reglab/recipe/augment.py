@@ -125,6 +125,13 @@ class MixturesConfig(ShareConfig):
     gain_db: float = Field(6.0, ge=0.0, description="each added clip's gain is U(−gain_db, gain_db)")
 
 
+class RandAugmentConfig(Section):
+    """RandAugment (Cubuk et al. 2020): ``n`` operations in turn, each drawn per sample, at magnitude ``m`` of 30."""
+
+    n: int = Field(2, ge=1, le=4, description="operations applied in turn")
+    m: int = Field(9, ge=0, le=30, description="magnitude of every operation, out of 30")
+
+
 class AugmentConfig(Section):
     """Training-time augmentation, applied to whole batches on the device; evaluation data is
     never augmented. A block left out (null) is off."""
@@ -134,6 +141,8 @@ class AugmentConfig(Section):
     resized_crop: Optional[ResizedCropConfig] = None
     translate: Optional[TranslateConfig] = None
     rotation: Optional[RotationConfig] = None
+    randaugment: Optional[RandAugmentConfig] = None
+    trivialaugment: bool = Field(False, description="TrivialAugment (Müller & Hutter 2021): one operation a sample at a random magnitude")
     color_jitter: Optional[ColorJitterConfig] = None
     erasing: Optional[ErasingConfig] = None
     mix: Optional[MixConfig] = None
