@@ -101,3 +101,41 @@ def test_max_norm_projects_each_units_incoming_weights_into_the_ball():
     assert torch.allclose(model[0].weight[0], torch.tensor([0.6, 0.8, 0.0]), atol=1e-5)  # scaled onto the sphere
     assert torch.allclose(model[0].weight[1], torch.tensor([0.1, 0.2, 0.2]), atol=1e-5)  # inside: untouched
     assert (model[2].weight.norm(dim=1) <= 1.0 + 1e-6).all()
+
+
+def test_sam_steps_with_the_gradient_at_the_worst_nearby_weights():
+    """One SGD step under SAM from w: w − lr·∇f(w + ρ·∇f(w)/‖∇f(w)‖), the perturbation undone
+    (Foret et al. 2021); ASAM scales the perturbation by each weight's size (Kwon et al. 2021)."""
+    import contextlib
+
+    from reglab.training.learner import Learner
+    from reglab.training.schedules import Schedule
+
+    def f(w):
+        return (w[0] - 1) ** 2 * 3 + torch.sin(2 * w[1]) + w[0] * w[1]
+
+    def gradient(w):
+        w = w.detach().clone().requires_grad_(True)
+        return torch.autograd.grad(f(w), w)[0]
+
+    class Point(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([0.3, -0.7]))
+
+        def forward(self, x):
+            return self.w.expand(len(x), 2)
+
+    lr, rho = 0.1, 0.2
+    for adaptive in (False, True):
+        model = Point()
+        start = model.w.detach().clone()
+        optimizer = Optimizer(section("optim", name="sgd", lr=lr, momentum=0.0, penalize=[], sam={"rho": rho, "adaptive": adaptive}), model)
+        learner = Learner(model, lambda logits, targets: f(logits[0]), optimizer, Schedule(section("schedule"), optimizer.torch, 1, 1),
+                          None, contextlib.nullcontext())  # fmt: skip
+        learner.step(torch.zeros(1, 2), torch.zeros(1, 2))
+        g = gradient(start)
+        scale = start.abs() if adaptive else torch.ones(2)
+        worst = start + rho * scale**2 * g / (scale * g).norm()
+        assert torch.allclose(model.w.detach(), start - lr * gradient(worst), atol=1e-6)
+        assert not torch.allclose(gradient(worst), g)  # a different gradient from plain SGD's

@@ -128,6 +128,8 @@ class StudyRecipe(Recipe):
         if self.train.compile and self.study.parallel_seeds > 1:
             raise ValueError("train.compile compiles one network; study.parallel_seeds stacks seeds under vmap, which it does not "
                              "compile: set one of them off")  # fmt: skip
+        if self.optim.sam is not None and self.study.parallel_seeds > 1:
+            raise ValueError("optim.sam takes two passes a step, which a stack of study.parallel_seeds does not: set one of them off")
         return self
 
 

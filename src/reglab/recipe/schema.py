@@ -139,6 +139,11 @@ LossConfig = tagged_union(
 
 
 # --- optimizer -----------------------------------------------------------------------------------
+class SAMConfig(Section):
+    rho: float = Field(0.05, gt=0.0, description="radius of the weight perturbation (ASAM: around 2.0)")
+    adaptive: bool = Field(False, description="ASAM (Kwon et al. 2021): the radius scaled by each weight's size")
+
+
 class OptimBase(Section):
     lr: float = Field(0.01, gt=0.0)
     l2: float = Field(0.0, ge=0.0, description="Keras-style penalty: λ·Σw² added to the loss")
@@ -148,6 +153,7 @@ class OptimBase(Section):
         ["conv", "linear"], description="which parameters l2, l1 and weight_decay touch"
     )
     clip_grad_norm: Optional[float] = Field(None, gt=0.0, description="rescale the gradient when its global L2 norm exceeds this")
+    sam: Optional[SAMConfig] = Field(None, description="sharpness-aware minimization around the optimizer (two passes a step)")
     max_norm: Optional[float] = Field(None, gt=0.0, description="after each step, project every conv/dense unit's incoming weights "
                                       "to L2 norm ≤ this (Srivastava et al. 2014)")  # fmt: skip
 

@@ -38,14 +38,25 @@ class Learner:
         return self.average.model if self.average else self.model
 
     def step(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on a batch; returns its (detached) logits and loss."""
+        """One optimizer step on a batch; returns its (detached) logits and loss. With SAM the
+        step's gradient is taken again at the perturbed weights."""
+        logits, loss = self.backward(xb, targets)
+        sam = self.optimizer.sam
+        if sam is not None:
+            sam.perturb()
+            self.backward(xb, targets)
+            sam.restore()
+        self.update()
+        return logits.detach(), loss.detach()
+
+    def backward(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's logits and loss, and the gradient of loss plus penalties in the parameters."""
         with self.amp:
             logits = self.forward(xb)
         loss = self.loss_of(logits, targets)
         self.optimizer.zero_grad()
         (loss + self.optimizer.penalty()).backward()
-        self.update()
-        return logits.detach(), loss.detach()
+        return logits, loss
 
     def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
