@@ -214,3 +214,20 @@ def test_randaugment_and_trivialaugment_draw_operations_uniformly_per_sample_and
     assert changes[0] < (trivial - images).abs().mean().item() < changes[-1]  # magnitudes drawn from 0 to 30
     with pytest.raises(UserError, match="augment.randaugment: acts on images"):
         RandAugment(types.SimpleNamespace(n=1, m=9), BatchContext(torch.ones(3), (1, 64, 100), section("data", source="irmas", path="x")))
+
+
+def test_minority_operations_touch_only_the_rare_classes_samples():
+    from reglab.augment.image import MinorityOnly
+    from reglab.recipe import MinorityConfig
+
+    config = MinorityConfig(below=10, ops={"rotation": {"degrees": 30.0}, "color_jitter": {"brightness": 0.5}})
+    op = MinorityOnly(config, BatchContext(torch.tensor([100, 5, 50]), (3, 16, 16)))
+    torch.manual_seed(0)
+    x = torch.rand(60, 3, 16, 16)
+    labels = torch.arange(60) % 3
+    out, targets = op(x, torch.eye(3)[labels], torch.zeros(60, dtype=torch.bool))
+    changed = (out - x).abs().flatten(1).amax(1) > 1e-6
+    assert torch.equal(changed, labels == 1)  # every sample of the rare class, no other
+    assert torch.equal(targets, torch.eye(3)[labels])
+    recipe = load_recipe(None, ["augment.minority={below: 40, ops: {rotation: {degrees: 15}}}"])
+    assert BatchOps(recipe.augment, torch.tensor([100, 5]), (3, 16, 16)).ops[0].__class__ is MinorityOnly

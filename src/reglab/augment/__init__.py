@@ -17,7 +17,7 @@ from .acoustics import Compression, PitchShift, Reverb
 from .autoaugment import RandAugment, TrivialAugment
 from .context import BatchContext
 from .filter_augment import FilterAugment
-from .image import ColorJitter, Erasing, HorizontalFlip, ResizedCrop, Rotation, Translate, VerticalFlip
+from .image import ColorJitter, Erasing, HorizontalFlip, MinorityOnly, ResizedCrop, Rotation, Translate, VerticalFlip
 from .mix import Mix
 from .mixtures import Mixtures
 from .multicrop import MinorityCrop
@@ -34,6 +34,7 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
     "specaugment": SpecAugment,
     "filter_augment": FilterAugment,
     "multicrop": MinorityCrop,
+    "minority": MinorityOnly,
     "hflip": HorizontalFlip,
     "vflip": VerticalFlip,
     "resized_crop": ResizedCrop,

@@ -58,3 +58,32 @@ class ColorJitter(KorniaOp):
 class Erasing(KorniaOp):
     def __init__(self, config, context: BatchContext):
         self.module = K.RandomErasing(config.scale, config.ratio, p=config.p)
+
+
+class MinorityOnly:
+    """``augment.minority``: its operations (the same classes as the batch-wide ones) applied only
+    to the samples of classes with fewer than ``below`` training samples, on that sub-batch."""
+
+    OPERATIONS = {"hflip": HorizontalFlip, "resized_crop": ResizedCrop, "translate": Translate, "rotation": Rotation,
+                  "color_jitter": ColorJitter, "erasing": Erasing}  # fmt: skip
+
+    def __init__(self, config, context: BatchContext):
+        if context.data is not None and context.data.is_audio:
+            raise UserError("augment.minority: its operations act on images; this recipe's data are log-mel features")
+        self.minority = context.class_counts < config.below
+        self.ops = [op(getattr(config.ops, key), context) for key, op in self.OPERATIONS.items() if getattr(config.ops, key)]
+
+    def to(self, device: torch.device) -> None:
+        self.minority = self.minority.to(device)
+        for op in self.ops:
+            op.to(device)
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, is_extra: torch.Tensor):
+        rows = self.minority[targets.argmax(1)].nonzero().flatten()
+        if len(rows) and self.ops:
+            part = x[rows]
+            for op in self.ops:
+                part, _ = op(part, targets[rows], is_extra[rows] if is_extra is not None else None)
+            x = x.clone()
+            x[rows] = part
+        return x, targets

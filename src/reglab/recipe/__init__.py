@@ -2,7 +2,7 @@
 (``plans.py``), the section machinery (``sections.py``), reading files and overrides
 (``loading.py``) and one-line validation errors (``errors.py``)."""
 
-from .augment import (AugmentConfig, FilterAugmentConfig, MixConfig, MixturesConfig, MulticropConfig,
+from .augment import (AugmentConfig, FilterAugmentConfig, MinorityConfig, MixConfig, MixturesConfig, MulticropConfig,
                       SpecAugmentConfig)  # fmt: skip
 from .loading import (apply_overrides, load_plan, load_recipe, load_study_recipe, parse_override, read_recipe_tree,
                       save_recipe, set_dotted, validate, with_overrides)  # fmt: skip
@@ -11,7 +11,7 @@ from .schema import DataConfig, EvaluateConfig, FrontendConfig, NoScheduleConfig
 from .sections import Monitor, Section
 
 __all__ = [
-    "AdaptiveSeeds", "AugmentConfig", "DataConfig", "EvaluateConfig", "FilterAugmentConfig", "FrontendConfig", "MeasuredConfig",
+    "AdaptiveSeeds", "AugmentConfig", "DataConfig", "MinorityConfig", "EvaluateConfig", "FilterAugmentConfig", "FrontendConfig", "MeasuredConfig",
     "MixConfig", "MixturesConfig", "Monitor", "MulticropConfig", "NoScheduleConfig", "Recipe", "SearchConfig", "Section",
     "SpecAugmentConfig", "StudyConfig", "StudyRecipe", "SweepRecipe", "TrainConfig", "apply_overrides", "load_plan",
     "load_recipe", "load_study_recipe", "parse_override", "read_recipe_tree", "save_recipe", "section", "set_dotted",

@@ -125,6 +125,25 @@ class MixturesConfig(ShareConfig):
     gain_db: float = Field(6.0, ge=0.0, description="each added clip's gain is U(−gain_db, gain_db)")
 
 
+class MinorityOpsConfig(Section):
+    """The image operations ``augment.minority`` applies to rare classes' samples only."""
+
+    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
+    resized_crop: Optional[ResizedCropConfig] = None
+    translate: Optional[TranslateConfig] = None
+    rotation: Optional[RotationConfig] = None
+    color_jitter: Optional[ColorJitterConfig] = None
+    erasing: Optional[ErasingConfig] = None
+
+
+class MinorityConfig(Section):
+    """Class-conditional augmentation for long-tailed data (the painter study's rule): extra
+    operations for the samples of classes with fewer than ``below`` training samples."""
+
+    below: int = Field(..., ge=1, description="classes with fewer training samples than this are the minority")
+    ops: MinorityOpsConfig
+
+
 class RandAugmentConfig(Section):
     """RandAugment (Cubuk et al. 2020): ``n`` operations in turn, each drawn per sample, at magnitude ``m`` of 30."""
 
@@ -141,6 +160,7 @@ class AugmentConfig(Section):
     resized_crop: Optional[ResizedCropConfig] = None
     translate: Optional[TranslateConfig] = None
     rotation: Optional[RotationConfig] = None
+    minority: Optional[MinorityConfig] = None
     randaugment: Optional[RandAugmentConfig] = None
     trivialaugment: bool = Field(False, description="TrivialAugment (Müller & Hutter 2021): one operation a sample at a random magnitude")
     color_jitter: Optional[ColorJitterConfig] = None
