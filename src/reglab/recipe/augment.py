@@ -42,6 +42,17 @@ class ErasingConfig(Section):
     ratio: Range = (0.3, 3.3)
 
 
+class ImageOpsConfig(Section):
+    """The image operations: a recipe's ``augment`` has them for every sample, ``augment.minority.ops`` for rare classes'."""
+
+    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
+    resized_crop: Optional[ResizedCropConfig] = None
+    translate: Optional[TranslateConfig] = None
+    rotation: Optional[RotationConfig] = None
+    color_jitter: Optional[ColorJitterConfig] = None
+    erasing: Optional[ErasingConfig] = None
+
+
 class PerClassConfig(Section):
     p_min: float = Field(0.3, ge=0.0, le=1.0)
     p_max: float = Field(0.7, ge=0.0, le=1.0)
@@ -125,23 +136,12 @@ class MixturesConfig(ShareConfig):
     gain_db: float = Field(6.0, ge=0.0, description="each added clip's gain is U(−gain_db, gain_db)")
 
 
-class MinorityOpsConfig(Section):
-    """The image operations ``augment.minority`` applies to rare classes' samples only."""
-
-    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
-    resized_crop: Optional[ResizedCropConfig] = None
-    translate: Optional[TranslateConfig] = None
-    rotation: Optional[RotationConfig] = None
-    color_jitter: Optional[ColorJitterConfig] = None
-    erasing: Optional[ErasingConfig] = None
-
-
 class MinorityConfig(Section):
     """Class-conditional augmentation for long-tailed data (the painter study's rule): extra
     operations for the samples of classes with fewer than ``below`` training samples."""
 
     below: int = Field(..., ge=1, description="classes with fewer training samples than this are the minority")
-    ops: MinorityOpsConfig
+    ops: ImageOpsConfig
 
 
 class RandAugmentConfig(Section):
@@ -151,20 +151,15 @@ class RandAugmentConfig(Section):
     m: int = Field(9, ge=0, le=30, description="magnitude of every operation, out of 30")
 
 
-class AugmentConfig(Section):
+class AugmentConfig(ImageOpsConfig):
     """Training-time augmentation, applied to whole batches on the device; evaluation data is
-    never augmented. A block left out (null) is off."""
+    never augmented. A block left out (null) is off. (The order operations run in is
+    ``augment.BATCH_OPS``'s.)"""
 
-    hflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a horizontal flip")
     vflip: float = Field(0.0, ge=0.0, le=1.0, description="probability of a vertical flip")
-    resized_crop: Optional[ResizedCropConfig] = None
-    translate: Optional[TranslateConfig] = None
-    rotation: Optional[RotationConfig] = None
     minority: Optional[MinorityConfig] = None
     randaugment: Optional[RandAugmentConfig] = None
     trivialaugment: bool = Field(False, description="TrivialAugment (Müller & Hutter 2021): one operation a sample at a random magnitude")
-    color_jitter: Optional[ColorJitterConfig] = None
-    erasing: Optional[ErasingConfig] = None
     mix: Optional[MixConfig] = None
     multicrop: Optional[MulticropConfig] = None
     specaugment: Optional[SpecAugmentConfig] = None
