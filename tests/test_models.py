@@ -168,3 +168,14 @@ def test_dropblock_drops_its_share_in_whole_squares_and_nothing_at_evaluation():
     model.eval()
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(model(x), model(x))
+
+
+def test_maxdropout_zeroes_each_samples_most_active_units_and_nothing_at_evaluation():
+    from reglab.models.layers import MaxDropout
+
+    x = torch.tensor([[0.0, 1.0, 2.0, 9.0, 10.0], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    out = MaxDropout(0.25).train()(x)  # per sample: normalized above 0.75 is zeroed
+    assert torch.equal(out, torch.tensor([[0.0, 1.0, 2.0, 0.0, 0.0], [0.0, 4.0, 3.0, 2.0, 1.0]]))
+    assert torch.equal(MaxDropout(0.25).eval()(x), x)
+    head = create_model(section("model", name="linear", dropout={"rate": 0.3, "kind": "maxdropout"}), (1, 8, 8), 3).net
+    assert any(isinstance(m, MaxDropout) for m in head.modules())

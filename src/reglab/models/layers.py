@@ -16,16 +16,41 @@ def norm2d(enabled: bool, n: int) -> nn.Module:
     return nn.BatchNorm2d(n) if enabled else nn.Identity()
 
 
+class MaxDropout(nn.Module):
+    """MaxDropout (Santos et al. 2020, "MaxDropout: Deep Neural Network Regularization Based on
+    Maximum Output Values"): while training, the most active units are zeroed instead of random
+    ones: those whose value, min-max normalized, exceeds 1 − rate. Normalized per sample here (the
+    authors' code normalizes over the whole batch), so a sample's result never depends on the
+    others in its batch; nothing is rescaled, as in the paper. Identity at evaluation."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        flat = x.flatten(1)
+        low, high = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+        normalized = (flat - low) / (high - low).clamp_min(1e-12)
+        return flat.masked_fill(normalized > 1.0 - self.rate, 0.0).view_as(x)
+
+
+def dropout(config, where: str, standard: type[nn.Module]) -> nn.Module:
+    rate = config.dropout.rate if config.dropout.where == where else 0.0
+    if rate == 0:
+        return nn.Identity()
+    return MaxDropout(rate) if config.dropout.kind == "maxdropout" else standard(rate)
+
+
 def block_dropout(config) -> nn.Module:
     """Spatial dropout between blocks when ``model.dropout.where == 'blocks'`` (Tompson et al. 2015)."""
-    rate = config.dropout.rate if config.dropout.where == "blocks" else 0.0
-    return nn.Dropout2d(rate) if rate > 0 else nn.Identity()
+    return dropout(config, "blocks", nn.Dropout2d)
 
 
 def head_dropout(config) -> nn.Module:
     """Dropout before dense layers when ``model.dropout.where == 'head'`` (Srivastava et al. 2014)."""
-    rate = config.dropout.rate if config.dropout.where == "head" else 0.0
-    return nn.Dropout(rate) if rate > 0 else nn.Identity()
+    return dropout(config, "head", nn.Dropout)
 
 
 class DropBlock(nn.Module):

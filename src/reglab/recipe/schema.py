@@ -57,6 +57,7 @@ class DataConfig(Section):
 class DropoutConfig(Section):
     rate: float = Field(0.0, ge=0.0, lt=1.0)
     where: Literal["head", "blocks"] = "head"
+    kind: Literal["standard", "maxdropout"] = Field("standard", description="random units, or the most active ones (MaxDropout)")
 
 
 # --- model: one schema per architecture ---------------------------------------------------------
