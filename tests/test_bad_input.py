@@ -193,7 +193,7 @@ CASES = {
     "base names a folder": (lambda w, t: train(t, f"base: {w / 'images'}\n" + LINEAR), "bad.yaml: base: "),
     "study sam in stacks": (lambda w, t: ["study", recipe(t, LINEAR + "optim: {sam: {rho: 0.05}}\nstudy: {arms: {a: {}}, baseline: a, parallel_seeds: 2}\n"), "--out", t / "s"],
                             "optim.sam takes two passes a step"),
-    "drop_path on a linear model": (lambda w, t: train(t, LINEAR, "model.drop_path=0.1"), "it applies with model.name=resnet18"),
+    "drop_path on a linear model": (lambda w, t: train(t, LINEAR, "model.drop_path=0.1"), "it applies with model.name=efficientnet_b0 or resnet18"),
     "randaugment magnitude": (lambda w, t: train(t, LINEAR, "augment.randaugment={n: 1, m: 40}"), "augment.randaugment.m"),
     "swa beyond the epochs": (lambda w, t: train(t, LINEAR, "train.swa={start_epoch: 5, lr: 0.01}"), "train.swa.start_epoch 5 is beyond train.epochs 1"),
     "search key unknown": (lambda w, t: sweep(t, "space: {optim.lrr: {choice: [0.1]}}"), "search.space.optim.lrr"),

@@ -127,7 +127,8 @@ def test_local_response_norm_compiles_without_warnings_to_the_same_values():
 
 
 def test_stochastic_depth_drops_branches_linearly_in_depth_and_never_at_evaluation():
-    from reglab.models.resnet18 import BasicBlock, drop_path
+    from reglab.models.layers import drop_path
+    from reglab.models.resnet18 import BasicBlock
 
     model = create_model(section("model", name="resnet18", width=0.125, drop_path=0.4), (3, 16, 16), 3).net
     blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
@@ -143,7 +144,7 @@ def test_stochastic_depth_drops_branches_linearly_in_depth_and_never_at_evaluati
     model.eval()
     x = torch.rand(4, 3, 16, 16)
     assert torch.equal(model(x), model(x))  # evaluation keeps every branch
-    with pytest.raises(UserError, match="unknown key 'model.drop_path' with model.name=alexnet_like; .*it applies with model.name=resnet18"):
+    with pytest.raises(UserError, match="unknown key .model.drop_path. with model.name=alexnet_like; .*it applies with model.name=efficientnet_b0 or resnet18"):
         load_recipe(None, ["model.name=alexnet_like", "model.drop_path=0.2"])  # not a residual model
 
 
@@ -179,3 +180,18 @@ def test_maxdropout_zeroes_each_samples_most_active_units_and_nothing_at_evaluat
     assert torch.equal(MaxDropout(0.25).eval()(x), x)
     head = create_model(section("model", name="linear", dropout={"rate": 0.3, "kind": "maxdropout"}), (1, 8, 8), 3).net
     assert any(isinstance(m, MaxDropout) for m in head.modules())
+
+
+def test_efficientnet_b0_is_the_papers_network_and_folds_for_evaluation():
+    from reglab.models.efficientnet import MBConv
+
+    full = create_model(section("model", name="efficientnet_b0", stem="standard"), (3, 224, 224), 1000).net
+    assert sum(p.numel() for p in full.parameters()) == 5_288_548  # torchvision's efficientnet_b0
+    blocks = [m for m in full.modules() if isinstance(m, MBConv)]
+    assert len(blocks) == 16 and abs(blocks[-1].drop_path - 0.2 * 15 / 16) < 1e-9  # stochastic depth, linear in depth
+    small = create_model(section("model", name="efficientnet_b0", width=0.5, depth=0.5, dropout=0.2), (1, 32, 32), 5)
+    small.fit(torch.randint(0, 255, (16, 1, 32, 32), dtype=torch.uint8))
+    small.train()(torch.randint(0, 255, (8, 1, 32, 32), dtype=torch.uint8)).sum().backward()  # trains
+    small.eval()
+    x = torch.randint(0, 255, (4, 1, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(folded(small)(x), small(x), atol=1e-4)  # the same logits with batch norms folded

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import UserError
 from .alexnet_like import AlexNetLike
+from .efficientnet import EfficientNetB0
 from .instrunet import InstruNet
 from .layers import Normalized
 from .linear import LinearClassifier
@@ -18,6 +19,7 @@ MODELS = {
     "alexnet_like": AlexNetLike,
     "resnet18": ResNet18,
     "instrunet": InstruNet,
+    "efficientnet_b0": EfficientNetB0,
 }
 
 

@@ -53,6 +53,14 @@ def head_dropout(config) -> nn.Module:
     return dropout(config, "head", nn.Dropout)
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Each sample's ``x`` zeroed with probability ``p`` while training, the rest scaled by 1/(1 − p)."""
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)
+
+
 class DropBlock(nn.Module):
     """DropBlock (Ghiasi et al. 2018, "DropBlock: A regularization method for convolutional
     networks"): while training, contiguous ``block_size`` × ``block_size`` squares of each feature

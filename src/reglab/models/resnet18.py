@@ -14,15 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import DropBlock, PooledConvNet, block_dropout, channels, norm2d
-
-
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Each sample's ``x`` zeroed with probability ``p`` while training, the rest scaled by 1/(1 − p)."""
-    if not training or p == 0.0:
-        return x
-    keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= p
-    return x * keep.to(x.dtype) / (1.0 - p)
+from .layers import DropBlock, PooledConvNet, block_dropout, channels, drop_path, norm2d
 
 
 class BasicBlock(nn.Module):

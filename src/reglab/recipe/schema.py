@@ -103,12 +103,20 @@ class ResNet18Config(ConvModelConfig):
     dropblock: Optional[DropBlockConfig] = Field(None, description="DropBlock after the third and fourth stages (Ghiasi et al. 2018)")
 
 
+class EfficientNetB0Config(ConvModelConfig):
+    name: Literal["efficientnet_b0"] = "efficientnet_b0"
+    depth: float = Field(1.0, gt=0.0, description="multiplier on every stage's repeats (compound scaling)")
+    stem: Literal["small", "standard"] = Field("small", description="3x3/1 stem for small images, or the paper's 3x3/2")
+    drop_path: float = Field(0.2, ge=0.0, lt=1.0, description="stochastic depth of the last block, earlier ones linearly less")
+
+
 class InstruNetConfig(ConvModelConfig):
     name: Literal["instrunet"] = "instrunet"
 
 
 ModelConfig = tagged_union(
-    "resnet18", {"linear": LinearModelConfig, "alexnet_like": AlexNetLikeConfig, "resnet18": ResNet18Config, "instrunet": InstruNetConfig}
+    "resnet18", {"linear": LinearModelConfig, "alexnet_like": AlexNetLikeConfig, "resnet18": ResNet18Config, "instrunet": InstruNetConfig,
+                 "efficientnet_b0": EfficientNetB0Config},  # fmt: skip
 )
 
 
