@@ -1,6 +1,7 @@
 """Run reports: one HTML page that opens anywhere, and Markdown, rebuilt from a run directory."""
 
 import base64
+import json
 import re
 import shutil
 import time
@@ -141,3 +142,17 @@ def test_figures_grow_with_the_class_count_and_cut_long_names():
     assert many[0] > 2 * few[0] and many[1] > 2 * few[1]  # 50 tick labels a side need room
     bars = size(figures.class_distribution({name: 10 + i for i, name in enumerate(names)}))
     assert bars[0] > size(figures.class_distribution({name: 10 for name in names[:3]}))[0]
+
+
+def test_every_evaluation_of_a_run_gets_its_sections_in_the_report(hostile_run, tmp_path):
+    run, names = hostile_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert main(["evaluate", str(copy), "--data", str(run.parent / "data"), "--json", str(tmp_path / "e.json")]) == 0
+    assert main(["report", str(copy)]) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    html = (copy / "report.html").read_text()
+    assert "Evaluated on data" in html and f"{result['samples']} samples" in html
+    assert f"<td>{result['macro_f1']:.4f}</td>" in html and "Confusion matrix (data)" in html
+    assert html.count("data:image/png;base64,") == 9  # the validation figures and the evaluated set's confusion matrix
+    assert "&lt;script&gt;alert(1)&lt;" in html.split("Evaluated on data")[1]  # its class names shown as text too

@@ -2,7 +2,8 @@
 every epoch, the generalization gap, the training class distribution, per-class scores, the
 confusion matrix, calibration (reliability diagram and ECE, Guo et al. 2017, and the probability
 given to the true class for right and wrong predictions), and the learnt weights of a linear model
-or the first convolution's filters. Multi-label runs show their per-class thresholds."""
+or the first convolution's filters. Multi-label runs show their per-class thresholds. Every data set
+``reglab evaluate`` scored the run on gets its own sections (metrics, per-class scores, confusion)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,27 @@ def excerpt_timeline(run: RunDir, windows_file, classes: list[str]):
                    figures=[Figure(f"{name}_timeline", figures.window_timeline(middles, probs, classes, labels.get(excerpt, set()), thresholds), caption)])  # fmt: skip
 
 
+def evaluation_sections(run: RunDir, classes: list[str]) -> list[Section]:
+    """One section per data set ``reglab evaluate`` scored the run on (``eval_<name>.json``): its
+    metrics, per-class scores and, for single-label data, the confusion matrix."""
+    sections = []
+    for file in sorted(run.path.glob("eval_*.json")):
+        name = file.stem.removeprefix("eval_")
+        result = run.read_json(file.name)
+        title = f"Evaluated on {name}"
+        text = f"{result.get('data', name)}: {result.get('samples', '?')} samples" + (
+            f", windows aggregated by {result['aggregate']}" if result.get("aggregate") else "")  # fmt: skip
+        sections.append(Section(title, text=text, headers=["metric", "value"], rows=[[key, fmt(result[key])] for key in SHOWN if key in result]))
+        if result.get("per_class"):
+            sections.append(Section(f"Per-class scores ({name})", headers=["class", "precision", "recall", "F1", "support"],
+                                    rows=[[cls, fmt(row["precision"], 3), fmt(row["recall"], 3), fmt(row["f1"], 3), row["support"]]
+                                          for cls, row in result["per_class"].items()]))  # fmt: skip
+        if result.get("confusion_matrix"):
+            sections.append(Section(f"Confusion matrix ({name})", figures=[Figure(f"confusion_{name}", figures.confusion(result["confusion_matrix"], classes),
+                                                                                  "Rows: true class, normalized to 1")]))  # fmt: skip
+    return sections
+
+
 def run_sections(path) -> tuple[str, str, list[Section]]:
     run = RunDir.open(path)
     meta, history = run.meta(), run.history()
@@ -109,6 +131,7 @@ def run_sections(path) -> tuple[str, str, list[Section]]:
         thresholds = run.read_json("thresholds.json")
         sections.append(Section("Per-class thresholds (tuned on validation mixtures)", headers=["class", "threshold"],
                                 rows=[[name, fmt(float(value), 2)] for name, value in thresholds.items()]))  # fmt: skip
+    sections += evaluation_sections(run, classes)
     sections += [timeline for file in sorted(run.path.glob("eval_*_windows.csv")) if (timeline := excerpt_timeline(run, file, classes))]
     weights = learnt_weights(run, meta)
     if weights is not None:
