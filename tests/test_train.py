@@ -239,3 +239,17 @@ def test_a_run_with_swa_holds_its_rate_and_ends_on_the_average(tmp_path):
     assert TrainedRun(tmp_path / "run").model is not None  # evaluate and predict load the average
     with pytest.raises(Exception, match="train.swa and train.ema_decay"):
         digits_recipe("train.swa={start_epoch: 2, lr: 0.001}", "train.ema_decay=0.99")
+
+
+def test_the_history_shows_the_penalties_beside_the_loss(tmp_path):
+    """train_loss is the data loss; train_penalty the l2/l1 terms added to it (mean over the
+    epoch's steps) and train_cost their sum, the loss Keras would report."""
+    lam = 0.01
+    result = train(load_recipe(None, ["data.source=digits", "model.name=linear", f"optim.l2={lam}", "train.epochs=2"]), tmp_path / "l2")
+    last = result.history[-1]
+    weights = torch.load(tmp_path / "l2" / "last.pt", weights_only=True)
+    end = lam * sum(t.pow(2).sum().item() for k, t in weights.items() if k.endswith("weight") and t.dim() == 2)
+    assert last["train_penalty"] > 0 and abs(last["train_penalty"] - end) < 0.25 * end  # about λ·Σw² of the epoch's weights
+    assert last["train_cost"] == last["train_loss"] + last["train_penalty"]
+    plain = train(load_recipe(None, ["data.source=digits", "model.name=linear", "train.epochs=1"]), tmp_path / "plain")
+    assert plain.history[-1]["train_penalty"] == 0.0 and plain.history[-1]["train_cost"] == plain.history[-1]["train_loss"]

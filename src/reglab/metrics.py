@@ -23,6 +23,8 @@ from sklearn.metrics import (
 EPOCH_METRICS = {  # per-epoch history column -> the direction in which it gets better
     "train_loss": "min",
     "train_accuracy": "max",
+    "train_penalty": "min",  # the l2/l1 penalties added to the loss, mean over the epoch's steps
+    "train_cost": "min",  # train_loss + train_penalty: what Keras reports as the loss
     "val_loss": "min",
     "val_accuracy": "max",
     "val_macro_f1": "max",

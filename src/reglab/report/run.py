@@ -106,7 +106,8 @@ def run_sections(path) -> tuple[str, str, list[Section]]:
     best = final.get("best_epoch", 0)
     if history:
         sections.append(Section("Training curves", figures=[
-            Figure("loss", figures.curves(history, ["train_loss", "val_loss"], "loss", best), "Loss per epoch (learning rate in grey, right axis)"),
+            Figure("loss", figures.curves(history, ["train_loss", "val_loss"] + (["train_cost"] if any(row.get("train_penalty") for row in history) else []),
+                                          "loss", best), "Loss per epoch (learning rate in grey, right axis); train_cost adds the weight penalties"),
             Figure("scores", figures.curves(history, ["train_accuracy", "val_accuracy", "val_macro_f1", "val_ece"], "score", best),
                    "Accuracy, validation macro F1 and expected calibration error per epoch"),
         ]))  # fmt: skip

@@ -28,6 +28,7 @@ class Learner:
     forward: Optional[torch.nn.Module] = None
     swa: Optional[StochasticWeightAverage] = None
     scheduled: bool = True  # False while stochastic weight averaging holds the rate
+    penalties: Any = 0.0  # the penalties added to the loss, summed over the epoch's steps (on the device)
 
     def __post_init__(self):
         if self.forward is None:
@@ -40,7 +41,8 @@ class Learner:
     def step(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch; returns its (detached) logits and loss. With SAM the
         step's gradient is taken again at the perturbed weights."""
-        logits, loss = self.backward(xb, targets)
+        logits, loss, penalty = self.backward(xb, targets)
+        self.record_penalty(penalty)
         sam = self.optimizer.sam
         if sam is not None:
             sam.perturb()
@@ -49,14 +51,19 @@ class Learner:
         self.update()
         return logits.detach(), loss.detach()
 
-    def backward(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's logits and loss, and the gradient of loss plus penalties in the parameters."""
+    def backward(self, xb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """The batch's logits, loss and penalties, and the gradient of loss plus penalties in the parameters."""
         with self.amp:
             logits = self.forward(xb)
         loss = self.loss_of(logits, targets)
+        penalty = self.optimizer.penalty()
         self.optimizer.zero_grad()
-        (loss + self.optimizer.penalty()).backward()
-        return logits, loss
+        (loss + penalty).backward()
+        return logits, loss, penalty
+
+    def record_penalty(self, penalty) -> None:
+        """Add a step's penalties to the epoch's sum (``train_penalty``: a Keras-style cost is loss plus penalties)."""
+        self.penalties = self.penalties + (penalty.detach() if isinstance(penalty, torch.Tensor) else penalty)
 
     def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast

@@ -58,8 +58,9 @@ def predictor(model, recipe: Recipe, amp):
     return predict
 
 
-def epoch_row(epoch, lr, seconds, train_loss, train_acc, val_loss, val_summary, mix_summary) -> dict:
-    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss}
+def epoch_row(epoch, lr, seconds, train_loss, train_acc, train_penalty, val_loss, val_summary, mix_summary) -> dict:
+    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "train_penalty": train_penalty,
+           "train_cost": train_loss + train_penalty, "val_loss": val_loss}  # fmt: skip
     row.update({f"val_{k}": v for k, v in val_summary.items()})
     row.update({f"val_mix_{k}": mix_summary[k] for k in ("micro_f1", "macro_f1") if mix_summary})
     row["gap_loss"] = train_loss - val_loss  # train minus val
@@ -100,6 +101,7 @@ class Trainee:
     meta: dict
     status: str = "completed"
     started: float = 0.0
+    steps: int = 0  # the current epoch's
 
     @classmethod
     def start(cls, recipe: Recipe, out, reporter=None, resume: bool = False, split: Optional[Split] = None) -> "Trainee":
@@ -174,7 +176,8 @@ class Trainee:
             swa.hold_rate(self.learner.optimizer.torch)
             self.learner.scheduled = False
         plan = self.planner.epoch(self.split.train_set.y, self.generator)
-        self.reporter.epoch_start(self.epoch, self.recipe.train.epochs, batches_in(len(plan.order), self.recipe.train.batch_size))
+        self.steps, self.learner.penalties = batches_in(len(plan.order), self.recipe.train.batch_size), 0.0
+        self.reporter.epoch_start(self.epoch, self.recipe.train.epochs, self.steps)
         return plan
 
     def end_epoch(self, lr: float, train_loss: float, train_acc: float) -> None:
@@ -191,7 +194,8 @@ class Trainee:
             return
         val_summary = metrics.summary(split.val_set.y.numpy(), val_probs)
         mix_summary = split.mixtures.score(predictor(inference, recipe, learner.amp))[1] if split.mixtures else None
-        row = epoch_row(epoch, lr, time.perf_counter() - self.started, train_loss, train_acc, val_loss, val_summary, mix_summary)
+        penalty = float(learner.penalties) / max(1, self.steps)  # one read an epoch
+        row = epoch_row(epoch, lr, time.perf_counter() - self.started, train_loss, train_acc, penalty, val_loss, val_summary, mix_summary)
         self.history.append(row)
         self.run.append_history(row)
         improved = self.stopper.update(epoch, row)

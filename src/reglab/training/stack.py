@@ -97,7 +97,10 @@ def stacked_step(trainees: list[Trainee], model: StackedModel, masks: list[dict]
         losses = [t.learner.loss_of(logits[j], targets[j]) for j, t in enumerate(trainees)]
         for t in trainees:
             t.learner.optimizer.zero_grad()
-        sum(loss + t.learner.optimizer.penalty() for loss, t in zip(losses, trainees)).backward()
+        penalties = [t.learner.optimizer.penalty() for t in trainees]
+        sum(loss + penalty for loss, penalty in zip(losses, penalties)).backward()
+        for t, penalty in zip(trainees, penalties):
+            t.learner.record_penalty(penalty)
         for t in trainees:
             t.learner.update()
         return list(logits.detach()), [loss.detach() for loss in losses]
