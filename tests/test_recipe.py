@@ -165,5 +165,9 @@ def test_recipes_saved_with_train_parallel_seeds_still_load(tmp_path):
     assert load_recipe(run, saved=True).train.epochs == 2
     study = write_recipe(tmp_path, "data: {source: digits}\ntrain: {parallel_seeds: 4}\nstudy: {arms: {a: {}}, baseline: a}\n", "study.yaml")
     assert load_study_recipe(study, saved=True)[0].study.parallel_seeds == 4
+    assert load_recipe(run).train.epochs == 2  # a run's recipe.yaml from before the move still trains
+    stacked = write_recipe(tmp_path, "data: {source: digits}\ntrain: {parallel_seeds: 4}\n", "stacked.yaml")
     with pytest.raises(UserError, match="it moved to 'study.parallel_seeds'"):
-        load_recipe(run)  # a recipe the user writes is not upgraded: the key names its new place
+        load_recipe(stacked)  # stacking in a run's recipe: the key names its new place
+    moved = write_recipe(tmp_path, "data: {source: digits}\ntrain: {parallel_seeds: 3}\nstudy: {arms: {a: {}}, baseline: a}\n", "s2.yaml")
+    assert load_study_recipe(moved)[0].study.parallel_seeds == 3  # a study of the user's: taken to its place

@@ -135,13 +135,29 @@ def upgrade(tree: dict) -> dict:
     return tree
 
 
+def settle_moved(tree: dict) -> dict:
+    """A user's recipe with a key that moved (``MOVED``): the default value is dropped (every run
+    saved before the move wrote it, and its recipe.yaml still trains), a study's setting taken to
+    its new place; any other value stays, for validation to name the new place."""
+    for old, new in MOVED.items():
+        section, leaf = old.split(".")
+        node = tree.get(section)
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        if node[leaf] == 1:
+            node.pop(leaf)
+        elif isinstance(tree.get(new.split(".")[0]), dict):
+            set_dotted(tree, new.split("."), node.pop(leaf))
+    return tree
+
+
 def load_recipe(path: str | Path | None, overrides: list[str] = (), saved: bool = False) -> Recipe:
     """Read a recipe file (or the defaults when ``path`` is None) and apply the overrides;
     ``saved``: a file reglab wrote, upgraded to today's keys first."""
     tree = read_recipe_tree(path) if path is not None else {}
     if tree is not None and not isinstance(tree, dict):
         raise UserError(f"{path}: a recipe must be a mapping of sections")
-    tree = apply_overrides(upgrade(tree) if saved and tree else tree or {}, list(overrides))
+    tree = settle_moved(apply_overrides(upgrade(tree) if saved and tree else tree or {}, list(overrides)))
     return validate(tree, str(path) if path is not None else "recipe")
 
 
@@ -151,7 +167,7 @@ def load_plan(path: str | Path, overrides: list[str], saved: bool, schema: type[
     tree = read_recipe_tree(path)
     if not isinstance(tree, dict):
         raise UserError(f"{path}: a {key} recipe must be a mapping of sections")
-    tree = apply_overrides(upgrade(tree) if saved else tree, list(overrides))
+    tree = settle_moved(apply_overrides(upgrade(tree) if saved else tree, list(overrides)))
     plan = validate(tree, str(path), schema)
     return plan, {name: value for name, value in tree.items() if name != key}
 
