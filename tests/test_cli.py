@@ -142,7 +142,12 @@ evaluate: {{threshold: tuned, tuning_mixtures: 50, aggregate: topk}}
     seconds = soundfile.info(str(SHARED_DATA / "instruments" / "test" / f"{rows[0]['id']}.flac")).duration
     assert len(first) == max(1, int(np.ceil((seconds - 3.0) / 1.5)) + 1) and [float(w["start"]) for w in first][:2] == [0.0, 1.5]
     assert {w["id"] for w in windows} == {r["id"] for r in rows}
+    matrix = np.array(saved["cooccurrence"])  # which instruments are mistaken for which
+    assert matrix.shape == (11, 11)
+    missed = [sum(c in set(r["label"].split(";")) - set(r["predicted"].split(";")) for r in rows) for c in saved["per_class"]]
+    assert list(np.diag(matrix)) == missed
     assert run_cli(capsys, "report", run)[0] == 0
+    assert "Confusion of co-occurrence (test)" in (run / "report.html").read_text()
     assert "Scores over time (test, longest excerpt)" in (run / "report.html").read_text()
 
 

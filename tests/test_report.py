@@ -156,3 +156,12 @@ def test_every_evaluation_of_a_run_gets_its_sections_in_the_report(hostile_run, 
     assert f"<td>{result['macro_f1']:.4f}</td>" in html and "Confusion matrix (data)" in html
     assert html.count("data:image/png;base64,") == 9  # the validation figures and the evaluated set's confusion matrix
     assert "&lt;script&gt;alert(1)&lt;" in html.split("Evaluated on data")[1]  # its class names shown as text too
+
+
+def test_the_co_occurrence_confusion_counts_what_each_present_class_is_mistaken_for():
+    from reglab.metrics import cooccurrence_confusion
+
+    present = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [1, 0, 0]])
+    predicted = np.array([[1, 1, 0], [0, 1, 1], [0, 1, 0], [1, 1, 0]])
+    # class 0 present in 3 samples: missed once, 1 predicted without being there twice, 2 once
+    assert cooccurrence_confusion(present, predicted) == [[1, 2, 1], [0, 0, 1], [0, 0, 0]]

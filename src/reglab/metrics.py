@@ -120,4 +120,16 @@ def detailed(y_true: np.ndarray, probs: np.ndarray, classes: list[str], multilab
     }
     if not multilabel:
         result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    else:
+        result["cooccurrence"] = cooccurrence_confusion(y_true, y_pred)
     return result
+
+
+def cooccurrence_confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
+    """The multi-label confusion: ``[i][j]`` (j ≠ i) counts the samples where class i is present
+    and class j is predicted without being present — what i is mistaken for; ``[i][i]`` counts
+    the samples where i is present and missed."""
+    present, predicted = y_true.astype(bool), y_pred.astype(bool)
+    matrix = present.T.astype(np.int64) @ (predicted & ~present).astype(np.int64)
+    np.fill_diagonal(matrix, (present & ~predicted).sum(0))
+    return matrix.tolist()

@@ -57,17 +57,19 @@ def class_distribution(counts: dict[str, int]) -> bytes:
     return png(figure)
 
 
-def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
-    """Rows normalized to 1 (recall on the diagonal)."""
+def confusion(matrix: list[list[int]], classes: list[str], per_row=None, xlabel: str = "predicted class") -> bytes:
+    """Rows normalized to 1 (recall on the diagonal), or divided by ``per_row`` (the samples of
+    each true class, for a multi-label co-occurrence whose rows do not add up to them)."""
     counts = np.asarray(matrix, dtype=float)
-    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    totals = counts.sum(axis=1, keepdims=True) if per_row is None else np.asarray(per_row, dtype=float)[:, None]
+    rows = counts / np.maximum(totals, 1)
     side = max(4.5, 0.32 * len(classes) + 2.5)
     figure, axis = plt.subplots(figsize=(side, side * 0.85))
     image = axis.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(classes))
     axis.set_xticks(ticks, classes, rotation=90, fontsize=7 if len(classes) > 20 else 8)
     axis.set_yticks(ticks, classes, fontsize=7 if len(classes) > 20 else 8)
-    axis.set_xlabel("predicted class")
+    axis.set_xlabel(xlabel)
     axis.set_ylabel("true class")
     if len(classes) <= 20:
         for i in ticks:

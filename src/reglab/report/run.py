@@ -89,7 +89,18 @@ def evaluation_sections(run: RunDir, classes: list[str]) -> list[Section]:
         if result.get("confusion_matrix"):
             sections.append(Section(f"Confusion matrix ({name})", figures=[Figure(f"confusion_{name}", figures.confusion(result["confusion_matrix"], classes),
                                                                                   "Rows: true class, normalized to 1")]))  # fmt: skip
+        if result.get("cooccurrence"):
+            sections.append(cooccurrence_section(result, classes, name))
     return sections
+
+
+def cooccurrence_section(result: dict, classes: list[str], name: str) -> Section:
+    """Which classes a multi-label model mistakes for which: of the samples where a class is
+    present, the share in which each other class was predicted without being there."""
+    support = [result["per_class"][cls]["support"] for cls in classes]
+    figure = figures.confusion(result["cooccurrence"], classes, per_row=support, xlabel="predicted, not present (diagonal: missed)")
+    return Section(f"Confusion of co-occurrence ({name})", figures=[Figure(f"cooccurrence_{name}", figure,
+                   "Row i: the samples where i is present; column j: the share in which j was predicted without being present; the diagonal: i missed")])  # fmt: skip
 
 
 def run_sections(path) -> tuple[str, str, list[Section]]:
@@ -128,6 +139,8 @@ def run_sections(path) -> tuple[str, str, list[Section]]:
                                 figures=[Figure("reliability", figures.reliability(probs, truth, ece), "Reliability diagram"),
                                          Figure("true_class", figures.true_class_probability(probs, truth),
                                                 "Probability given to the true class, correct and wrong predictions")]))  # fmt: skip
+    if final.get("cooccurrence"):
+        sections.append(cooccurrence_section(final, classes, "validation"))
     if (run.path / "thresholds.json").is_file():
         thresholds = run.read_json("thresholds.json")
         sections.append(Section("Per-class thresholds (tuned on validation mixtures)", headers=["class", "threshold"],
