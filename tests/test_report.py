@@ -75,7 +75,8 @@ def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsy
     assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "s")]) == 0
     assert f"report: {tmp_path / 's' / 'report.html'}" in capsys.readouterr().out
     html = (tmp_path / "s" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5  # val loss, train loss, metric, gap, forest
+    assert html.count("data:image/png;base64,") == 9  # val loss, train loss, metric, gap, forest; true-class and weights per arm
+    assert "Probability of the true class, arm beside arm" in html and "Learnt weights, arm beside arm" in html
     assert "undecided with 2 seeds" in html and "p (Holm)" in html and "baseline" in html
     from reglab.experiments.study import Study
 

@@ -8,6 +8,7 @@ import math
 
 from ..experiments.table import arm_rows, explanation, metric_label, table
 from ..rundir import RunDir
+from .run import learnt_weights, validation_probabilities
 from ..experiments.study import Study
 from . import figures
 from .page import Figure, Section
@@ -36,9 +37,37 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
         ]))  # fmt: skip
         sections.append(Section("Generalization gap per arm", figures=[
             Figure("gap", figures.arm_curves(per_arm, "gap_loss", "train − validation loss"), "Loss gap per epoch (below zero: overfitting)")]))  # fmt: skip
+    sections += side_by_side(study, recorded)
     compared = [(row["arm"], row["difference"].mean, row["difference"].low, row["difference"].high) for row in rows
                 if row["difference"] is not None and not math.isnan(row["difference"].mean)]  # fmt: skip
     if compared:
         sections.append(Section("Differences from the baseline", figures=[Figure("forest", figures.forest(compared, config.metric),
                                                                                  f"Each arm minus {config.baseline}, paired by seed")]))  # fmt: skip
     return title, subtitle, sections
+
+
+def side_by_side(study, recorded: dict) -> list[Section]:
+    """What the seeds compared by eye, arm beside arm, from each arm's first recorded seed: the
+    probability given to the true class on validation (right and wrong predictions; single-label
+    runs) and the learnt first-layer filters or linear weights."""
+    first = {}
+    for arm in study.config.arms:
+        seed = next((seed for seed in study.config.seed_values if (arm, seed) in recorded), None)
+        if seed is not None and (run := RunDir(study.run_path((arm, seed)))).status() not in ("running", "unknown", "diverged"):
+            first[arm] = (seed, run)
+    confidence, weights = [], []
+    for arm, (seed, run) in first.items():
+        meta = run.meta()
+        if run.read_json("metrics.json").get("confusion_matrix"):  # single-label: one true class a sample
+            probs, truth = validation_probabilities(run, meta["classes"])
+            confidence.append(Figure(f"true_class_{arm}", figures.true_class_probability(probs, truth), f"{arm} (seed {seed})"))
+        if (learnt := learnt_weights(run, meta)) is not None:
+            tiles, titles, caption = learnt
+            weights.append(Figure(f"weights_{arm}", figures.weight_images(tiles, titles), f"{arm} (seed {seed}): {caption}"))
+    sections = []
+    if confidence:
+        sections.append(Section("Probability of the true class, arm beside arm", text="Validation samples, right and wrong predictions; each arm's first seed.",
+                                figures=confidence))  # fmt: skip
+    if weights:
+        sections.append(Section("Learnt weights, arm beside arm", figures=weights))
+    return sections
