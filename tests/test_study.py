@@ -344,3 +344,24 @@ def test_a_study_with_a_margin_says_which_arms_are_equivalent_and_may_change_it_
     assert Study(tmp_path / "s").count(TrialState.WAITING) == 0  # a margin reads the same runs: nothing to retrain
     assert main(["study", "show", str(tmp_path / "s")]) == 0
     assert "equivalent to baseline within ±0.0001" in capsys.readouterr().out
+
+
+def test_a_worker_elsewhere_joins_from_the_storage_alone(tmp_path, capsys):
+    """The plan lives in the storage: a worker with no shared folder gets the study's recipe from
+    it, trains into a directory of its own, and the storage lists what it holds."""
+    recipe = tmp_path / "here" / "plan.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text(AT_EPOCH.replace("name: at-epoch", "name: remote").replace("also: [val_ece, val_macro_f1]", ""))
+    url = f"sqlite:///{tmp_path / 'here' / 'shared.db'}"
+    assert main(["study", str(recipe), "--storage", url, "--workers", "0", "--out", str(tmp_path / "here" / "s"), "--quiet"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["worker", "--storage", url, "--study", "remote", "--out", str(elsewhere), "--quiet"]) == 0
+    assert sorted(p.name for p in (elsewhere / "runs").iterdir()) == ["l2-seed0", "l2-seed1", "none-seed0", "none-seed1"]
+    assert not (tmp_path / "here" / "s" / "runs").exists()  # nothing trained where the study was created
+    capsys.readouterr()
+    assert main(["study", "show", str(elsewhere)]) == 0 and "4/4 runs finished" in capsys.readouterr().out
+    assert main(["study", "list", "--storage", url]) == 0
+    assert "remote  study  4/4 trials finished" in capsys.readouterr().out
+    assert main(["worker", "--storage", url, "--study", "nobody", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--study nobody: " in err and err.count("\n") == 1

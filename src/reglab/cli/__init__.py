@@ -21,7 +21,7 @@ def parse(argv: list[str] | None):
     (``reglab train r.yaml --out runs/a train.seed=1``), as argparse alone does not."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    actions = {"study": ("run", "show"), "sweep": ("run", "show", "confirm")}
+    actions = {"study": ("run", "show", "list"), "sweep": ("run", "show", "confirm")}
     for position, token in enumerate(argv[:-1]):
         if token in actions and argv[position + 1] not in (*actions[token], "-h", "--help"):  # `reglab study RECIPE`: study run
             argv.insert(position + 1, "run")

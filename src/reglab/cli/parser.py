@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import __version__
-from .plans import cmd_study, cmd_study_show, cmd_sweep, cmd_sweep_confirm, cmd_sweep_show, cmd_worker
+from .plans import cmd_study, cmd_study_list, cmd_study_show, cmd_sweep, cmd_sweep_confirm, cmd_sweep_show, cmd_worker
 from .runs import cmd_demo, cmd_evaluate, cmd_inspect, cmd_predict, cmd_report, cmd_train
 
 
@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     study_actions, _ = plan_command("study", "study", "studies/<name>", "run every arm over several seeds and compare "
                                     "(study [run] RECIPE | study show DIR)", cmd_study)  # fmt: skip
     shown(study_actions.add_parser("show", help="the arm table again, from the study's storage"), "study", cmd_study_show)
+    listed = study_actions.add_parser("list", help="the studies and sweeps a storage holds")
+    listed.add_argument("--storage", required=True, help="storage URL (postgresql://…, sqlite:///…, journal:PATH)")
+    json_out(listed)
+    listed.set_defaults(func=cmd_study_list)
     sweep_actions, run = plan_command("sweep", "search", "sweeps/<name>", "search a recipe's space "
                                       "(sweep [run] RECIPE | sweep show DIR | sweep confirm DIR)", cmd_sweep)  # fmt: skip
     run.add_argument("--trials", type=int, help="random and tpe: configurations to try (default: search.trials)")
@@ -113,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--baseline", help="'base' to compare against the recipe without the searched values")
 
     worker = commands.add_parser("worker", help="join a study's or sweep's queue from this process or machine")
-    worker.add_argument("study", help="study or sweep directory")
+    worker.add_argument("directory", nargs="?", help="study or sweep directory (or --storage URL --study NAME: no shared folder)")
+    worker.add_argument("--study", metavar="NAME", help="with --storage: the study or sweep to join, its plan read from the storage")
+    worker.add_argument("--out", type=Path, help="with --study: this machine's directory for its runs (default: studies/NAME or sweeps/NAME)")
     worker.add_argument("--timeout", type=float, help="sweeps: seconds after which this worker starts no new configuration")
     worker.add_argument("--storage", help="storage URL (default: the one the study was created with)")
     worker.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")

@@ -117,13 +117,30 @@ def cmd_sweep_confirm(args) -> None:
     run_study(study, args)
 
 
+def cmd_study_list(args) -> None:
+    from ..experiments.sweep import plans_in
+
+    found = plans_in(args.storage)
+    if args.json:
+        write_json_output(args.json, {"storage": args.storage, "plans": found})
+    for plan in found:
+        print(f"{plan['name']}  {plan['kind']}  {plan['finished']}/{plan['trials']} trials finished")
+    if not found:
+        print(f"{args.storage}: no studies or sweeps")
+
+
 def cmd_worker(args) -> None:
     import torch
 
-    from ..experiments.sweep import open_directory
+    from ..experiments.sweep import local_directory, open_directory
 
+    if bool(args.directory) == bool(args.study):
+        raise UserError("worker needs a study or sweep directory, or --storage URL --study NAME (one of them)")
+    if args.study and not args.storage:
+        raise UserError("--study NAME needs --storage URL: the storage that holds the plan")
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = open_directory(args.study, args.storage)
+    directory = args.directory or local_directory(args.storage, args.study, args.out)
+    engine = open_directory(directory, args.storage)
     engine.quiet, engine.device = args.quiet, args.device
     engine.work(args.timeout)

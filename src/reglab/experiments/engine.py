@@ -42,7 +42,7 @@ from ..errors import UserError
 from ..recipe import Recipe
 from ..rundir import STATE, RunDir, write_atomic
 from ..training.run import RunResult, train
-from .storage import POINT, make_storage
+from .storage import PLAN, POINT, make_storage
 from .worker import TrialReporter, Worker
 
 
@@ -106,6 +106,7 @@ class Engine(Worker):
             if stored != resolved:  # a new budget
                 cls.write_recipe(directory, resolved)
             engine = cls(directory, storage_url)
+            engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})
             engine.enqueue_missing()
             return engine
         if storage_url and storage_url.startswith("journal:"):  # a path that cannot hold it: refused before anything is written
@@ -114,6 +115,7 @@ class Engine(Worker):
         cls.write_recipe(directory, resolved)
         url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"
         engine = cls(directory, url, name=name)
+        engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})  # a worker elsewhere needs nothing else
         engine.enqueue_missing()
         write_atomic(info, lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n"))
         return engine

@@ -23,6 +23,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 POINT = "pair"  # user attribute holding a queued trial's point (its values, in order); named so since the first studies
 STALE_AFTER = 3  # heartbeats a worker may miss before its trial is failed and retried
+PLAN = "reglab_plan"  # study user attribute: the kind and resolved recipe, so that a worker needs only the storage
 
 
 class SQLiteStorage(optuna.storages.RDBStorage):

@@ -16,6 +16,7 @@ Sweep directory: ``sweep.yaml`` (resolved recipe), ``sweep.json`` (name, storage
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable, Optional
@@ -23,14 +24,15 @@ from typing import Callable, Optional
 import optuna
 import yaml
 
-from .table import metric_label
-from .engine import Engine
 from ..errors import UserError
 from ..recipe import Recipe, with_overrides
 from ..rundir import directory_kind, write_atomic
-from .search_space import load_sweep_recipe, run_name
-from .study import Study, nan_reason, run_summary, run_value
 from ..training.run import RunResult
+from .engine import Engine
+from .search_space import load_sweep_recipe, run_name
+from .storage import PLAN, make_storage
+from .study import Study, nan_reason, run_summary, run_value
+from .table import metric_label
 
 MIN_FOR_IMPORTANCE = 5  # completed runs below which importances are noise
 FINISHED, PRUNED, OTHER = 0, 1, 2  # ranking groups: runs that trained to the end, pruned ones, diverged or valueless ones
@@ -251,3 +253,38 @@ def open_directory(directory, storage_url: Optional[str] = None) -> Engine:
     if directory_kind(directory) == "sweep":
         return Sweep(directory, storage_url)
     return Study(directory, storage_url)
+
+
+def plans_in(storage_url: str) -> list[dict]:
+    """The studies and sweeps a storage holds: name, kind, and trials by state."""
+    storage = make_storage(storage_url, 10)
+    found = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        plan = summary.user_attrs.get(PLAN) or {}
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
+        found.append({"name": summary.study_name, "kind": plan.get("kind", "?"),
+                      "finished": sum(t.state.is_finished() for t in trials), "trials": len(trials)})  # fmt: skip
+    return found
+
+
+def local_directory(storage_url: str, name: str, out: Optional[Path] = None) -> Path:
+    """A directory on this machine for the study or sweep ``name`` of a storage, made from the plan
+    the storage keeps (its resolved recipe): a worker elsewhere needs no shared folder. Runs train
+    into its ``runs/``; a directory made before is reused."""
+    storage = make_storage(storage_url, 10)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise UserError(f"--study {name}: {storage_url} holds no study or sweep of that name (reglab study list --storage URL)") from None
+    plan = study.user_attrs.get(PLAN)
+    if not plan:
+        raise UserError(f"--study {name}: its plan is not in the storage (created before reglab kept it there); join it with its directory")
+    engine = Sweep if plan["kind"] == "sweep" else Study
+    directory = Path(out or Path(engine.home) / name)
+    if directory_kind(directory) is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        engine.write_recipe(directory, plan["recipe"])
+        write_atomic(directory / f"{engine.kind}.json", lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": storage_url}, indent=2) + "\n"))
+    elif directory_kind(directory) != plan["kind"] or engine(directory).name != name:
+        raise UserError(f"{directory}: holds another study or sweep; choose another --out")
+    return directory
