@@ -117,8 +117,13 @@ class Engine(Worker):
         engine = cls(directory, url, name=name)
         engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})  # a worker elsewhere needs nothing else
         engine.enqueue_missing()
-        write_atomic(info, lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": url}, indent=2) + "\n"))
+        cls.write_info(directory, name, url)
         return engine
+
+    @classmethod
+    def write_info(cls, directory: Path, name: str, storage_url: str) -> None:
+        """``<kind>.json``, written last: once it exists, the directory is this study or sweep's."""
+        write_atomic(directory / f"{cls.kind}.json", lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": storage_url}, indent=2) + "\n"))
 
     @classmethod
     def write_recipe(cls, directory: Path, resolved: dict) -> None:

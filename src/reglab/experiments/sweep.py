@@ -16,7 +16,6 @@ Sweep directory: ``sweep.yaml`` (resolved recipe), ``sweep.json`` (name, storage
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable, Optional
@@ -284,7 +283,7 @@ def local_directory(storage_url: str, name: str, out: Optional[Path] = None) -> 
     if directory_kind(directory) is None:
         directory.mkdir(parents=True, exist_ok=True)
         engine.write_recipe(directory, plan["recipe"])
-        write_atomic(directory / f"{engine.kind}.json", lambda tmp: tmp.write_text(json.dumps({"name": name, "storage": storage_url}, indent=2) + "\n"))
+        engine.write_info(directory, name, storage_url)
     elif directory_kind(directory) != plan["kind"] or engine(directory).name != name:
         raise UserError(f"{directory}: holds another study or sweep; choose another --out")
     return directory
