@@ -7,7 +7,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "reglab"
 LAYERS = [  # lowest first: a part may import its own layer and the layers below it
-    {"__init__", "errors", "progress", "allocator", "device", "metrics"},
+    {"__init__", "errors", "plugins", "progress", "allocator", "device", "metrics"},
     {"recipe"},
     {"rundir", "data"},
     {"models", "augment"},

@@ -10,7 +10,7 @@ from reglab.models.folding import folded
 from reglab.recipe import load_recipe, section
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", MODELS.builtins())
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 64, 64)])
 def test_every_model_takes_uint8_images_of_any_small_size(name, shape):
     model = create_model(section("model", name=name, **({} if name == "linear" else {"width": 0.25})), shape, 7)

@@ -38,7 +38,7 @@ def test_override_creates_missing_sections():
         ("train: {early_stopping: {monitor: val_macro_f}}\n", [], "did you mean 'val_macro_f1'?"),
         ("optim: {name: adam, nesterov: true}\n", [], "unknown key 'optim.nesterov' with optim.name=adam; valid keys:"),
         ("schedule: {name: step, patience: 3}\n", [], "unknown key 'schedule.patience' with schedule.name=step; valid keys: name, step_size, factor"),
-        ("model: {name: linear, lrn: true}\n", [], "unknown key 'model.lrn' with model.name=linear; valid keys: dropout, input_norm, name"),
+        ("model: {name: linear, lrn: true}\n", [], "unknown key 'model.lrn' with model.name=linear; valid keys: input_norm, init, freeze, dropout, name"),
         ("loss: {name: bce}\n", ["loss.logit_adjustment=1"], "unknown key 'loss.logit_adjustment' with loss.name=bce"),
         ("loss: {name: focall}\n", [], "loss.name: unknown loss 'focall'; did you mean 'focal'?"),
         ("augment: {multicrop: {threshold: 40}}\n", [], "unknown key 'augment.multicrop.threshold'; it was renamed 'augment.multicrop.below'"),

@@ -91,6 +91,22 @@ def _first_difference(saved: dict, given: dict, prefix: str = "") -> str:
     return prefix.rstrip(".") or "recipe"
 
 
+def load_tensors(file: Path, what: str = "a reglab checkpoint") -> dict:
+    """A ``state_dict`` (or training state) saved with ``torch.save``, read with ``weights_only=True``
+    so nothing in it can run; a missing, damaged or foreign file is refused in one line."""
+    if not file.is_file():
+        raise UserError(f"{file}: checkpoint not found")
+    try:
+        with warnings.catch_warnings():  # torch's multi-line notes on foreign pickles; the error below says it
+            warnings.simplefilter("ignore")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, empty, garbage, or a pickle that names code
+        raise UserError(f"{file}: damaged or not {what} ({first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{file}: damaged or not {what} (holds a {type(state).__name__})")
+    return state
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -243,15 +259,4 @@ class RunDir:
     def load_state(self, name: str) -> dict:
         """A checkpoint or training state; a damaged or foreign file is refused in one line (it is
         loaded with ``weights_only=True``, so nothing in it can run)."""
-        file = self.path / name
-        if not file.is_file():
-            raise UserError(f"{file}: checkpoint not found")
-        try:
-            with warnings.catch_warnings():  # torch's multi-line notes on foreign pickles; the error below says it
-                warnings.simplefilter("ignore")
-                state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated, empty, garbage, or a pickle that names code
-            raise UserError(f"{file}: damaged or not a reglab checkpoint ({first_line(exc)})") from None
-        if not isinstance(state, dict):
-            raise UserError(f"{file}: damaged or not a reglab checkpoint (holds a {type(state).__name__})")
-        return state
+        return load_tensors(self.path / name)

@@ -6,13 +6,20 @@ never goes through either.
 A batch operation is built as ``Op(config, context)`` — its recipe value and the ``BatchContext``
 — and called as ``op(x, targets, is_extra) -> (x, targets)`` on float inputs (images in [0, 1], or log-mel
 features). Adding a regularizer takes a module with its class, a line in ``BATCH_OPS`` and a field
-(with its schema class) in ``recipe.AugmentConfig``.
+(with its schema class) in ``recipe.AugmentConfig``. The user's operations (``augment.ops``:
+``make(**kwargs)`` returning such an ``op``) run after reglab's, before or after mixing; both kinds
+are in one registry, ``plugins.BATCH_OPS``.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
+from ..errors import UserError
+from ..plugins import BATCH_OPS as REGISTRY
+from ..plugins import call
 from .acoustics import Compression, PitchShift, Reverb
 from .autoaugment import RandAugment, TrivialAugment
 from .context import BatchContext
@@ -48,12 +55,40 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
 }
 
 
+for _key, _op in BATCH_OPS.items():
+    REGISTRY.register(_key, _op, builtin=True)
+
+
+def user_op(spec, context: BatchContext):
+    """A user's operation built from its ``augment.ops`` entry and tried once on a batch of two
+    (random streams untouched), so that a broken one is refused before training starts."""
+    make = REGISTRY.resolve(spec.name, "augment.ops.name")
+    takes_context = "context" in inspect.signature(make).parameters
+    op = call(make, "augment.ops.name", **spec.kwargs, **({"context": context} if takes_context else {}))
+    if not callable(op):
+        raise UserError(f"augment.ops.name: {spec.name} returned a {type(op).__name__}, not an operation op(x, targets, is_extra)")
+    x, targets = torch.rand((2, *context.input_shape)), torch.full((2, len(context.class_counts)), 1.0 / len(context.class_counts))
+    with torch.random.fork_rng(devices=[]):
+        out = call(op, "augment.ops.name", x, targets, torch.zeros(2, dtype=torch.bool))
+    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out) and out[0].shape == x.shape and out[1].shape == targets.shape):
+        raise UserError(f"augment.ops.name: {spec.name}'s operation must return (x, targets) of the shapes it was given")
+    return op
+
+
 class BatchOps:
-    """The recipe's batch operations (those switched on: a value that is not null or 0)."""
+    """The recipe's batch operations (those switched on: a value that is not null or 0), the user's
+    (``augment.ops``) placed before or after mixing."""
 
     def __init__(self, config, class_counts: torch.Tensor, input_shape: tuple[int, int, int], data=None):
         context = BatchContext(class_counts, input_shape, data)
-        self.ops = [op(getattr(config, key), context) for key, op in BATCH_OPS.items() if getattr(config, key)]
+        users = {at: [user_op(spec, context) for spec in config.ops if spec.at == at] for at in ("before_mix", "after_mix")}
+        self.ops = []
+        for key in REGISTRY.builtins():
+            if key == "mix":
+                self.ops += users["before_mix"]
+            if getattr(config, key):
+                self.ops.append(REGISTRY.entries[key].target(getattr(config, key), context))
+        self.ops += users["after_mix"]
 
     def to(self, device: torch.device) -> "BatchOps":
         for op in self.ops:

@@ -6,12 +6,10 @@ import torch
 import torch.nn.functional as F
 
 
-SIGMOID_LOSSES = {"ovr_bce", "bce"}  # losses whose scores are per-class sigmoids
-
-
-def probabilities(logits: torch.Tensor, loss_name: str) -> torch.Tensor:
-    """Class probabilities as the loss models them: sigmoid for BCE losses, softmax otherwise."""
-    return torch.sigmoid(logits.float()) if loss_name in SIGMOID_LOSSES else F.softmax(logits.float(), dim=1)
+def probabilities(logits: torch.Tensor, sigmoid: bool) -> torch.Tensor:
+    """Class probabilities as the loss models them (``recipe.loss.sigmoid``): per-class sigmoids
+    (BCE losses), else a softmax."""
+    return torch.sigmoid(logits.float()) if sigmoid else F.softmax(logits.float(), dim=1)
 
 
 def targets_for(y: torch.Tensor, n_classes: int) -> torch.Tensor:

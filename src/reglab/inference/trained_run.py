@@ -61,7 +61,7 @@ class TrainedRun:
         """Class probabilities of every input in ``x`` (images, clips or windows), on the CPU."""
         amp = autocast(self.device, self.recipe.train.amp)
         logits = predict_logits(self.model, x, self.recipe.train.eval_batch_size, amp)
-        return probabilities(logits, self.recipe.loss.name).cpu()
+        return probabilities(logits, self.recipe.loss.sigmoid).cpu()
 
     def probabilities(self, data) -> np.ndarray:
         """Class probabilities per sample (logit-adjusted when the recipe says so); per excerpt

@@ -1,12 +1,15 @@
-"""Model registry. ``create_model`` builds any registered architecture behind the input
-normalization layer; checkpoints are its ``state_dict``."""
+"""Models: reglab's architectures and the user's, through one registry (``plugins.MODELS``).
+``create_model`` builds any of them behind the input normalization layer; checkpoints are its
+``state_dict``. A user's ``build(input_shape, n_classes, **kwargs)`` gets the same wrapping.
+``finetune.py`` starts a model from a weights file and freezes layers."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, first_line
+from ..plugins import MODELS, call
 from .alexnet_like import AlexNetLike
 from .efficientnet import EfficientNetB0
 from .instrunet import InstruNet
@@ -14,18 +17,36 @@ from .layers import Normalized
 from .linear import LinearClassifier
 from .resnet18 import ResNet18
 
-MODELS = {
-    "linear": LinearClassifier,
-    "alexnet_like": AlexNetLike,
-    "resnet18": ResNet18,
-    "instrunet": InstruNet,
-    "efficientnet_b0": EfficientNetB0,
-}
+for _name, _architecture in {"linear": LinearClassifier, "alexnet_like": AlexNetLike, "resnet18": ResNet18, "instrunet": InstruNet,
+                             "efficientnet_b0": EfficientNetB0}.items():  # fmt: skip
+    MODELS.register(_name, _architecture, builtin=True)
 
 
 def create_model(config, input_shape: tuple[int, int, int], n_classes: int) -> Normalized:
     """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``."""
-    return Normalized(MODELS[config.name](config, input_shape, n_classes), input_shape, config.input_norm, config.channels_last)
+    entry = MODELS.entries.get(config.name)
+    if entry is not None and entry.builtin:
+        net = entry.target(config, input_shape, n_classes)
+    else:
+        net = call(MODELS.resolve(config.name, "model.name"), "model.name", tuple(input_shape), n_classes, **config.kwargs)
+        check_user_model(net, config.name, input_shape, n_classes)
+    return Normalized(net, input_shape, config.input_norm, config.channels_last)
+
+
+def check_user_model(net, name: str, input_shape: tuple[int, int, int], n_classes: int) -> None:
+    """A user's model must be a module mapping a batch of inputs to ``[batch, n_classes]`` logits."""
+    if not isinstance(net, nn.Module):
+        raise UserError(f"model.name: {name} returned a {type(net).__name__}, not a torch.nn.Module")
+    try:
+        with torch.no_grad():
+            out = net.eval()(torch.zeros((2, *input_shape)))
+    except Exception as exc:
+        raise UserError(f"model.name: {name} fails on a batch of {tuple(input_shape)} inputs ({type(exc).__name__}: {first_line(exc)})") from None
+    finally:
+        net.train()
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, n_classes):
+        raise UserError(f"model.name: {name} returns {shape} for a batch of 2, not [batch, n_classes] = (2, {n_classes})")
 
 
 

@@ -1,6 +1,7 @@
 """Recipes: the schema of a run (``schema.py``, ``augment.py``), of a study or sweep
 (``plans.py``), the section machinery (``sections.py``), reading files and overrides
-(``loading.py``) and one-line validation errors (``errors.py``)."""
+(``loading.py``) and one-line validation errors (``errors.py``); ``training.py`` holds the optim,
+schedule and train sections."""
 
 from .augment import (AugmentConfig, FilterAugmentConfig, MinorityConfig, MixConfig, MixturesConfig, MulticropConfig,
                       SpecAugmentConfig)  # fmt: skip

@@ -7,7 +7,8 @@ from typing import Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from .sections import Section
+from ..plugins import BATCH_OPS, check_arguments
+from .sections import PluginSection, Section
 
 Range = tuple[float, float]
 
@@ -151,6 +152,19 @@ class RandAugmentConfig(Section):
     m: int = Field(9, ge=0, le=30, description="magnitude of every operation, out of 30")
 
 
+class UserOpConfig(PluginSection):
+    """A batch operation of the user's: ``make(**kwargs)`` (plus ``context``, a ``BatchContext``, when
+    it takes one) returns ``op(x, targets, is_extra) -> (x, targets)``, run on every training batch."""
+
+    name: str
+    at: Literal["before_mix", "after_mix"] = Field("before_mix", description="after reglab's own operations, before or after mixup/CutMix")
+
+    @model_validator(mode="after")
+    def _callable(self):
+        check_arguments(BATCH_OPS.resolve(self.name, "augment.ops.name"), self.kwargs, "augment.ops", self.name, supplied=("context",))
+        return self
+
+
 class AugmentConfig(ImageOpsConfig):
     """Training-time augmentation, applied to whole batches on the device; evaluation data is
     never augmented. A block left out (null) is off. (The order operations run in is
@@ -170,3 +184,4 @@ class AugmentConfig(ImageOpsConfig):
     random_gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
     time_shift: float = Field(0.0, ge=0.0, lt=1.0, description="spectrograms: random roll up to this fraction")
     mixtures: Optional[MixturesConfig] = None
+    ops: list[UserOpConfig] = Field([], description="the user's batch operations (name: package.module:make, or a registered name)")

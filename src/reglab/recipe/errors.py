@@ -12,6 +12,8 @@ from typing import Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from .sections import tag_key
+
 MOVED = {  # old key -> its new place in another section, kept only where that section is (a study's recipe)
     "train.parallel_seeds": "study.parallel_seeds",
 }
@@ -80,11 +82,12 @@ def describe(errors: list[dict], schema: type[BaseModel]) -> str:
         if unknown in MOVED:
             return f"unknown key '{unknown}'; it moved to '{MOVED[unknown]}' (a setting of the study's workers)"
         valid = list(place.section.model_fields) if place.section else []
-        applies = f" with {'.'.join(place.keys + ['name'])}={place.tag}" if place.tag else ""
-        elsewhere = sorted({tag for tag, member in tags_of(place.annotation).items() if str(error["loc"][-1]) in member.model_fields})
-        if place.tag and elsewhere:  # a key of another name's schema: say which names take it
-            return (f"unknown key '{unknown}'{applies}; valid keys: {', '.join(valid)}; "
-                    f"it applies with {'.'.join(place.keys + ['name'])}={' or '.join(elsewhere)}")  # fmt: skip
+        members = tags_of(place.annotation)
+        picked_by = ".".join(place.keys + [tag_key(members)]) if members else ""
+        applies = f" with {picked_by}={place.tag}" if place.tag and len({m for t, m in members.items() if t != "plugin"}) > 1 else ""
+        elsewhere = sorted({tag for tag, member in members.items() if str(error["loc"][-1]) in member.model_fields and tag != "plugin"})
+        if applies and elsewhere:  # a key of another name's schema: say which names take it
+            return f"unknown key '{unknown}'{applies}; valid keys: {', '.join(valid)}; it applies with {picked_by}={' or '.join(elsewhere)}"
         close = difflib.get_close_matches(str(error["loc"][-1]), valid, n=1, cutoff=0.5)
         if close:
             return f"unknown key '{unknown}'; did you mean '{'.'.join(place.keys + close)}'?"
@@ -93,10 +96,12 @@ def describe(errors: list[dict], schema: type[BaseModel]) -> str:
     key = ".".join(place.keys)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
-        tags = list(tags_of(place.annotation))
+        members = tags_of(place.annotation)
+        tags = [tag for tag in members if tag != "plugin"]
         close = difflib.get_close_matches(str(error["ctx"]["tag"]), tags, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(tags)}"
-        return f"{key}.name: unknown {key} '{error['ctx']['tag']}'; {hint}"
+        user_code = ", or package.module:attribute" if "plugin" in members else ""
+        hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(tags)}{user_code}"
+        return f"{key}.{tag_key(members)}: unknown {key} '{error['ctx']['tag']}'; {hint}"
     if place.rest and is_value_union(place.annotation):
         # a value that fits no member of a union: pydantic reports it once per member
         wanted = [e["msg"].removeprefix("Input should be ").split(",")[0] for e in errors if walk(schema, e["loc"]).keys == place.keys]

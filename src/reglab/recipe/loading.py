@@ -12,7 +12,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
+from ..plugins import REFERENCE, add_search_dirs
 from .errors import MOVED, RENAMED, describe, tags_of
+from .sections import tag_key
 from .plans import StudyRecipe
 from .schema import Recipe
 
@@ -59,6 +61,8 @@ def validate(tree: Any, origin: str, schema: type[BaseModel] = Recipe) -> BaseMo
         tree = {}
     if not isinstance(tree, dict):
         raise UserError(f"{origin}: a recipe must be a mapping of sections, got {type(tree).__name__}")
+    dirs = tree.get("plugin_dirs", [])
+    add_search_dirs([folder for folder in dirs if isinstance(folder, str)] if isinstance(dirs, list) else [])
     try:
         return schema.model_validate(tree)
     except ValidationError as exc:
@@ -85,7 +89,7 @@ def read_recipe_tree(path: str | Path, _within: tuple = ()) -> Any:
     """A recipe file's tree; one that names ``base: other.yaml`` (relative to itself) is that
     recipe with this file's keys laid over it, section by section (a section that changes its
     ``name`` replaces the base's whole)."""
-    tree = read_yaml(path)
+    tree = with_own_folder(read_yaml(path), path)
     if not isinstance(tree, dict) or "base" not in tree:
         return tree
     base = tree.pop("base")
@@ -100,6 +104,26 @@ def read_recipe_tree(path: str | Path, _within: tuple = ()) -> Any:
     if not isinstance(under, dict):
         raise UserError(f"{base_path}: a recipe must be a mapping of sections")
     return laid_over(under, tree)
+
+
+def names_user_code(tree: Any) -> bool:
+    """Whether some value of the tree is a reference ``package.module:attribute``."""
+    if isinstance(tree, dict):
+        return any(names_user_code(value) for value in tree.values())
+    if isinstance(tree, list):
+        return any(names_user_code(value) for value in tree)
+    return isinstance(tree, str) and bool(REFERENCE.match(tree))
+
+
+def with_own_folder(tree: Any, path: str | Path) -> Any:
+    """A recipe that names user code searches its own folder for it (kept in ``plugin_dirs``, so a
+    run's saved recipe finds the module again wherever it is read)."""
+    if isinstance(tree, dict) and names_user_code(tree):
+        folder = str(Path(path).resolve().parent)
+        dirs = tree.get("plugin_dirs") or []
+        if isinstance(dirs, list) and folder not in dirs:
+            tree["plugin_dirs"] = [*dirs, folder]
+    return tree
 
 
 def laid_over(under: dict, over: dict) -> dict:
@@ -129,8 +153,9 @@ def upgrade(tree: dict) -> dict:
     for key, field in Recipe.model_fields.items():
         members, value = tags_of(field.annotation), tree.get(key)
         if members and isinstance(value, dict):
-            schema = members.get(value.get("name", field.default.name))
-            if schema is not None:
+            picked_by = tag_key(members)
+            schema = members.get(value.get(picked_by, getattr(field.default, picked_by)))
+            if schema is not None and schema.model_config.get("extra") != "allow":
                 tree[key] = {k: v for k, v in value.items() if k in schema.model_fields}
     return tree
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ..plugins import DATA_SOURCES, LOSSES, MODELS, check_arguments
 from .augment import AugmentConfig
-from .sections import Monitor, MonitorMode, Section, tagged_union
+from .sections import PluginSection, Section, tagged_union
+from .training import NoScheduleConfig, OptimConfig, ScheduleConfig, SGDConfig, TrainConfig
+
 
 class FrontendConfig(Section):
     """Log-mel front end for audio sources."""
@@ -24,8 +27,11 @@ class FrontendConfig(Section):
     resize: Optional[int] = Field(None, gt=0, description="resize each spectrogram to this square size")
 
 
+DATA_SOURCE_NAMES = ("digits", "image_folder", "test_folder", "cifar", "tiny_imagenet", "irmas", "irmas_test")
+
+
 class DataConfig(Section):
-    source: Literal["digits", "image_folder", "test_folder", "cifar", "tiny_imagenet", "irmas", "irmas_test"] = "digits"
+    source: Literal[DATA_SOURCE_NAMES] = "digits"
     path: Optional[str] = Field(None, description="folder of the data set (not needed for digits)")
     labels: Optional[str] = Field(None, description="id,label CSV for a test_folder source")
     image_size: Optional[int] = Field(None, gt=0, description="resize to this square size; null keeps the native size")
@@ -54,18 +60,52 @@ class DataConfig(Section):
         return self
 
 
+class PluginDataConfig(PluginSection):
+    """Data from the user's ``load(split, **kwargs)`` (a registered name or ``package.module:function``):
+    ``(x, y, classes)`` arrays or a sized ``Dataset`` of ``(x, y)`` pairs; ``data/plugin.py``."""
+
+    source: str
+    classes: Union[None, int, list[str]] = Field(None, description="keep only these classes (or the first N by name)")
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    split_seed: int = 0
+    path: ClassVar[None] = None
+    labels: ClassVar[None] = None
+    is_audio: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _callable(self):
+        check_arguments(DATA_SOURCES.resolve(self.source, "data.source"), self.kwargs, "data", self.source, supplied=("split",))
+        return self
+
+
+DataSection = tagged_union("digits", {**{name: DataConfig for name in DATA_SOURCE_NAMES}, "plugin": PluginDataConfig}, key="source", plugins=DATA_SOURCES)
+
+
 class DropoutConfig(Section):
     rate: float = Field(0.0, ge=0.0, lt=1.0)
     where: Literal["head", "blocks"] = "head"
     kind: Literal["standard", "maxdropout"] = Field("standard", description="random units, or the most active ones (MaxDropout)")
 
 
+class InitConfig(Section):
+    """Start from saved weights (fine-tuning): a ``state_dict`` file, read without running code."""
+
+    path: str = Field(..., description="a .pt file holding a state_dict (a run's best.pt, or exported weights)")
+    strict: bool = Field(False, description="refuse weights whose names or shapes differ from the model's (else: listed, skipped)")
+    skip: list[str] = Field([], description="name prefixes not loaded (e.g. the classifier head when the classes differ)")
+
+
 # --- model: one schema per architecture ---------------------------------------------------------
-class ModelBase(Section):
-    dropout: DropoutConfig = DropoutConfig()
+class ModelCommon(Section):
     input_norm: Literal["dataset", "per_band", "per_image"] = Field(
         "dataset", description="standardize by training-set statistics per channel or per frequency band, or per image"
     )
+    init: Optional[InitConfig] = Field(None, description="initial weights from a file (fine-tuning)")
+    freeze: list[str] = Field([], description="parameter name prefixes kept fixed during training")
+
+
+class ModelBase(ModelCommon):
+    dropout: DropoutConfig = DropoutConfig()
 
     @field_validator("dropout", mode="before")
     @classmethod
@@ -114,9 +154,23 @@ class InstruNetConfig(ConvModelConfig):
     name: Literal["instrunet"] = "instrunet"
 
 
+class PluginModelConfig(PluginSection, ModelCommon):
+    """A model of the user's: ``build(input_shape, n_classes, **kwargs) -> nn.Module`` returning logits
+    (a registered name or ``package.module:function``); reglab wraps it as it wraps its own."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    name: str
+    channels_last: bool = Field(True, description="convolutions on NHWC tensors")
+
+    @model_validator(mode="after")
+    def _callable(self):
+        check_arguments(MODELS.resolve(self.name, "model.name"), self.kwargs, "model", self.name, supplied=("input_shape", "n_classes"))
+        return self
+
+
 ModelConfig = tagged_union(
     "resnet18", {"linear": LinearModelConfig, "alexnet_like": AlexNetLikeConfig, "resnet18": ResNet18Config, "instrunet": InstruNetConfig,
-                 "efficientnet_b0": EfficientNetB0Config},  # fmt: skip
+                 "efficientnet_b0": EfficientNetB0Config, "plugin": PluginModelConfig}, plugins=MODELS,  # fmt: skip
 )
 
 
@@ -125,6 +179,11 @@ class LossBase(Section):
     class_weights: Union[Literal["none", "inverse_frequency", "effective_number"], list[float]] = "none"
     beta: float = Field(0.999, ge=0.0, lt=1.0, description="effective_number weights: (1 − β)/(1 − β^n)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @property
+    def sigmoid(self) -> bool:
+        """Scores are per-class sigmoids (else a softmax)."""
+        return False
 
 
 class CrossEntropyConfig(LossBase):
@@ -141,135 +200,40 @@ class FocalConfig(CrossEntropyConfig):
 class BinaryLossConfig(LossBase):
     name: Literal["ovr_bce", "bce"] = "bce"
 
+    @property
+    def sigmoid(self) -> bool:
+        return True
+
+
+class PluginLossConfig(PluginSection, LossBase):
+    """A loss of the user's: ``make(**kwargs) -> module(logits, targets)`` over soft or multi-hot
+    targets; class weights reach it as ``weight``, label smoothing is applied to its targets."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    name: str
+    scores: Literal["softmax", "sigmoid"] = Field("softmax", description="how its logits become probabilities (sigmoid: multi-label)")
+
+    @property
+    def sigmoid(self) -> bool:
+        return self.scores == "sigmoid"
+
+    @model_validator(mode="after")
+    def _callable(self):
+        target = LOSSES.resolve(self.name, "loss.name")
+        weighted = self.class_weights != "none"
+        if weighted:
+            try:
+                check_arguments(target, {"weight": None}, "loss", self.name, supplied=tuple(self.kwargs))
+            except ValueError:
+                raise ValueError(f"loss.class_weights: {self.name} takes no argument 'weight' to receive them") from None
+        check_arguments(target, self.kwargs, "loss", self.name, supplied=("weight",) if weighted else ())
+        return self
+
 
 LossConfig = tagged_union(
-    "cross_entropy", {"cross_entropy": CrossEntropyConfig, "focal": FocalConfig, "ovr_bce": BinaryLossConfig, "bce": BinaryLossConfig}
+    "cross_entropy", {"cross_entropy": CrossEntropyConfig, "focal": FocalConfig, "ovr_bce": BinaryLossConfig, "bce": BinaryLossConfig,
+                      "plugin": PluginLossConfig}, plugins=LOSSES,  # fmt: skip
 )
-
-
-# --- optimizer -----------------------------------------------------------------------------------
-class SAMConfig(Section):
-    rho: float = Field(0.05, gt=0.0, description="radius of the weight perturbation (ASAM: around 2.0)")
-    adaptive: bool = Field(False, description="ASAM (Kwon et al. 2021): the radius scaled by each weight's size")
-
-
-class OptimBase(Section):
-    lr: float = Field(0.01, gt=0.0)
-    l2: float = Field(0.0, ge=0.0, description="Keras-style penalty: λ·Σw² added to the loss")
-    weight_decay: float = Field(0.0, ge=0.0, description="decoupled decay: w ← w·(1 − lr·wd) each step")
-    l1: float = Field(0.0, ge=0.0, description="penalty λ·Σ|w| added to the loss (sparse weights; the penalize kinds)")
-    penalize: list[Literal["conv", "linear", "norm", "bias"]] = Field(
-        ["conv", "linear"], description="which parameters l2, l1 and weight_decay touch"
-    )
-    clip_grad_norm: Optional[float] = Field(None, gt=0.0, description="rescale the gradient when its global L2 norm exceeds this")
-    sam: Optional[SAMConfig] = Field(None, description="sharpness-aware minimization around the optimizer (two passes a step)")
-    max_norm: Optional[float] = Field(None, gt=0.0, description="after each step, project every conv/dense unit's incoming weights "
-                                      "to L2 norm ≤ this (Srivastava et al. 2014)")  # fmt: skip
-
-
-class SGDConfig(OptimBase):
-    name: Literal["sgd"] = "sgd"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    nesterov: bool = False
-
-    @model_validator(mode="after")
-    def _nesterov_needs_momentum(self):
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("optim.nesterov needs optim.momentum > 0")
-        return self
-
-
-class AdamConfig(OptimBase):
-    name: Literal["adam", "adamw"] = "adam"
-    betas: tuple[float, float] = (0.9, 0.999)
-
-
-OptimConfig = tagged_union("sgd", {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamConfig})
-
-
-# --- learning-rate schedule ----------------------------------------------------------------------
-class NoScheduleConfig(Section):
-    name: Literal["none"] = "none"
-
-
-class StepScheduleConfig(Section):
-    name: Literal["step"] = "step"
-    step_size: int = Field(10, ge=1, description="epochs between decays")
-    factor: float = Field(0.1, gt=0.0, lt=1.0, description="multiply the rate by this")
-
-
-class PlateauScheduleConfig(Section):
-    name: Literal["plateau"] = "plateau"
-    monitor: Monitor = "val_loss"
-    mode: MonitorMode = "auto"
-    factor: float = Field(0.1, gt=0.0, lt=1.0, description="multiply the rate by this")
-    patience: int = Field(3, ge=0, description="epochs without improvement")
-    min_lr: float = Field(0.0, ge=0.0)
-
-
-class CosineScheduleConfig(Section):
-    name: Literal["cosine"] = "cosine"
-    min_lr: float = Field(0.0, ge=0.0)
-
-
-class OneCycleScheduleConfig(Section):
-    name: Literal["onecycle"] = "onecycle"
-    warmup_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="share of steps spent warming up")
-
-
-ScheduleConfig = tagged_union("none", {"none": NoScheduleConfig, "step": StepScheduleConfig, "plateau": PlateauScheduleConfig,
-                                        "cosine": CosineScheduleConfig, "onecycle": OneCycleScheduleConfig})  # fmt: skip
-
-
-class EarlyStoppingConfig(Section):
-    monitor: Monitor = Field("val_loss", description="also decides which epoch best.pt holds")
-    mode: MonitorMode = "auto"
-    patience: Optional[int] = Field(None, ge=1, description="null: never stop early")
-    start_epoch: int = Field(1, ge=1, description="patience counts from this epoch on (past a warm-up; Keras' start_from_epoch)")
-    min_delta: float = Field(0.0, ge=0.0)
-    restore_best: bool = Field(False, description="end with the best epoch's weights")
-
-
-class SWAConfig(Section):
-    start_epoch: int = Field(..., ge=1, description="the first epoch whose weights join the average")
-    lr: float = Field(..., gt=0.0, description="the constant learning rate from start_epoch on")
-
-
-class TrainConfig(Section):
-    epochs: int = Field(10, ge=1)
-    balanced_sampling: float = Field(0.0, ge=0.0, le=1.0, description="draw samples ∝ n_class^-power (0: plain shuffle)")
-    repeats: int = Field(1, ge=1, description="visits of every sample per epoch (fresh augmentation and mixtures each time)")
-    batch_size: int = Field(128, ge=1)
-    eval_batch_size: int = Field(128, ge=1, description="validation and evaluation batch; on a CPU a batch that stays in cache beats a large one (128 ran 1.1-2x faster than 512 here)")
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "bf16", "off"] = Field(
-        "auto", description="bfloat16 autocast: auto (on CUDA), bf16 (on CUDA and on CPUs with bfloat16 instructions), off"
-    )
-    compile: bool = Field(
-        False, description="torch.compile the training forward and backward: fuses batch norm, activations and residual adds "
-        "(here InstruNet 1.5x, ResNet-18 1.1x, AlexNet-like 1.0x); the first epoch also compiles, 5-50 s, cached on disk after"
-    )  # fmt: skip
-    ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
-    swa: Optional[SWAConfig] = Field(None, description="stochastic weight averaging (Izmailov et al. 2018)")
-    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-
-    @model_validator(mode="after")
-    def _one_final_model(self) -> "TrainConfig":
-        if self.swa is not None:
-            if self.ema_decay is not None:
-                raise ValueError("train.swa and train.ema_decay each average the weights: keep one")
-            if self.early_stopping.restore_best:
-                raise ValueError("train.swa makes the average the final model; train.early_stopping.restore_best would replace it")
-            if self.swa.start_epoch > self.epochs:
-                raise ValueError(f"train.swa.start_epoch {self.swa.start_epoch} is beyond train.epochs {self.epochs}")
-        return self
-
-    @field_validator("amp", mode="before")
-    @classmethod
-    def _amp_switch(cls, value: Any) -> Any:
-        """``true``/``false`` (recipes before bf16 on CPU) mean auto/off."""
-        return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class EvaluateConfig(Section):
@@ -298,7 +262,8 @@ class EvaluateConfig(Section):
 
 class Recipe(Section):
     name: Optional[str] = None
-    data: DataConfig = DataConfig()
+    plugin_dirs: list[str] = Field([], description="folders searched for the modules a reference names (the recipe file's own is added)")
+    data: DataSection = DataConfig()
     model: ModelConfig = ResNet18Config()
     loss: LossConfig = CrossEntropyConfig()
     optim: OptimConfig = SGDConfig()
@@ -320,6 +285,8 @@ class Recipe(Section):
     def to_dict(self) -> dict:
         """The recipe as plain data, each section's ``name`` (what picks its schema) first."""
         tree = self.model_dump(mode="json")
+        if not tree["plugin_dirs"]:
+            del tree["plugin_dirs"]
         for key, value in tree.items():
             if isinstance(value, dict) and "name" in value:
                 tree[key] = {"name": value["name"], **{k: v for k, v in value.items() if k != "name"}}

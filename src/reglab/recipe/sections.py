@@ -5,11 +5,12 @@ union."""
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Tag
 
 from ..metrics import EPOCH_METRICS
+from ..plugins import Registry, is_plugin
 
 MonitorMode = Literal["auto", "min", "max"]
 
@@ -29,8 +30,29 @@ def _check_monitor(name: str) -> str:
 Monitor = Annotated[str, AfterValidator(_check_monitor)]
 
 
-def tagged_union(default: str, members: dict[str, type[BaseModel]]):
-    """A section whose ``name`` picks its schema among ``members`` (a pydantic discriminated
-    union); a section without ``name`` takes ``default``'s."""
-    choose = Discriminator(lambda value: value.get("name", default) if isinstance(value, dict) else getattr(value, "name", default))
-    return Annotated[Union[tuple(Annotated[schema, Tag(name)] for name, schema in members.items())], choose]
+def tagged_union(default: str, members: dict[str, type[BaseModel]], key: str = "name", plugins: Optional[Registry] = None):
+    """A section whose ``key`` (``name``) picks its schema among ``members`` (a pydantic discriminated
+    union); a section without it takes ``default``'s. A value naming user code (a reference or a
+    name registered in ``plugins``) picks the ``plugin`` member."""
+
+    def choose(value) -> str:
+        name = value.get(key, default) if isinstance(value, dict) else getattr(value, key, default)
+        return "plugin" if name not in members and plugins is not None and is_plugin(name, plugins) else name
+
+    return Annotated[Union[tuple(Annotated[schema, Tag(name)] for name, schema in members.items())], Discriminator(choose)]
+
+
+def tag_key(members: dict[str, type[BaseModel]]) -> str:
+    """The key that picks a tagged union's member: ``name``, or ``source`` for data."""
+    return "name" if all("name" in member.model_fields for member in members.values()) else "source"
+
+
+class PluginSection(Section):
+    """A section whose part is user code: every key the section does not define is a keyword
+    argument of the callable (checked against its signature)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..inference.logit_adjustment import log_prior
-from ..inference.predictor import SIGMOID_LOSSES
+from ..plugins import LOSSES, call
 
 def class_weights(spec, counts: torch.Tensor, beta: float = 0.999) -> Optional[torch.Tensor]:
     """``none``; ``inverse_frequency``, n / (C·n_c) (scikit-learn's "balanced"); ``effective_number``,
@@ -82,13 +82,44 @@ class SigmoidLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=self.pos_weight)
 
 
-def create_loss(config, counts: torch.Tensor) -> nn.Module:
-    """``config`` is the recipe's ``loss`` section; ``counts`` the training samples per class."""
-    weight = class_weights(config.class_weights, counts, config.beta)
-    if config.name in SIGMOID_LOSSES:  # (the schema has no logit_adjustment for them)
-        return SigmoidLoss(weight, config.label_smoothing)
+def softmax_loss(config, weight: Optional[torch.Tensor], counts: torch.Tensor) -> nn.Module:
     shift = None
     if config.logit_adjustment:
         shift = config.logit_adjustment * torch.from_numpy(log_prior(counts.cpu().numpy())).float()
     alpha, gamma = (config.alpha, config.gamma) if config.name == "focal" else (1.0, 0.0)
     return SoftmaxLoss(weight, config.label_smoothing, alpha, gamma, shift)
+
+
+def sigmoid_loss(config, weight: Optional[torch.Tensor], counts: torch.Tensor) -> nn.Module:
+    return SigmoidLoss(weight, config.label_smoothing)
+
+
+for _name, _build in {"cross_entropy": softmax_loss, "focal": softmax_loss, "ovr_bce": sigmoid_loss, "bce": sigmoid_loss}.items():
+    LOSSES.register(_name, _build, builtin=True)
+
+
+class UserLoss(nn.Module):
+    """A loss of the user's (``loss.name: package.module:make``), its targets smoothed as reglab's are."""
+
+    def __init__(self, inner: nn.Module, label_smoothing: float, sigmoid: bool):
+        super().__init__()
+        self.inner, self.label_smoothing, self.sigmoid = inner, label_smoothing, sigmoid
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.label_smoothing:
+            uniform = 0.5 if self.sigmoid else 1.0 / logits.shape[1]
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing * uniform
+        return self.inner(logits, targets)
+
+
+def create_loss(config, counts: torch.Tensor) -> nn.Module:
+    """``config`` is the recipe's ``loss`` section; ``counts`` the training samples per class."""
+    weight = class_weights(config.class_weights, counts, config.beta)
+    entry = LOSSES.entries.get(config.name)
+    if entry is not None and entry.builtin:
+        return entry.target(config, weight, counts)
+    make = LOSSES.resolve(config.name, "loss.name")
+    inner = call(make, "loss.name", **config.kwargs, **({"weight": weight} if weight is not None else {}))
+    if not callable(inner):
+        raise UserError(f"loss.name: {config.name} returned a {type(inner).__name__}, not a loss module")
+    return UserLoss(inner, config.label_smoothing, config.sigmoid)

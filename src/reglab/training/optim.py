@@ -28,10 +28,13 @@ NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.Lo
 
 
 def penalized_parameters(model: nn.Module, kinds: list[str]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Split parameters into (penalized, free) by layer kind: conv, linear, norm, bias."""
+    """Split the trained parameters (frozen ones left out) into (penalized, free) by layer kind:
+    conv, linear, norm, bias."""
     penalized, free = [], []
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
             if name == "bias":
                 kind = "bias"
             elif isinstance(module, nn.modules.conv._ConvNd):
@@ -70,17 +73,39 @@ class SharpnessAware:
         self.shifts = []
 
 
+def rate_factor(name: str, multipliers: dict[str, float]) -> float:
+    """The learning-rate factor of a parameter: that of the longest prefix of its name (names as
+    the user's network has them, without reglab's ``net.`` wrapper) in ``multipliers``, else 1."""
+    name = name.removeprefix("net.")
+    matching = [prefix for prefix in multipliers if name.startswith(prefix)]
+    return multipliers[max(matching, key=len)] if matching else 1.0
+
+
+def parameter_groups(model: nn.Module, penalized: list[nn.Parameter], config) -> list[dict]:
+    """One group per (penalized or not, learning-rate factor), the base rate's groups first;
+    ``factor`` stays in each group for the schedules that set rates (SWA)."""
+    marked = {id(p) for p in penalized}
+    groups: dict[tuple, list] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            factor = rate_factor(name, config.lr_multipliers)
+            groups.setdefault((factor != 1.0, factor, id(param) not in marked), []).append(param)
+    return [{"params": params, "lr": config.lr * factor, "factor": factor, "penalized": not free}
+            for (_, factor, free), params in sorted(groups.items(), key=lambda item: item[0])]  # fmt: skip
+
+
 class Optimizer:
     """A torch optimizer plus reglab's penalties; ``penalty()`` is added to the loss and
-    ``step()`` applies decoupled decay before the optimizer's own update."""
+    ``step()`` applies decoupled decay before the optimizer's own update. Frozen parameters
+    (``requires_grad`` off: ``model.freeze``) are not in it."""
 
     def __init__(self, config, model: nn.Module):
         self.config = config
         self.penalized, free = penalized_parameters(model, config.penalize)
         self.parameters = self.penalized + free
-        self.unit_weights = [m.weight for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+        self.unit_weights = [m.weight for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and m.weight.requires_grad]
         self.sam = SharpnessAware(config.sam, self.parameters) if config.sam else None
-        groups = [{"params": self.penalized}, {"params": free}]
+        groups = parameter_groups(model, self.penalized, config)
         # one vectorized kernel a parameter (CPU and CUDA) instead of about ten element-wise ops
         # dispatched from Python: AlexNet-like steps 1.06-1.10x faster on the CPU, ResNet-18 1.04x
         fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
@@ -103,8 +128,9 @@ class Optimizer:
         if self.config.clip_grad_norm:
             nn.utils.clip_grad_norm_(self.parameters, self.config.clip_grad_norm, foreach=True)
         if self.config.weight_decay and self.penalized:
-            lr = self.torch.param_groups[0]["lr"]
-            torch._foreach_mul_(self.penalized, 1.0 - lr * self.config.weight_decay)
+            for group in self.torch.param_groups:
+                if group["penalized"]:
+                    torch._foreach_mul_(group["params"], 1.0 - group["lr"] * self.config.weight_decay)
         self.torch.step()
         if self.config.max_norm:
             for weight in self.unit_weights:  # dim 0: one row (a unit's incoming weights) per output
@@ -115,4 +141,6 @@ class Optimizer:
 
     @property
     def lr(self) -> float:
-        return self.torch.param_groups[0]["lr"]
+        """The base rate (``optim.lr`` as scheduled), whatever the groups' factors."""
+        group = self.torch.param_groups[0]
+        return group["lr"] / group["factor"] if group["factor"] else group["lr"]

@@ -5,6 +5,7 @@ resume, validation, checkpoints, early stopping, the final metrics); the steps o
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..errors import UserError, first_line
 from ..inference.calibration import fit_logit_adjustment, fit_thresholds
 from ..inference.predictor import predict_logits, probabilities, targets_for
 from ..models import check_input_size, create_model
+from ..models.finetune import freeze, initialize
 from ..models.folding import folded
 from ..progress import Silent
 from ..recipe import Recipe
@@ -42,18 +44,18 @@ class RunResult:
     metrics: dict
 
 
-def validation_scores(model, loss_fn, loss_name, x, y, batch_size, amp) -> tuple[float, np.ndarray]:
+def validation_scores(model, loss_fn, sigmoid, x, y, batch_size, amp) -> tuple[float, np.ndarray]:
     """The validation loss and class probabilities of a (folded) model."""
     logits = predict_logits(model, x, batch_size, amp)
     loss = loss_fn(logits, targets_for(y, logits.shape[1])).item()
-    return loss, probabilities(logits, loss_name).cpu().numpy()
+    return loss, probabilities(logits, sigmoid).cpu().numpy()
 
 
 def predictor(model, recipe: Recipe, amp):
     """Features → probabilities, as ``evaluate`` computes them."""
 
     def predict(x: torch.Tensor) -> np.ndarray:
-        return probabilities(predict_logits(model, x, recipe.train.eval_batch_size, amp), recipe.loss.name).cpu().numpy()
+        return probabilities(predict_logits(model, x, recipe.train.eval_batch_size, amp), recipe.loss.sigmoid).cpu().numpy()
 
     return predict
 
@@ -67,6 +69,16 @@ def epoch_row(epoch, lr, seconds, train_loss, train_acc, train_penalty, val_loss
     row["gap_accuracy"] = train_acc - row["val_accuracy"]
     row["seconds"] = round(seconds, 3)
     return row
+
+
+def start_weights(model, config, resume: bool) -> list[str]:
+    """``model.init``'s weights (what did not fit is listed on stderr and returned; a resumed run
+    has its own) and ``model.freeze``."""
+    left_out = initialize(model, config.init) if config.init and not resume else []
+    if left_out:
+        print(f"reglab: warning: model.init: not loaded from {config.init.path}: {', '.join(left_out)}", file=sys.stderr)
+    freeze(model, config.freeze)
+    return left_out
 
 
 def restore(run: RunDir, saved: dict, learner: Learner, stopper: EarlyStopping, generator: torch.Generator) -> None:
@@ -118,6 +130,7 @@ class Trainee:
         model = create_model(recipe.model, input_shape, len(classes))
         check_input_size(model, recipe.model, input_shape)
         model.fit(train_set.x)
+        left_out = start_weights(model, recipe.model, resume)
         model.to(device)
         counts = train_set.class_counts()
         planner = EpochPlanner(counts, recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
@@ -142,7 +155,7 @@ class Trainee:
         history = run.keep_history(saved["epoch"] if saved else 0)
         meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
                 "n_train": len(train_set), "n_val": len(split.val_set), "train_counts": dict(zip(classes, counts.tolist())),
-                "resumed_after": resumed_after}  # fmt: skip
+                "resumed_after": resumed_after, **({"init_left_out": left_out} if recipe.model.init else {})}  # fmt: skip
         run.write_json("meta.json", meta)
         reporter.start(run.path, len(train_set), len(split.val_set), str(device))
         if history:
@@ -187,7 +200,7 @@ class Trainee:
         evaluated = learner.evaluated
         inference = folded(evaluated)  # once for the validation split and the mixtures
         if math.isfinite(train_loss):
-            val_loss, val_probs = validation_scores(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            val_loss, val_probs = validation_scores(inference, learner.loss_fn, recipe.loss.sigmoid, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
         if not math.isfinite(train_loss) or not np.isfinite(val_probs).all():
             self.status = "diverged"
             self.reporter.epoch_end({"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - self.started}, "  diverged")
@@ -228,7 +241,7 @@ class Trainee:
         final = {"status": self.status, "epochs_run": len(history), "best_epoch": stopper.best_epoch,
                  f"best_{stopper.monitor}": stopper.best_value}  # fmt: skip
         if history:
-            val_loss, val_probs = validation_scores(inference, learner.loss_fn, recipe.loss.name, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
+            val_loss, val_probs = validation_scores(inference, learner.loss_fn, recipe.loss.sigmoid, split.x_val, split.y_val, recipe.train.eval_batch_size, learner.amp)
             final.update({"val_loss": val_loss, **metrics.detailed(split.val_set.y.numpy(), val_probs, classes)})
             run.write_predictions("val_predictions.csv", split.val_set.ids, classes, val_probs, split.val_set.y.numpy())
             if recipe.evaluate.logit_adjustment is not None:

@@ -14,7 +14,7 @@ class Schedule:
         self.config = config
         if config.name == "onecycle":
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=optimizer.param_groups[0]["lr"], total_steps=epochs * steps_per_epoch,
+                optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=epochs * steps_per_epoch,
                 pct_start=config.warmup_fraction,
             )  # fmt: skip
         elif config.name == "step":

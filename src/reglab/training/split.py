@@ -14,7 +14,7 @@ from ..data.memory import require
 from ..data.split import stratified_split
 from ..errors import UserError
 from ..inference.decisions import ValidationMixtures
-from ..inference.predictor import SIGMOID_LOSSES, targets_for
+from ..inference.predictor import targets_for
 from ..recipe import Recipe
 
 
@@ -23,7 +23,7 @@ def check_trainable(recipe: Recipe, data: Samples) -> None:
     if len(data.classes) < 2:
         raise UserError(f"{recipe.data.path or recipe.data.source}: {len(data.classes)} class found; a classifier needs at least 2")
     multilabel = data.multilabel or recipe.polyphonic
-    if multilabel and recipe.loss.name not in SIGMOID_LOSSES:
+    if multilabel and not recipe.loss.sigmoid:
         raise UserError(f"loss.name: {recipe.loss.name} is a softmax loss, but this recipe is multi-label "
                         "(multi-hot data, augment.mixtures or evaluate.threshold: tuned); use bce")  # fmt: skip
     monitors = {"train.early_stopping.monitor": recipe.train.early_stopping.monitor, "schedule.monitor": getattr(recipe.schedule, "monitor", "")}
@@ -31,7 +31,7 @@ def check_trainable(recipe: Recipe, data: Samples) -> None:
         if monitor.startswith("val_mix_") and not recipe.polyphonic:
             raise UserError(f"{key}: {monitor} scores validation mixtures, which this recipe has none of "
                             "(set augment.mixtures or evaluate.threshold: tuned)")  # fmt: skip
-    if recipe.evaluate.logit_adjustment is not None and (multilabel or recipe.loss.name in SIGMOID_LOSSES):
+    if recipe.evaluate.logit_adjustment is not None and (multilabel or recipe.loss.sigmoid):
         raise UserError(f"evaluate.logit_adjustment: needs single-label data and a softmax loss (loss.name={recipe.loss.name})")
     batch_bytes = recipe.train.batch_size * data.x[0].numel() * 4 * 3  # float32: the batch, its augmented and its mixed copy
     require(batch_bytes, f"train.batch_size: {recipe.train.batch_size} samples of {tuple(data.x.shape[1:])}")

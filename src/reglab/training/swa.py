@@ -23,7 +23,7 @@ class StochasticWeightAverage:
 
     def hold_rate(self, optimizer: torch.optim.Optimizer) -> None:
         for group in optimizer.param_groups:
-            group["lr"] = self.config.lr
+            group["lr"] = self.config.lr * group.get("factor", 1.0)
 
     @torch.no_grad()
     def collect(self) -> None:
