@@ -7,7 +7,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "reglab"
 LAYERS = [  # lowest first: a part may import its own layer and the layers below it
-    {"__init__", "errors", "plugins", "progress", "allocator", "device", "metrics"},
+    {"version", "errors", "plugins", "progress", "allocator", "device", "metrics"},
     {"recipe"},
     {"rundir", "data"},
     {"models", "augment"},
@@ -15,7 +15,9 @@ LAYERS = [  # lowest first: a part may import its own layer and the layers below
     {"training"},
     {"experiments"},
     {"report"},
+    {"api"},
     {"cli"},
+    {"__init__"},  # the package's face: the Python API and the registries
 ]
 
 

@@ -57,7 +57,8 @@ class Registry:
             return self.entries[name].target
         if not REFERENCE.match(name):
             close = difflib.get_close_matches(name, list(self.entries), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(self.entries)}, or package.module:attribute"
+            hint = f"did you mean '{close[0]}'?" if close else (f"one of {', '.join(self.entries)}, package.module:attribute, or a name "
+                                                                 "registered by a module the recipe lists under imports")  # fmt: skip
             raise ValueError(f"{key}: unknown {self.kind} '{name}'; {hint}")
         return import_reference(name, key)
 
@@ -80,16 +81,21 @@ def add_search_dirs(dirs: Iterable[str]) -> None:
             sys.path.append(folder)
 
 
-def import_reference(reference: str, key: str) -> Callable:
-    module_name, _, attribute = reference.partition(":")
+def import_module(module_name: str, key: str = "imports"):
+    """The user's module, or a ``ValueError`` whose one line names ``key`` and what went wrong."""
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise ValueError(f"{key}: no module '{exc.name}' (looked on sys.path and in the recipe's folder)") from None
         raise ValueError(f"{key}: importing {module_name} failed ({first_line(exc)})") from None
     except Exception as exc:  # the user's module raising as it runs
         raise ValueError(f"{key}: importing {module_name} failed ({type(exc).__name__}: {first_line(exc)})") from None
+
+
+def import_reference(reference: str, key: str) -> Callable:
+    module_name, _, attribute = reference.partition(":")
+    module = import_module(module_name, key)
     target = module
     for part in attribute.split("."):
         if not hasattr(target, part):

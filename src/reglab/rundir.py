@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -89,6 +90,16 @@ def _first_difference(saved: dict, given: dict, prefix: str = "") -> str:
                 return _first_difference(mine, theirs, f"{prefix}{key}.")
             return f"{prefix}{key}"
     return prefix.rstrip(".") or "recipe"
+
+
+def default_run_dir(name: str) -> Path:
+    """``runs/<name>-<time>``, numbered when that exists already."""
+    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def load_tensors(file: Path, what: str = "a reglab checkpoint") -> dict:

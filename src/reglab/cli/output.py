@@ -1,22 +1,11 @@
-"""What every command shares: where a run goes by default, progress or silence, ``--device`` as an
-override, and ``--json PATH`` (what the terminal shows, as standard JSON)."""
+"""What every command shares: progress or silence, ``--device`` as an override, and ``--json PATH``
+(what the terminal shows, as standard JSON)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import time
-from pathlib import Path
-
-
-def default_run_dir(name: str) -> Path:
-    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
 
 
 def reporter_for(quiet: bool):

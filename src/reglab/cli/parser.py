@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from .plans import cmd_study, cmd_study_list, cmd_study_show, cmd_sweep, cmd_sweep_confirm, cmd_sweep_show, cmd_worker
 from .runs import cmd_demo, cmd_evaluate, cmd_inspect, cmd_predict, cmd_report, cmd_train
 

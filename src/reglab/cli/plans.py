@@ -8,18 +8,14 @@ from .runs import write_report_of
 
 
 def show_study(study, json_path=None, quiet=False) -> None:
-    from ..experiments.table import arm_rows, print_table
+    from ..experiments.table import print_table
 
-    records = study.records()  # one read of the storage
-    results, total = study.results(records), len(study.planned(records))
-    rows = arm_rows(results, study.config)
+    summary = study.table_data()
     if json_path:
-        write_json_output(json_path, {"study": study.name, "metric": study.config.metric, "at_epoch": study.config.at_epoch,
-                                      "alpha": study.config.alpha, "margin": study.config.margin, "finished": len(results),
-                                      "total": total, "arms": rows, "runs": results, "directory": str(study.directory)})  # fmt: skip
+        write_json_output(json_path, summary)
     if quiet:
         return
-    print_table(rows, study.config, f"study {study.name}: {len(results)}/{total} runs finished")
+    print_table(summary["arms"], study.config, f"study {study.name}: {summary['finished']}/{summary['total']} runs finished")
     print(f"study directory {study.directory}  storage {study.storage_url}")
 
 

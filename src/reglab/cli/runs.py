@@ -7,17 +7,23 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
-from .output import default_run_dir, reporter_for, with_device, write_json_output
+from ..rundir import default_run_dir
+from .output import reporter_for, with_device, write_json_output
+
+
+def overrides_of(args) -> dict:
+    """The command line's ``KEY=VALUE`` overrides (and ``--device``) as the Python API takes them."""
+    from ..recipe import parse_override
+
+    return {".".join(keys): value for keys, value in map(parse_override, with_device(args))}
 
 
 def cmd_train(args) -> None:
-    from ..recipe import load_recipe
-    from ..training.run import train
+    from ..api import train
 
-    recipe = load_recipe(args.recipe, with_device(args))
-    out = args.out or default_run_dir(recipe.name or Path(args.recipe).stem)
-    train(recipe, out, reporter_for(args.quiet), resume=args.resume)
-    write_report_of(out, args.quiet)
+    result = train(args.recipe, args.out, resume=args.resume, reporter=reporter_for(args.quiet), **overrides_of(args))
+    if not args.quiet:
+        print(f"report: {result.path / 'report.html'}")
 
 
 def write_report_of(directory, quiet: bool) -> None:
@@ -38,14 +44,13 @@ def cmd_report(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from ..recipe import load_recipe
-    from ..training.run import train
+    from ..api import load, train
 
     with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
-        recipe = load_recipe(path, with_device(args))
-    out = args.out or default_run_dir("demo")
-    train(recipe, out, reporter_for(args.quiet), resume=args.resume)
-    write_report_of(out, args.quiet)
+        recipe = load(path, **overrides_of(args))
+    result = train(recipe, args.out or default_run_dir("demo"), resume=args.resume, reporter=reporter_for(args.quiet))
+    if not args.quiet:
+        print(f"report: {result.path / 'report.html'}")
 
 
 def print_metrics(title: str, result: dict) -> None:
@@ -67,11 +72,11 @@ def print_metrics(title: str, result: dict) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from ..inference.evaluate import evaluate_run
+    from ..api import evaluate
 
     if args.top_k is not None and args.top_k < 1:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
-    result = evaluate_run(args.run, args.data, args.source, args.labels, args.device, args.aggregate, args.top_k)
+    result = evaluate(args.run, args.data, source=args.source, labels=args.labels, device=args.device, aggregate=args.aggregate, top_k=args.top_k)
     if args.json:
         write_json_output(args.json, result)
     print_metrics(f"{args.run} on {args.data} ({result['samples']} samples)", result)

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..metrics import EPOCH_METRICS, MIXTURE_METRICS
 from ..recipe import Recipe, load_study_recipe
 from .stats import sequential_seeds
+from .table import arm_rows
 from ..training.run import RunResult
 
 class Study(Engine):
@@ -113,6 +114,15 @@ class Study(Engine):
         and status (``records``: ``self.records()`` when the caller has read them already)."""
         records = self.records() if records is None else records
         return [{"arm": arm, "seed": seed, **records[(arm, seed)]} for arm, seed in self.planned(records) if (arm, seed) in records]
+
+    def table_data(self) -> dict:
+        """The study as data (``reglab study --json``, ``reglab.study()``): the arm table's rows
+        (verdicts, intervals, p-values, seeds needed) and every run."""
+        records = self.records()  # one read of the storage
+        results = self.results(records)
+        return {"study": self.name, "metric": self.config.metric, "at_epoch": self.config.at_epoch, "alpha": self.config.alpha,
+                "margin": self.config.margin, "finished": len(results), "total": len(self.planned(records)),
+                "arms": arm_rows(results, self.config), "runs": results, "directory": str(self.directory)}  # fmt: skip
 
 
 def compared_epoch(history: list[dict], config) -> Optional[int]:

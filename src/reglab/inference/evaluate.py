@@ -28,7 +28,7 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", a
         raise UserError(f"{data_path}: unlabelled images; pass --labels with an id,label CSV")
     probs = trained.probabilities(data)
     y_true = data.y.numpy().astype(np.int64)
-    multilabel = isinstance(data, Excerpts)
+    multilabel = isinstance(data, Excerpts) or data.multilabel
     threshold = trained.thresholds() if multilabel else 0.5
     scores = metrics.detailed(y_true, probs, trained.classes, multilabel, threshold)
     result = {"data": str(data_path), "samples": len(data), **scores}
@@ -38,7 +38,7 @@ def evaluate_run(run_path, data_path, source=None, labels=None, device="auto", a
     name = f"eval_{Path(data_path).name or 'data'}"
     trained.run.write_json(f"{name}.json", result)
     trained.run.write_predictions(f"{name}_predictions.csv", data.ids, trained.classes, probs, y_true, threshold if multilabel else None)
-    if multilabel:  # when, as well as which: every window's scores
+    if isinstance(data, Excerpts):  # when, as well as which: every window's scores
         moments, owner = trained.moment_probabilities(data)
         per_excerpt = [(excerpt, moments[owner == index].numpy()) for index, excerpt in enumerate(data.ids)]
         config = trained.recipe.data

@@ -15,6 +15,7 @@ from ..data.dataset import Excerpts
 from ..data.layout import detect_source
 from ..device import autocast, pick_device
 from ..errors import UserError
+from ..plugins import DATA_SOURCES, is_plugin
 from ..models import create_model
 from ..models.folding import folded
 from ..rundir import RunDir
@@ -44,18 +45,30 @@ class TrainedRun:
 
     def load(self, path, source: Optional[str] = None, labels: Optional[str] = None):
         """``path`` read with the run's input size and front end, labelled in the run's classes:
-        ``Samples``, or windowed ``Excerpts`` for long recordings."""
-        source = source or detect_source(path)
-        config = self.recipe.data.model_copy(update={"source": source, "path": str(path), "labels": labels, "classes": self.classes})
-        if source == "irmas_test":
+        ``Samples``, or windowed ``Excerpts`` for long recordings. A run on a user's data source
+        reads ``path`` as the split its loader is asked for (``test``)."""
+        if source is None and is_plugin(self.recipe.data.source, DATA_SOURCES):
+            data = data_sources.load(self.recipe.data, str(path), classes=self.classes)
+        elif (source or detect_source(path)) == "irmas_test":
+            config = self.recipe.data.model_copy(update={"source": "irmas_test", "path": str(path), "classes": self.classes})
             data = data_sources.load_excerpts(config, self.classes, self.recipe.evaluate.channels)
-            shape = tuple(data.windows.shape[1:])
         else:
+            config = self.recipe.data.model_copy(update={"source": source or detect_source(path), "path": str(path), "labels": labels,
+                                                         "classes": self.classes})  # fmt: skip
             data = data_sources.load(config, "test", classes=self.classes)
-            shape = tuple(data.x.shape[1:])
+        shape = tuple((data.windows if isinstance(data, Excerpts) else data.x).shape[1:])
         if shape != tuple(self.meta["input_shape"]):
             raise UserError(f"{path}: inputs are {shape}, the model expects {tuple(self.meta['input_shape'])}")
         return data
+
+    def predict(self, x) -> np.ndarray:
+        """Class probabilities ``[N, C]`` of inputs shaped as the run's (``[N, C, H, W]`` uint8 images
+        or float features; an array or a tensor), logit-adjusted when the recipe says so."""
+        x = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+        if tuple(x.shape[1:]) != tuple(self.meta["input_shape"]):
+            raise UserError(f"predict: inputs are {tuple(x.shape[1:])}, the model expects {tuple(self.meta['input_shape'])}")
+        probs = self.window_probabilities(x).numpy()
+        return probs if self.recipe.evaluate.logit_adjustment is None else self.logit_adjusted(probs)
 
     def window_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities of every input in ``x`` (images, clips or windows), on the CPU."""
@@ -70,8 +83,7 @@ class TrainedRun:
         if isinstance(data, Excerpts):
             probs, owner = self.moment_probabilities(data)
             return aggregate_windows(probs, owner, config.aggregate, config.top_k).numpy()
-        probs = self.window_probabilities(data.x)
-        return probs.numpy() if config.logit_adjustment is None else self.logit_adjusted(probs.numpy())
+        return self.predict(data.x)
 
     def moment_probabilities(self, data: Excerpts) -> tuple[torch.Tensor, torch.Tensor]:
         """Per window moment of long excerpts: the best of its views' probabilities ``[M, C]``, and

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
-from ..plugins import REFERENCE, add_search_dirs
+from ..plugins import REFERENCE, add_search_dirs, import_module
 from .errors import MOVED, RENAMED, describe, tags_of
 from .sections import tag_key
 from .plans import StudyRecipe
@@ -63,6 +63,13 @@ def validate(tree: Any, origin: str, schema: type[BaseModel] = Recipe) -> BaseMo
         raise UserError(f"{origin}: a recipe must be a mapping of sections, got {type(tree).__name__}")
     dirs = tree.get("plugin_dirs", [])
     add_search_dirs([folder for folder in dirs if isinstance(folder, str)] if isinstance(dirs, list) else [])
+    modules = tree.get("imports", [])
+    for module in modules if isinstance(modules, list) else []:
+        if isinstance(module, str):
+            try:
+                import_module(module)
+            except ValueError as exc:
+                raise UserError(f"{origin}: {exc}") from None
     try:
         return schema.model_validate(tree)
     except ValidationError as exc:
@@ -116,13 +123,10 @@ def names_user_code(tree: Any) -> bool:
 
 
 def with_own_folder(tree: Any, path: str | Path) -> Any:
-    """A recipe that names user code searches its own folder for it (kept in ``plugin_dirs``, so a
-    run's saved recipe finds the module again wherever it is read)."""
-    if isinstance(tree, dict) and names_user_code(tree):
-        folder = str(Path(path).resolve().parent)
-        dirs = tree.get("plugin_dirs") or []
-        if isinstance(dirs, list) and folder not in dirs:
-            tree["plugin_dirs"] = [*dirs, folder]
+    """A recipe that names user code and no ``plugin_dirs`` searches its own folder for it (kept in
+    ``plugin_dirs``, so a run's saved recipe finds the module again wherever it is read)."""
+    if isinstance(tree, dict) and "plugin_dirs" not in tree and (names_user_code(tree) or tree.get("imports")):
+        tree["plugin_dirs"] = [str(Path(path).resolve().parent)]
     return tree
 
 

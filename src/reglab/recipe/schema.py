@@ -262,7 +262,9 @@ class EvaluateConfig(Section):
 
 class Recipe(Section):
     name: Optional[str] = None
-    plugin_dirs: list[str] = Field([], description="folders searched for the modules a reference names (the recipe file's own is added)")
+    plugin_dirs: list[str] = Field([], description="folders searched (after sys.path) for the modules of references and imports; "
+                             "default: the recipe file's own folder")
+    imports: list[str] = Field([], description="modules imported before the recipe is read, for the names they register")
     data: DataSection = DataConfig()
     model: ModelConfig = ResNet18Config()
     loss: LossConfig = CrossEntropyConfig()
@@ -285,8 +287,9 @@ class Recipe(Section):
     def to_dict(self) -> dict:
         """The recipe as plain data, each section's ``name`` (what picks its schema) first."""
         tree = self.model_dump(mode="json")
-        if not tree["plugin_dirs"]:
-            del tree["plugin_dirs"]
+        for key in ("plugin_dirs", "imports"):
+            if not tree[key]:
+                del tree[key]
         for key, value in tree.items():
             if isinstance(value, dict) and "name" in value:
                 tree[key] = {"name": value["name"], **{k: v for k, v in value.items() if k != "name"}}

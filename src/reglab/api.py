@@ -1,0 +1,114 @@
+"""reglab from Python, for notebooks and scripts: the runs, studies and predictions of the command
+line (a thin layer over these functions), with a recipe given as a file path, a YAML string or a
+dict, and overrides as keyword arguments (``optim={"lr": 0.01}`` or ``**{"optim.lr": 0.01}``)."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from .errors import UserError
+from .inference.evaluate import evaluate_run
+from .inference.trained_run import TrainedRun
+from .progress import Silent
+from .rundir import default_run_dir
+from .recipe import Recipe, set_dotted, validate
+from .recipe.loading import read_recipe_tree, settle_moved, with_own_folder
+from .training.run import RunResult
+from .training.run import train as train_run
+
+RecipeLike = Union[str, Path, dict, Recipe]
+
+
+def recipe_tree(recipe: RecipeLike) -> tuple[dict, str]:
+    """The recipe's tree and where it came from (for messages). A string that names no file and
+    holds a line break or a colon is YAML; a dict's references are looked up from the current folder."""
+    if isinstance(recipe, Recipe):
+        return recipe.to_dict(), "recipe"
+    if isinstance(recipe, dict):
+        return with_own_folder(copy.deepcopy(recipe), Path.cwd() / "recipe"), "recipe"
+    text = str(recipe)
+    if isinstance(recipe, str) and not Path(text).is_file() and ("\n" in text or ": " in text):
+        try:
+            tree = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserError(f"recipe: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(tree, dict):
+            raise UserError("recipe: a recipe must be a mapping of sections")
+        return with_own_folder(tree, Path.cwd() / "recipe"), "recipe"
+    tree = read_recipe_tree(text)
+    if tree is not None and not isinstance(tree, dict):
+        raise UserError(f"{text}: a recipe must be a mapping of sections")
+    return tree or {}, text
+
+
+def dotted(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` and ``{"optim.lr": 0.1}`` alike as ``{"optim.lr": 0.1}``."""
+    flat = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and value:
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load(recipe: RecipeLike, **overrides) -> Recipe:
+    """A validated run recipe (``None`` as an override restores the default)."""
+    tree, origin = recipe_tree(recipe)
+    for key, value in dotted(overrides).items():
+        set_dotted(tree, key.split("."), copy.deepcopy(value))
+    return validate(settle_moved(tree), origin)
+
+
+def train(recipe: RecipeLike, out: Optional[Union[str, Path]] = None, *, resume: bool = False, reporter=None, report: bool = True,
+          **overrides) -> RunResult:  # fmt: skip
+    """Train one run; ``out`` defaults to ``runs/<name>-<time>``. ``reporter``: a progress
+    reporter (the command line's shows epochs; default silent). Writes the run's report unless
+    ``report=False``."""
+    from .report import build_report
+
+    loaded = load(recipe, **overrides)
+    out = Path(out) if out is not None else default_run_dir(loaded.name or (Path(recipe).stem if isinstance(recipe, (str, Path)) and Path(recipe).is_file() else "run"))
+    result = train_run(loaded, out, reporter or Silent(), resume=resume)
+    if report:
+        build_report(out)
+    return result
+
+
+def evaluate(run: Union[str, Path], data: Union[str, Path], *, source: Optional[str] = None, labels: Optional[str] = None,
+             device: str = "auto", aggregate: Optional[str] = None, top_k: Optional[int] = None) -> dict:  # fmt: skip
+    """Score a finished run on labelled data (a folder, or for a run on a user's data source the
+    split its loader is asked for, e.g. ``"test"``); also saved as ``eval_<name>.json`` in the run.
+    ``aggregate``/``top_k``: how long excerpts' window scores combine (default: the recipe's)."""
+    return evaluate_run(run, data, source, labels, device, aggregate, top_k)
+
+
+def load_run(path: Union[str, Path], device: str = "auto") -> TrainedRun:
+    """A trained run for predictions: ``load_run(p).predict(x)`` gives class probabilities."""
+    return TrainedRun(path, device)
+
+
+def study(recipe: RecipeLike, out: Optional[Union[str, Path]] = None, *, workers: int = 2, storage: Optional[str] = None,
+          device: Optional[str] = None, quiet: bool = True, **overrides) -> dict:  # fmt: skip
+    """Run a study to its end with ``workers`` local processes; returns its table as data: the
+    arms (verdict, intervals, p-values, seeds needed) and every run, as ``reglab study --json``."""
+    from .experiments.study import Study
+
+    if workers < 1:
+        raise UserError(f"workers must be 1 or more, got {workers}")
+    tree, origin = recipe_tree(recipe)
+    for key, value in dotted(overrides).items():
+        set_dotted(tree, key.split("."), copy.deepcopy(value))
+    name = tree.get("name") or (Path(origin).stem if origin != "recipe" else "study")
+    tree.setdefault("plugin_dirs", [str(Path.cwd())] if origin == "recipe" else [str(Path(origin).resolve().parent)])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+        prepared = Study.prepare(path, [], Path(out) if out else None, storage)
+    prepared.run_rounds(workers, quiet, device, say=(lambda *a: None) if quiet else print)
+    return prepared.table_data()
