@@ -101,7 +101,8 @@ def describe(errors: list[dict], schema: type[BaseModel]) -> str:
         close = difflib.get_close_matches(str(error["ctx"]["tag"]), tags, n=1)
         user_code = ", or package.module:attribute" if "plugin" in members else ""
         hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(tags)}{user_code}"
-        return f"{key}.{tag_key(members)}: unknown {key} '{error['ctx']['tag']}'; {hint}"
+        noun = "data source" if tag_key(members) == "source" else key
+        return f"{key}.{tag_key(members)}: unknown {noun} '{error['ctx']['tag']}'; {hint}"
     if place.rest and is_value_union(place.annotation):
         # a value that fits no member of a union: pydantic reports it once per member
         wanted = [e["msg"].removeprefix("Input should be ").split(",")[0] for e in errors if walk(schema, e["loc"]).keys == place.keys]
