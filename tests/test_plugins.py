@@ -243,3 +243,43 @@ def test_bad_user_code_is_one_line_naming_the_key_exit_2_and_nothing_written(cas
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert expected.replace("{mod}", module) in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_plugins_example_runs_as_written_on_a_data_file_it_writes(tmp_path):
+    from .conftest import ROOT
+
+    example = ROOT / "examples" / "plugins"
+    wrote = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(example)!r}); import shapes; "
+                            f"shapes.write({str(tmp_path / 'shapes.npz')!r}, n_train=120, n_test=40)"], capture_output=True, text=True)  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    done = cli("study", example / "study.yaml", "train.epochs=1", "study.seeds=[0]", f"data.file={tmp_path / 'shapes.npz'}",
+               "--out", tmp_path / "study", "--workers", "1", "--quiet", "--json", tmp_path / "table.json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert table["finished"] == 3 and {arm["arm"] for arm in table["arms"]} == {"none", "dropout", "augmentation"}
+    evaluated = cli("evaluate", tmp_path / "study" / "runs" / "dropout-seed0", "--data", "test", "--json", tmp_path / "eval.json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["samples"] == 40
+
+
+def test_data_inspect_reads_the_data_a_recipe_names_through_the_users_loader(tmp_path, capsys):
+    (tmp_path / "rows.py").write_text("import numpy as np\ndef load(split, n=30):\n"
+                                      "    return np.zeros((n, 1, 4, 4), np.uint8), np.arange(n) % 3, ['a', 'b', 'c']\n")  # fmt: skip
+    recipe = write_recipe(tmp_path, "data: {source: 'rows:load', n: 30}\nmodel: {name: linear}\n")
+    code, out, err = run_cli(capsys, "data", "inspect", recipe, "--json", tmp_path / "data.json")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "data.json").read_text())
+    assert summary["counts"] == {"a": 10, "b": 10, "c": 10} and summary["image_sizes"] == {"4x4": 30}
+
+
+@pytest.mark.slow
+def test_a_sweep_searches_the_users_own_argument(user_code, tmp_path):
+    folder, _ = user_code
+    search = "search:\n  metric: val_accuracy\n  sampler: grid\n  space:\n    model.hidden: {choice: [4, 12]}\n"
+    recipe = write_recipe(folder, RECIPES["reference"] + "optim: {name: adam, lr: 0.02}\ntrain: {epochs: 1, batch_size: 32}\n" + search,
+                          "sweep_reference.yaml")  # fmt: skip
+    done = cli("sweep", recipe, "--out", tmp_path / "sweep", "--workers", "1", "--quiet", "--json", tmp_path / "sweep.json")
+    assert done.returncode == 0, done.stderr
+    ranking = json.loads((tmp_path / "sweep.json").read_text())["runs"]
+    assert sorted(run["params"]["model.hidden"] for run in ranking) == [4, 12]

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="look at a data set")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     inspect = data_commands.add_parser("inspect", help="class counts, imbalance ratio, image sizes or clip durations")
-    inspect.add_argument("path", help="data folder")
+    inspect.add_argument("path", help="data folder, or a recipe file (its data: any source, your own loader included)")
     json_out(inspect)
     inspect.set_defaults(func=cmd_inspect)
     return parser

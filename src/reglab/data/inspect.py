@@ -70,8 +70,26 @@ def _audio_headers(files: list[Path]) -> tuple[Counter, tuple[float, float, floa
     return rates, (seconds[0], seconds[len(seconds) // 2], seconds[-1])
 
 
+def summarize_recipe_data(path: Path) -> DataSummary:
+    """The data a recipe (a run's, a study's or a sweep's) trains on, any source, a user's included."""
+    from ..recipe import read_recipe_tree, validate
+    from . import load
+
+    tree = read_recipe_tree(path)
+    if not isinstance(tree, dict):
+        raise UserError(f"{path}: a recipe must be a mapping of sections")
+    config = validate({key: value for key, value in tree.items() if key not in ("study", "search")}, str(path)).data
+    data = load(config, "train")
+    shape = tuple(data.x.shape[1:])
+    return DataSummary(path, f"the data of recipe {path.name} ({config.source}, inputs {'x'.join(map(str, shape))})",
+                       dict(zip(data.classes, data.class_counts().tolist())), Counter({(shape[-1], shape[-2]): len(data)}), len(data))  # fmt: skip
+
+
 def summarize(path) -> DataSummary:
+    """A data folder's summary, or (given a recipe file) the summary of the data it names."""
     root = Path(path)
+    if root.suffix in (".yaml", ".yml") and root.is_file():
+        return summarize_recipe_data(root)
     layout = detect_source(root)
     if layout == "irmas":
         files, labels, classes = list_training(root)
