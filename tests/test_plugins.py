@@ -139,6 +139,10 @@ def test_users_parts_train_evaluate_predict_and_report(user_code, way, tmp_path)
         x, y, _ = parts.load("test")
     finally:
         sys.path.remove(str(folder))
+    predicted = cli("predict", run, "--data", "test", "--out", tmp_path / "predictions.csv", "--probabilities", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("id,label,p_row1") and len(rows) == 241
     probs = reglab.load_run(run).predict(x)
     assert probs.shape == (240, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert (probs.argmax(1) == y).mean() == pytest.approx(scores["accuracy"])

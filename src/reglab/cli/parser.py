@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run", help="run directory")
     predict.add_argument("--images", help="folder of <id>.png / .jpg images: writes an id,label CSV")
     predict.add_argument("--audio", nargs="+", metavar="PATH", help="recordings or folders of them (wav, flac, ogg, mp3; any length)")
+    predict.add_argument("--data", metavar="SPLIT", help="a run on your own data source: the split its loader returns (e.g. test)")
     predict.add_argument("--out", required=True, help="CSV to write (images: id,label; audio: one row per file)")
     predict.add_argument("--labels", help="images: answer key (id,label CSV) to score the submission against")
     predict.add_argument("--probabilities", action="store_true", help="images: one probability column per class")

@@ -83,8 +83,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    if bool(args.images) == bool(args.audio):
-        raise UserError("predict needs --images DIR or --audio PATH… (one of them)")
+    if [bool(args.images), bool(args.audio), bool(args.data)].count(True) != 1:
+        raise UserError("predict needs --images DIR, --audio PATH… or --data SPLIT (one of them)")
     if args.top_k is not None and args.top_k < 1:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
     if args.audio:
@@ -92,7 +92,8 @@ def cmd_predict(args) -> None:
         return
     from ..inference.evaluate import predict_folder
 
-    count, scores = predict_folder(args.run, args.images, args.out, args.labels, args.device, args.probabilities, args.top_k or 0)
+    count, scores = predict_folder(args.run, args.images or args.data, args.out, args.labels, args.device, args.probabilities, args.top_k or 0,
+                                   "test_folder" if args.images else None)  # fmt: skip
     if args.json:
         write_json_output(args.json, {"run": str(args.run), "out": str(args.out), "predictions": count, "scores": scores})
     print(f"wrote {count} predictions to {args.out}")

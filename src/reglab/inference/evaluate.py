@@ -69,17 +69,18 @@ def score_submission(submission: str | Path, answers: str | Path, classes: list[
     return {k: scores[k] for k in ("accuracy", "macro_f1", "micro_f1")}
 
 
-def predict_folder(run_path, images, out, labels=None, device="auto", with_probabilities=False, top_k=0) -> tuple[int, Optional[dict]]:
+def predict_folder(run_path, images, out, labels=None, device="auto", with_probabilities=False, top_k=0, source="test_folder") -> tuple[int, Optional[dict]]:
     """Write ``id,label`` for every image in a test folder (a multi-label run's label: every class
     at or above its threshold, ``;``-separated); optionally one probability column per class and
-    the ``top_k`` most probable classes. Scored when an answer key is given."""
+    the ``top_k`` most probable classes. Scored when an answer key is given. ``source=None``: a
+    run on the user's data source, ``images`` the split its loader is asked for."""
     out = check_output(out, "--out")
     if labels:
         read_label_csv(labels)  # a missing or malformed answer key fails before anything is written
     trained = TrainedRun(run_path, device)
     if trained.recipe.data.is_audio:
         raise UserError(f"{run_path}: an audio run; predict recordings with --audio")
-    data = trained.load(images, "test_folder")
+    data = trained.load(images, source)
     probs = trained.probabilities(data)
     names = np.array(trained.classes, dtype=object)
     if trained.recipe.multilabel:
