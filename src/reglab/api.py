@@ -15,11 +15,12 @@ from .errors import UserError
 from .inference.evaluate import evaluate_run
 from .inference.trained_run import TrainedRun
 from .progress import Silent
-from .rundir import default_run_dir
+from .rundir import RunDir, default_run_dir
 from .recipe import Recipe, set_dotted, validate
 from .recipe.loading import read_recipe_tree, settle_moved, with_own_folder
 from .training.run import RunResult
 from .training.run import train as train_run
+from .training.tracking import attach_report
 
 RecipeLike = Union[str, Path, dict, Recipe]
 
@@ -77,6 +78,7 @@ def train(recipe: RecipeLike, out: Optional[Union[str, Path]] = None, *, resume:
     result = train_run(loaded, out, reporter or Silent(), resume=resume)
     if report:
         build_report(out)
+        attach_report(out, RunDir.open(out).meta(), loaded)
     return result
 
 

@@ -43,6 +43,7 @@ from ..recipe import Recipe
 from ..rundir import STATE, RunDir, write_atomic
 from ..training.run import RunResult, train
 from .storage import PLAN, POINT, make_storage
+from .tracking import open_parent, point_tags
 from .worker import TrialReporter, Worker
 
 
@@ -116,6 +117,7 @@ class Engine(Worker):
         url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"
         engine = cls(directory, url, name=name)
         engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})  # a worker elsewhere needs nothing else
+        open_parent(engine)
         engine.enqueue_missing()
         cls.write_info(directory, name, url)
         return engine
@@ -174,6 +176,10 @@ class Engine(Worker):
 
     def run_name(self, point: tuple) -> str:
         raise NotImplementedError
+
+    def describe(self, point: tuple) -> dict[str, str]:
+        """What a point is, as a tracker's tags."""
+        return {}
 
     def recipe_for(self, point: tuple) -> Recipe:
         raise NotImplementedError
@@ -240,7 +246,7 @@ class Engine(Worker):
 
     def train_point(self, point: tuple, attempt: Path, reporter, resume: bool) -> RunResult:
         """Train one point into its attempt directory (``resume``: continue the dead attempt copied there)."""
-        return train(self.trial_recipe(point), attempt, reporter, resume=resume)
+        return train(self.trial_recipe(point), attempt, reporter, resume=resume, tags=point_tags(self, point))
 
     def trial_recipe(self, point: tuple) -> Recipe:
         recipe = self.recipe_for(point)

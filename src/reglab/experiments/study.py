@@ -21,6 +21,7 @@ from ..metrics import EPOCH_METRICS, MIXTURE_METRICS
 from ..recipe import Recipe, load_study_recipe
 from .stats import sequential_seeds
 from .table import arm_rows
+from .tracking import tag_verdicts
 from ..training.run import RunResult
 
 class Study(Engine):
@@ -82,6 +83,9 @@ class Study(Engine):
     def run_name(self, point: tuple[str, int]) -> str:
         return f"{point[0]}-seed{point[1]}"
 
+    def describe(self, point: tuple[str, int]) -> dict[str, str]:
+        return {"arm": point[0], "seed": str(point[1])}
+
     def recipe_for(self, point: tuple[str, int]) -> Recipe:
         """The arm's recipe at the seed; the seed draws the train/validation split too unless the
         recipe pins it, so that a seed's spread holds every source of variation (Bouthillier et al.
@@ -107,6 +111,7 @@ class Study(Engine):
         while self.enqueue_missing():
             say(f"study {self.name}: more seeds for the undecided arms, {len(self.points())} runs in all")
             self.run_workers(workers, quiet, device)
+        tag_verdicts(self, self.table_data()["arms"])
 
     # --- results -----------------------------------------------------------------------------
     def results(self, records: Optional[dict] = None) -> list[dict]:

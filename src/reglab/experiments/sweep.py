@@ -125,6 +125,9 @@ class Sweep(Engine):
     def run_name(self, point: tuple) -> str:
         return run_name(self.space, point)
 
+    def describe(self, point: tuple) -> dict[str, str]:
+        return {key: str(value) for key, value in self.space.overrides(point).items()}
+
     def recipe_for(self, point: tuple) -> Recipe:
         origin = f"{self.directory / 'sweep.yaml'}: configuration {self.run_name(point)}"
         return with_overrides(self.base, self.space.overrides(point), origin, saved=True)

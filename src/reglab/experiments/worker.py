@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from ..errors import UserError, first_line
 from ..progress import Silent
 from ..training.stack import train_stack
+from .tracking import point_tags
 from .storage import POINT, STALE_AFTER
 
 TAKEN_OVER = f"this worker fell silent for {STALE_AFTER} heartbeats; its run was handed to another worker and is discarded"
@@ -82,7 +83,8 @@ class Worker:
             for trial in trials:
                 beating.enter_context(get_heartbeat_thread(trial._trial_id, self.optuna._storage))
             try:
-                results = train_stack([self.trial_recipe(p) for p in points], attempts, [TrialReporter(t, self.monitored) for t in trials])
+                results = train_stack([self.trial_recipe(p) for p in points], attempts, [TrialReporter(t, self.monitored) for t in trials],
+                                      [point_tags(self, p) for p in points])  # fmt: skip
             except Exception as exc:
                 for trial in trials:
                     self.optuna.tell(trial, state=TrialState.FAIL, skip_if_finished=True)

@@ -118,6 +118,9 @@ class TrainConfig(Section):
     ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
     swa: Optional[SWAConfig] = Field(None, description="stochastic weight averaging (Izmailov et al. 2018)")
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    log: list[Literal["tensorboard", "mlflow"]] = Field([], description="live tracking: per-epoch values, the recipe and the results "
+                                                        "(REGLAB_LOG=tensorboard,mlflow adds them to every run)")  # fmt: skip
+    tracking_uri: Optional[str] = Field(None, description="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
 
     @model_validator(mode="after")
     def _one_final_model(self) -> "TrainConfig":

@@ -34,6 +34,7 @@ from .optim import Optimizer
 from .schedules import Schedule
 from .split import Split
 from .swa import StochasticWeightAverage
+from .tracking import Tracking, check_available
 from .weight_average import WeightAverage
 
 @dataclass
@@ -111,15 +112,19 @@ class Trainee:
     reporter: Any
     history: list[dict]
     meta: dict
+    tracking: Tracking
     status: str = "completed"
     started: float = 0.0
     steps: int = 0  # the current epoch's
 
     @classmethod
-    def start(cls, recipe: Recipe, out, reporter=None, resume: bool = False, split: Optional[Split] = None) -> "Trainee":
+    def start(cls, recipe: Recipe, out, reporter=None, resume: bool = False, split: Optional[Split] = None,
+              tags: Optional[dict] = None) -> "Trainee":  # fmt: skip
         """Everything before the first epoch (or, with ``resume``, the run in ``out`` put back
-        where its training state left it)."""
+        where its training state left it). ``tags``: what a tracker records the run as (a study's
+        arm and seed, its parent MLflow run)."""
         reporter = reporter or Silent()
+        check_available(recipe)
         run = RunDir.reopen(out, recipe) if resume else RunDir.vacant(out)
         device = pick_device(recipe.train.device)
         amp = autocast(device, recipe.train.amp)
@@ -153,14 +158,15 @@ class Trainee:
             restore(run, saved, learner, stopper, generator)
             resumed_after = run.read_json("meta.json").get("resumed_after", []) + [saved["epoch"]]
         history = run.keep_history(saved["epoch"] if saved else 0)
+        tracking = Tracking(recipe, run.path, tags, run.read_json("meta.json") if resume else None)
         meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
                 "n_train": len(train_set), "n_val": len(split.val_set), "train_counts": dict(zip(classes, counts.tolist())),
-                "resumed_after": resumed_after, **({"init_left_out": left_out} if recipe.model.init else {})}  # fmt: skip
+                "resumed_after": resumed_after, **({"init_left_out": left_out} if recipe.model.init else {}), **tracking.state}  # fmt: skip
         run.write_json("meta.json", meta)
         reporter.start(run.path, len(train_set), len(split.val_set), str(device))
         if history:
             reporter.resumed(history)
-        return cls(recipe, run, split, learner, stopper, generator, planner, augment, reporter, history, meta)
+        return cls(recipe, run, split, learner, stopper, generator, planner, augment, reporter, history, meta, tracking)
 
     @property
     def epoch(self) -> int:
@@ -211,6 +217,7 @@ class Trainee:
         row = epoch_row(epoch, lr, time.perf_counter() - self.started, train_loss, train_acc, penalty, val_loss, val_summary, mix_summary)
         self.history.append(row)
         self.run.append_history(row)
+        self.tracking.epoch(row)
         improved = self.stopper.update(epoch, row)
         if improved:
             self.run.save_checkpoint(evaluated, "best.pt")
@@ -252,15 +259,16 @@ class Trainee:
         run.write_json("metrics.json", final)
         run.write_json("meta.json", {**self.meta, "status": self.status, "final_checkpoint": final_checkpoint})
         run.finish_training()
+        self.tracking.finish(run.path, self.status)
         self.reporter.finish(final, run.path, self.status)
         return RunResult(run.path, self.status, history, final)
 
 
-def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False) -> RunResult:
+def train(recipe: Recipe, out: str | Path, reporter=None, resume: bool = False, tags: Optional[dict] = None) -> RunResult:
     """Train one run as the recipe says and write everything to ``out``; with ``resume``, continue
     the unfinished run there from its last completed epoch, to the numbers it would have reached
-    had it never stopped."""
-    trainee = Trainee.start(recipe, out, reporter, resume)
+    had it never stopped. ``tags``: for the trackers (``tracking.py``)."""
+    trainee = Trainee.start(recipe, out, reporter, resume, tags=tags)
     step = one_run(trainee.learner)
     while trainee.wants_epoch():
         plan = trainee.begin_epoch()

@@ -21,6 +21,7 @@ import copy
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch.func import functional_call, vmap
@@ -108,18 +109,19 @@ def stacked_step(trainees: list[Trainee], model: StackedModel, masks: list[dict]
     return step
 
 
-def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None) -> list[RunResult]:
+def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None, tags: Optional[list[dict]] = None) -> list[RunResult]:
     """Train the recipes (one architecture and data, each its own seed) together, each into its
     own run directory, to the results their own ``train`` runs would give (up to float rounding,
-    and dropout masks drawn otherwise)."""
+    and dropout masks drawn otherwise). ``tags``: each member's, for the trackers."""
     reporters = reporters or [Silent() for _ in recipes]
+    tags = tags or [None for _ in recipes]
     device = pick_device(recipes[0].train.device)
     full = data_sources.load(recipes[0].data, "train")  # decoded once; each split seed splits it once
     splits = {seed: Split.load(recipes[0].model_copy(update={"data": recipes[0].data.model_copy(update={"split_seed": seed})}), device, full)
               for seed in dict.fromkeys(recipe.data.split_seed for recipe in recipes)}  # fmt: skip
     trainees, streams = [], []
-    for recipe, out, reporter in zip(recipes, outs, reporters):
-        trainees.append(Trainee.start(recipe, out, reporter, split=splits[recipe.data.split_seed]))
+    for recipe, out, reporter, own_tags in zip(recipes, outs, reporters, tags):
+        trainees.append(Trainee.start(recipe, out, reporter, split=splits[recipe.data.split_seed], tags=own_tags))
         streams.append(random_state(trainees[-1].generator))  # where this member's own run would be now
     torch.manual_seed(hash(tuple(recipe.train.seed for recipe in recipes)) % 2**62)
     masks = [random_state(MASK_ORDER)]
