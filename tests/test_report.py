@@ -70,18 +70,27 @@ def test_report_is_rebuilt_from_stored_results_in_seconds(hostile_run, tmp_path,
 
 def test_a_study_report_has_the_arm_table_curves_and_forest_plot(tmp_path, capsys):
     recipe = tmp_path / "study.yaml"
-    recipe.write_text("data: {source: digits}\nmodel: {name: linear}\noptim: {name: adam, lr: 0.01}\ntrain: {epochs: 3}\n"
+    recipe.write_text("data: {source: digits, channels: 1}\nmodel: {name: linear}\noptim: {name: adam, lr: 0.01}\ntrain: {epochs: 3}\n"
                       "study: {arms: {plain: {}, l2: {optim.l2: 0.01}}, baseline: plain, seeds: [0, 1]}\n")  # fmt: skip
     assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "s")]) == 0
     assert f"report: {tmp_path / 's' / 'report.html'}" in capsys.readouterr().out
     html = (tmp_path / "s" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 9  # val loss, train loss, metric, gap, forest; true-class and weights per arm
-    assert "Probability of the true class, arm beside arm" in html and "Learnt weights, arm beside arm" in html
+    assert html.count("data:image/png;base64,") == 11  # val loss, train loss, metric, gap, forest; reliability, true-class and weights per arm
+    assert "Calibration and the probability of the true class, arm beside arm" in html and "Learnt weights, arm beside arm" in html
+    assert len(re.findall(r"<figcaption>[^<]*reliability, ECE", html)) == 2  # one per arm
     assert "undecided with 2 seeds" in html and "p (Holm)" in html and "baseline" in html
     from reglab.experiments.study import Study
 
     values = [row["value"] for row in Study(tmp_path / "s").results() if row["arm"] == "plain"]
     assert f"{np.mean(values):.4f}" in html
+
+    held_out = write_image_folder(tmp_path / "held_out", {str(k): 2 for k in range(10)}, size=(8, 8))  # grey 8x8, as the digits
+    for arm in ("plain", "l2"):
+        assert main(["evaluate", str(tmp_path / "s" / "runs" / f"{arm}-seed0"), "--data", str(held_out)]) == 0
+    assert main(["report", str(tmp_path / "s")]) == 0
+    html = (tmp_path / "s" / "report.html").read_text()
+    scores = [json.loads((tmp_path / "s" / "runs" / f"{arm}-seed0" / "eval_held_out.json").read_text())["macro_f1"] for arm in ("plain", "l2")]
+    assert "held_out: macro F1 (seeds)" in html and all(f"{score:.4f} (1)" in html for score in scores)
 
 
 SWEEP = """data: {source: digits}

@@ -1,11 +1,15 @@
 """What a study report shows, from the study's storage and its run directories: the arm table
-with intervals and verdicts, every arm's curves over seeds (mean and band), the generalization gap
-per arm, and a forest plot of each arm's paired difference from the baseline."""
+with intervals and verdicts (and the scores of runs evaluated on other sets), every arm's curves
+over seeds (mean and band), the generalization gap per arm, calibration, true-class probabilities
+and learnt weights arm beside arm, and a forest plot of each arm's paired difference."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import metrics
 from ..experiments.table import arm_rows, explanation, metric_label, table
 from ..rundir import RunDir
 from .run import learnt_weights, validation_probabilities
@@ -24,7 +28,12 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
     subtitle = (f"{len(results)}/{len(study.planned(recorded))} runs finished; {len(config.arms)} arms × {config.seeds_text}; "
                 f"compared: {metric}, baseline {config.baseline}")  # fmt: skip
     headers, cells = table(rows, config)
-    table_section = Section("Arms", text=explanation(config), headers=headers, rows=cells)
+    evaluated = evaluation_columns(study, [row["arm"] for row in rows], recorded)
+    for name, column in evaluated.items():
+        headers, cells = headers + [f"{name}: macro F1 (seeds)"], [cell + [value] for cell, value in zip(cells, column)]
+    text = explanation(config) + (" Evaluated sets (reglab evaluate, after the study; no verdict): mean macro F1 over the seeds evaluated."
+                                  if evaluated else "")  # fmt: skip
+    table_section = Section("Arms", text=text, headers=headers, rows=cells)
     sections = [table_section]
     per_arm = {arm: [RunDir(study.run_path((arm, seed))).history() for seed in config.seed_values if (arm, seed) in recorded]
                for arm in config.arms}  # fmt: skip
@@ -46,6 +55,21 @@ def study_sections(path) -> tuple[str, str, list[Section]]:
     return title, subtitle, sections
 
 
+def evaluation_columns(study, arms: list[str], recorded: dict) -> dict[str, list[str]]:
+    """Per data set any run was evaluated on (``eval_<name>.json``): each arm's mean macro F1 over
+    its evaluated seeds, with their count."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for arm in arms:
+        for seed in study.config.seed_values:
+            if (arm, seed) in recorded:
+                for file in sorted(study.run_path((arm, seed)).glob("eval_*.json")):
+                    result = RunDir(file.parent).read_json(file.name)
+                    if "macro_f1" in result:
+                        scores.setdefault(file.stem.removeprefix("eval_"), {}).setdefault(arm, []).append(float(result["macro_f1"]))
+    return {name: [f"{np.mean(per_arm[arm]):.4f} ({len(per_arm[arm])})" if arm in per_arm else "—" for arm in arms]
+            for name, per_arm in scores.items()}  # fmt: skip
+
+
 def side_by_side(study, recorded: dict) -> list[Section]:
     """What the seeds compared by eye, arm beside arm, from each arm's first recorded seed: the
     probability given to the true class on validation (right and wrong predictions; single-label
@@ -60,14 +84,17 @@ def side_by_side(study, recorded: dict) -> list[Section]:
         meta = run.meta()
         if run.read_json("metrics.json").get("confusion_matrix"):  # single-label: one true class a sample
             probs, truth = validation_probabilities(run, meta["classes"])
-            confidence.append(Figure(f"true_class_{arm}", figures.true_class_probability(probs, truth), f"{arm} (seed {seed})"))
+            ece = metrics.expected_calibration_error(probs, truth)
+            confidence.append(Figure(f"reliability_{arm}", figures.reliability(probs, truth, ece), f"{arm} (seed {seed}): reliability, ECE {ece:.4f}"))
+            confidence.append(Figure(f"true_class_{arm}", figures.true_class_probability(probs, truth), f"{arm} (seed {seed}): true-class probability"))
         if (learnt := learnt_weights(run, meta)) is not None:
             tiles, titles, caption = learnt
             weights.append(Figure(f"weights_{arm}", figures.weight_images(tiles, titles), f"{arm} (seed {seed}): {caption}"))
     sections = []
     if confidence:
-        sections.append(Section("Probability of the true class, arm beside arm", text="Validation samples, right and wrong predictions; each arm's first seed.",
-                                figures=confidence))  # fmt: skip
+        sections.append(Section("Calibration and the probability of the true class, arm beside arm",
+                                text="Validation samples of each arm's first seed: the reliability diagram (Guo et al. 2017) and the "
+                                "probability given to the true class for right and wrong predictions.", figures=confidence))  # fmt: skip
     if weights:
         sections.append(Section("Learnt weights, arm beside arm", figures=weights))
     return sections
