@@ -19,7 +19,7 @@ class Squares(Engine):
     kind, home = "study", "studies"
 
     def read_plan(self, path):
-        self.config = SimpleNamespace(metric="val_accuracy", heartbeat_seconds=1, maximize=True)
+        self.config = SimpleNamespace(metric="val_accuracy", heartbeat_seconds=1, maximize=True, objectives=[("val_accuracy", True)])
         self.trained, self.broken = [], {3}
 
     def points(self):

@@ -114,7 +114,7 @@ def user_code(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("way", list(RECIPES))
-def test_users_parts_train_evaluate_predict_and_report(user_code, way, tmp_path):
+def test_users_parts_train_evaluate_predict_and_report(user_code, way, tmp_path, capsys):
     import reglab
 
     folder, runs = user_code
@@ -123,13 +123,13 @@ def test_users_parts_train_evaluate_predict_and_report(user_code, way, tmp_path)
     saved = (run / "recipe.yaml").read_text()
     assert ("parts:build" in saved and str(folder) in saved) if way == "reference" else "tiny_net" in saved
 
-    evaluated = cli("evaluate", run, "--data", "test", "--json", tmp_path / "eval.json", cwd=tmp_path)  # the loader's test split
-    assert evaluated.returncode == 0, evaluated.stderr
+    code, _, err = run_cli(capsys, "evaluate", run, "--data", "test", "--json", tmp_path / "eval.json")  # the loader's test split
+    assert code == 0, err
     scores = json.loads((tmp_path / "eval.json").read_text())
     assert scores["samples"] == 240 and scores["accuracy"] > 0.8 and (run / "eval_test.json").is_file()
 
-    reported = cli("report", run, cwd=tmp_path)
-    assert reported.returncode == 0, reported.stderr
+    code, _, err = run_cli(capsys, "report", run)
+    assert code == 0, err
     assert "Evaluated on test" in (run / "report.md").read_text()
 
     sys.path.insert(0, str(folder))
@@ -139,8 +139,8 @@ def test_users_parts_train_evaluate_predict_and_report(user_code, way, tmp_path)
         x, y, _ = parts.load("test")
     finally:
         sys.path.remove(str(folder))
-    predicted = cli("predict", run, "--data", "test", "--out", tmp_path / "predictions.csv", "--probabilities", cwd=tmp_path)
-    assert predicted.returncode == 0, predicted.stderr
+    code, _, err = run_cli(capsys, "predict", run, "--data", "test", "--out", tmp_path / "predictions.csv", "--probabilities")
+    assert code == 0, err
     rows = (tmp_path / "predictions.csv").read_text().splitlines()
     assert rows[0].startswith("id,label,p_row1") and len(rows) == 241
     probs = reglab.load_run(run).predict(x)
@@ -250,20 +250,20 @@ def test_bad_user_code_is_one_line_naming_the_key_exit_2_and_nothing_written(cas
 
 
 @pytest.mark.slow
-def test_the_plugins_example_runs_as_written_on_a_data_file_it_writes(tmp_path):
+def test_the_plugins_example_runs_as_written_on_a_data_file_it_writes(tmp_path, capsys):
     from .conftest import ROOT
 
     example = ROOT / "examples" / "plugins"
     wrote = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(example)!r}); import shapes; "
                             f"shapes.write({str(tmp_path / 'shapes.npz')!r}, n_train=120, n_test=40)"], capture_output=True, text=True)  # fmt: skip
     assert wrote.returncode == 0, wrote.stderr
-    done = cli("study", example / "study.yaml", "train.epochs=1", "study.seeds=[0]", f"data.file={tmp_path / 'shapes.npz'}",
-               "--out", tmp_path / "study", "--workers", "1", "--quiet", "--json", tmp_path / "table.json")  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    code, _, err = run_cli(capsys, "study", example / "study.yaml", "train.epochs=1", "study.seeds=[0]", f"data.file={tmp_path / 'shapes.npz'}",
+                           "--out", tmp_path / "study", "--workers", "1", "--quiet", "--json", tmp_path / "table.json")  # fmt: skip
+    assert code == 0, err
     table = json.loads((tmp_path / "table.json").read_text())
     assert table["finished"] == 3 and {arm["arm"] for arm in table["arms"]} == {"none", "dropout", "augmentation"}
-    evaluated = cli("evaluate", tmp_path / "study" / "runs" / "dropout-seed0", "--data", "test", "--json", tmp_path / "eval.json")
-    assert evaluated.returncode == 0, evaluated.stderr
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "study" / "runs" / "dropout-seed0", "--data", "test", "--json", tmp_path / "eval.json")
+    assert code == 0, err
     assert json.loads((tmp_path / "eval.json").read_text())["samples"] == 40
 
 
@@ -278,12 +278,12 @@ def test_data_inspect_reads_the_data_a_recipe_names_through_the_users_loader(tmp
 
 
 @pytest.mark.slow
-def test_a_sweep_searches_the_users_own_argument(user_code, tmp_path):
+def test_a_sweep_searches_the_users_own_argument(user_code, tmp_path, capsys):
     folder, _ = user_code
     search = "search:\n  metric: val_accuracy\n  sampler: grid\n  space:\n    model.hidden: {choice: [4, 12]}\n"
     recipe = write_recipe(folder, RECIPES["reference"] + "optim: {name: adam, lr: 0.02}\ntrain: {epochs: 1, batch_size: 32}\n" + search,
                           "sweep_reference.yaml")  # fmt: skip
-    done = cli("sweep", recipe, "--out", tmp_path / "sweep", "--workers", "1", "--quiet", "--json", tmp_path / "sweep.json")
-    assert done.returncode == 0, done.stderr
+    code, _, err = run_cli(capsys, "sweep", recipe, "--out", tmp_path / "sweep", "--workers", "1", "--quiet", "--json", tmp_path / "sweep.json")
+    assert code == 0, err
     ranking = json.loads((tmp_path / "sweep.json").read_text())["runs"]
     assert sorted(run["params"]["model.hidden"] for run in ranking) == [4, 12]

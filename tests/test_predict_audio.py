@@ -152,7 +152,7 @@ def test_bad_audio_inputs_are_one_line_errors(audio_run, tmp_path, capfd):
         (["evaluate", audio_run, "--data", tmp_path / "damaged.mp3"], "damaged.mp3"),
         (["predict", image_run, "--audio", tmp_path / "noise.flac", "--out", tmp_path / "o.csv"], "not an audio run"),
         (["predict", audio_run, "--images", tmp_path, "--out", tmp_path / "o.csv"], "an audio run; predict recordings with --audio"),
-        (["predict", audio_run, "--out", tmp_path / "o.csv"], "predict needs --images DIR or --audio"),
+        (["predict", audio_run, "--out", tmp_path / "o.csv"], "predict needs --images DIR, --audio PATH… or --data SPLIT"),
     ]
     capfd.readouterr()
     for argv, needle in cases:

@@ -262,3 +262,36 @@ def test_json_and_out_never_overwrite_a_sweeps_own_files(small, tmp_path, capsys
     assert main(["data", "inspect", str(SHARED_DATA / "typefaces" / "train"), "--json", str(target)]) == 2
     assert f"belongs to the sweep in {small}" in capsys.readouterr().err
     assert (target.read_bytes() if target.exists() else None) == before
+
+
+@pytest.mark.slow
+def test_a_multi_objective_sweep_ranks_its_pareto_front_first_and_draws_it(tmp_path, capsys):
+    from reglab.cli import main
+
+    path = tmp_path / "pareto.yaml"
+    path.write_text(on_digits("pareto", "{name: linear}", "{name: sgd, lr: 0.05}", 2, """  sampler: random
+  trials: 8
+  metrics: [val_macro_f1, val_ece]
+  space:
+    optim.lr: {loguniform: [0.001, 1.0]}
+    loss.label_smoothing: {uniform: [0.0, 0.4]}
+""").replace("  metric: val_accuracy\n", ""))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--workers", "1", "--quiet", "--json", str(tmp_path / "s.json")]) == 0
+    runs = [r for r in json.loads((tmp_path / "s.json").read_text())["runs"] if r["status"] == "completed"]
+    assert len(runs) >= 6
+
+    def dominates(a, b):  # better or equal on both (macro F1 up, ECE down), better on one
+        pa, pb = (a["values"]["val_macro_f1"], -a["values"]["val_ece"]), (b["values"]["val_macro_f1"], -b["values"]["val_ece"])
+        return all(x >= y for x, y in zip(pa, pb)) and pa != pb
+
+    front = [r for r in runs if r["front"] == 1]
+    assert front and all(not dominates(other, r) for r in front for other in runs)  # the front is non-dominated
+    assert all(any(dominates(other, r) for other in runs) for r in runs if r["front"] > 1)  # everything else is dominated
+    assert [r["front"] for r in runs] == sorted(r["front"] for r in runs)  # the front ranks first
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "Pareto front" in html and "val_ece (min)" in html
+    best = (tmp_path / "s" / "best.yaml").read_text()
+    assert all(f"Pareto-optimal (val_macro_f1, val_ece): {r['name']}" in best for r in front)
+    path.write_text(path.read_text().replace("  sampler: random\n", "  sampler: random\n  pruner: median\n"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "other")]) == 2
+    assert "pruners stop runs on one metric" in capsys.readouterr().err

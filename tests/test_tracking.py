@@ -3,7 +3,6 @@ started on loopback here) see every epoch a run records, its recipe and its resu
 parent MLflow run whose children carry their arm, seed and verdict."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -83,16 +82,16 @@ def test_an_mlflow_server_holds_the_runs_epochs_recipe_and_results(mlflow_server
 
 
 @pytest.mark.slow
-def test_a_study_is_a_parent_run_whose_children_carry_arm_seed_and_verdict(mlflow_server, tmp_path):
+def test_a_study_is_a_parent_run_whose_children_carry_arm_seed_and_verdict(mlflow_server, tmp_path, capsys, monkeypatch):
     from mlflow import MlflowClient
 
     study = RECIPE.replace("name: tracked", "name: tracked-study") + (
         "study: {arms: {base: {}, fast: {optim.lr: 0.2}}, baseline: base, seeds: [0, 1], metric: val_loss, heartbeat_seconds: 2}\n")
     path = write_recipe(tmp_path, study, "study.yaml")
-    env = {**os.environ, "REGLAB_LOG": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server}
-    done = subprocess.run([sys.executable, "-m", "reglab.cli", "study", str(path), "--out", str(tmp_path / "s"), "--workers", "1", "--quiet"],
-                          env=env, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("REGLAB_LOG", "mlflow")  # reaches the study's worker process too
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    code, _, err = run_cli(capsys, "study", path, "--out", tmp_path / "s", "--workers", "1", "--quiet")
+    assert code == 0, err
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("tracked-study")
     runs = client.search_runs([experiment.experiment_id])

@@ -62,7 +62,8 @@ def show_sweep(sweep, json_path=None, quiet=False, top: int = 10) -> None:
     print_ranking(rows[:top], sweep.space.names, sweep.config, f"sweep {sweep.name}: {len(rows)}/{sweep.total()} configurations run "
                   f"({sweep.config.sampler} sampler, {sweep.config.pruner} pruner); top {min(top, len(rows))}")  # fmt: skip
     if importances:
-        print("parameter importances (fANOVA over completed runs): " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
+        of = f", for {sweep.config.metric}" if sweep.config.multi else ""
+        print(f"parameter importances (fANOVA over completed runs{of}): " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
     else:
         print(f"parameter importances: need {MIN_FOR_IMPORTANCE} completed runs with different values")
     print(f"sweep directory {sweep.directory}  storage {sweep.storage_url}")

@@ -40,21 +40,22 @@ from optuna.trial import TrialState
 
 from ..errors import UserError
 from ..recipe import Recipe
-from ..rundir import STATE, RunDir, write_atomic
+from ..rundir import write_atomic
 from ..training.run import RunResult, train
 from .storage import PLAN, POINT, make_storage
 from .tracking import open_parent, point_tags
+from .attempts import Attempts
 from .worker import TrialReporter, Worker
 
 
-class Engine(Worker):
+class Engine(Attempts, Worker):
     """A queue of trainings on one Optuna study, kept in a directory: ``<kind>.yaml`` (the resolved
     recipe), ``<kind>.json`` (name and storage URL), ``<kind>.db`` (the default storage) and
     ``runs/`` (a run directory per point)."""
 
     kind: str  # "study" or "sweep": names the directory's files
     home: str  # where directories go by default: studies/<name>, sweeps/<name>
-    monitored: str  # the per-epoch metric each trial reports (for dashboards and pruners)
+    monitored: Optional[str]  # the per-epoch metric each trial reports (for dashboards and pruners); None: several objectives
 
     def __init__(self, directory: str | Path, storage_url: Optional[str] = None, name: Optional[str] = None):
         """Open a directory; with ``name`` and ``storage_url``, one whose ``<kind>.json`` is not written yet."""
@@ -67,13 +68,13 @@ class Engine(Worker):
         self.quiet = False  # no line per finished run
         self.device: Optional[str] = None  # train.device for every run, when the worker was given one
         self.read_plan(self.directory / f"{self.kind}.yaml")
-        self.monitored = self.config.metric
+        self.monitored = self.config.metric if len(self.config.objectives) == 1 else None  # Optuna takes no intermediate values for several
         self.optuna = optuna.create_study(
             study_name=name,
             storage=make_storage(storage_url, self.config.heartbeat_seconds),
             sampler=self.sampler(),
             pruner=self.pruner() or optuna.pruners.NopPruner(),
-            direction="maximize" if self.config.maximize else "minimize",
+            directions=["maximize" if up else "minimize" for _, up in self.config.objectives],
             load_if_exists=True,
         )
 
@@ -287,10 +288,11 @@ class Engine(Worker):
         shutil.rmtree(final, ignore_errors=True)  # left by an attempt taken over just after it finished
         attempt.rename(final)
         self.remove_dead_attempts(point)
-        why = f"; {self.measure(result)[1]}" if math.isnan(value) else ""
+        values = value if isinstance(value, list) else [value]  # a multi-objective sweep's are a list
+        why = f"; {self.measure(result)[1]}" if any(math.isnan(v) for v in values) else ""
         if not self.quiet:
-            print(f"[worker {os.getpid()}] {self.run_name(point)}: {self.monitored} {value:.4f} "
-              f"({result.status}{why}, {seconds:.0f}s)", flush=True)  # fmt: skip
+            shown = ", ".join(f"{metric} {v:.4f}" for (metric, _), v in zip(self.config.objectives, values))
+            print(f"[worker {os.getpid()}] {self.run_name(point)}: {shown} ({result.status}{why}, {seconds:.0f}s)", flush=True)
         if result.status == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
         return value  # NaN: Optuna records the trial as failed; its summary keeps it from running again
@@ -300,30 +302,11 @@ class Engine(Worker):
         earlier one's value (the sampler learns the truth), or is pruned when that one has none yet."""
         trial.set_user_attr("repeat_of", earlier.number)
         if earlier.state == TrialState.COMPLETE:
-            return earlier.value
+            return earlier.values if len(earlier.values) > 1 else earlier.value
         raise optuna.TrialPruned(f"repeats trial {earlier.number}")
 
     def repeats(self) -> int:
         return sum("repeat_of" in t.user_attrs for t in self.optuna.get_trials(deepcopy=False))
-
-    def dead_attempts(self, point: tuple) -> list[Path]:
-        """Directories of this point's earlier attempts that no worker is running (killed or failed ones)."""
-        return [self.attempt_path(point, t.number) for t in self.queued()
-                if tuple(t.user_attrs[POINT]) == point and t.state != TrialState.RUNNING]  # fmt: skip
-
-    def adopt_dead_attempt(self, point: tuple, attempt: Path) -> bool:
-        """Copy the furthest-trained dead attempt of this point into ``attempt``, so the retry
-        resumes it; False when there is none to resume."""
-        resumable = [path for path in self.dead_attempts(point) if (path / STATE).is_file()]
-        if not resumable:
-            return False
-        furthest = max(resumable, key=lambda path: len(RunDir(path).history()))
-        shutil.copytree(furthest, attempt)  # copied, not moved: a paused worker may still own it
-        return True
-
-    def remove_dead_attempts(self, point: tuple) -> None:
-        for path in self.dead_attempts(point):
-            shutil.rmtree(path, ignore_errors=True)
 
     def state_of(self, number: Optional[int]) -> Optional[TrialState]:
         """The stored state of trial ``number`` (None for none)."""
@@ -344,7 +327,7 @@ class Engine(Worker):
         for trial in self.queued():
             if "summary" not in trial.user_attrs:
                 continue
-            value = trial.value if trial.state == TrialState.COMPLETE else float("nan")
+            value = (trial.values if len(trial.values) > 1 else trial.value) if trial.state == TrialState.COMPLETE else float("nan")
             rows[tuple(trial.user_attrs[POINT])] = {"value": value, "status": trial.user_attrs["status"],
                                                     "reason": trial.user_attrs.get("reason"), **trial.user_attrs["summary"]}  # fmt: skip
         return rows

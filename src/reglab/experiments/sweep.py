@@ -30,7 +30,7 @@ from ..training.run import RunResult
 from .engine import Engine
 from .search_space import load_sweep_recipe, run_name
 from .storage import PLAN, make_storage
-from .study import Study, nan_reason, run_summary, run_value
+from .study import Study, compared_epoch, nan_reason, run_summary, run_value
 from .table import metric_label
 
 MIN_FOR_IMPORTANCE = 5  # completed runs below which importances are noise
@@ -132,11 +132,17 @@ class Sweep(Engine):
         origin = f"{self.directory / 'sweep.yaml'}: configuration {self.run_name(point)}"
         return with_overrides(self.base, self.space.overrides(point), origin, saved=True)
 
-    def measure(self, result: RunResult) -> tuple[float, Optional[str]]:
+    def measure(self, result: RunResult) -> tuple[float | list[float], Optional[str]]:
+        """The run's value, or a multi-objective sweep's values (every metric at the first one's
+        compared epoch)."""
+        epoch = compared_epoch(result.history, self.config)
+        values = [float("nan") if epoch is None else float(result.history[epoch - 1][m]) for m, _ in self.config.objectives]
         if result.status == "diverged":  # failed for the sampler, so it never steers towards an unstable region
-            return float("nan"), "diverged (loss not finite)"
-        value = run_value(result.history, self.config)
-        return value, nan_reason(result.history, self.config, result.status) if math.isnan(value) else None
+            values = [float("nan")] * len(values)
+        reason = None
+        if any(math.isnan(v) for v in values):
+            reason = "diverged (loss not finite)" if result.status == "diverged" else nan_reason(result.history, self.config, result.status)
+        return (values if self.config.multi else values[0]), reason
 
     def summary(self, result: RunResult) -> dict:
         return {**run_summary(result.history, result.metrics, self.config), "best_value": run_value(result.history, self.config)}
@@ -149,10 +155,13 @@ class Sweep(Engine):
         for point, record in self.records().items():
             value = record["best_value"]
             group = OTHER if record["status"] == "diverged" or math.isnan(value) else PRUNED if record["status"] == "pruned" else FINISHED
-            rows.append({**record, "value": value, "group": group, "name": self.run_name(point), "point": list(point),
+            values = {m: record.get("at_compared_epoch", {}).get(m, float("nan")) for m, _ in self.config.objectives}
+            rows.append({**record, "value": value, "values": values, "group": group, "name": self.run_name(point), "point": list(point),
                          "params": self.space.values(point), "overrides": self.space.overrides(point)})  # fmt: skip
+        if self.config.multi:
+            pareto_fronts([row for row in rows if row["group"] == FINISHED], self.config.objectives)
         sign = -1 if self.config.maximize else 1
-        rows.sort(key=lambda row: (row["group"], sign * row["value"] if row["group"] != OTHER else 0.0))
+        rows.sort(key=lambda row: (row["group"], row.get("front", 0), sign * row["value"] if row["group"] != OTHER else 0.0))
         for rank, row in enumerate(rows, 1):
             row["rank"] = rank
         return rows
@@ -163,8 +172,10 @@ class Sweep(Engine):
         complete = self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(complete) < MIN_FOR_IMPORTANCE:
             return {}
+        target = (lambda trial: trial.values[0]) if self.config.multi else None  # several objectives: the first's
         try:
-            return optuna.importance.get_param_importances(self.optuna, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+            return optuna.importance.get_param_importances(self.optuna, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+                                                           target=target)  # fmt: skip
         except (RuntimeError, ValueError):  # every completed run shares a value, or no parameter varies
             return {}
 
@@ -174,7 +185,10 @@ class Sweep(Engine):
         if best is None:
             return None
         recipe = self.recipe_for(tuple(best["point"]))
-        header = (f"# Best configuration of sweep {self.name}, ranked by {metric_label(self.config, 'at epoch')}: {best['value']:.4f} "
+        front = [row for row in rows if row.get("front") == 1]
+        header = "".join(f"# Pareto-optimal ({', '.join(self.config.metrics)}): {row['name']}: "
+                         f"{', '.join(f'{v:.4f}' for v in row['values'].values())}\n" for row in front)  # fmt: skip
+        header += (f"# Best configuration of sweep {self.name}, ranked by {metric_label(self.config, 'at epoch')}: {best['value']:.4f} "
                   f"(seed {recipe.train.seed}, run {best['name']}; one seed: confirm it on fresh seeds with `reglab sweep confirm`).\n"
                   f"# Searched values: {', '.join(f'{k}={v}' for k, v in best['params'].items())}\n"
                   f"# The same numbers on CPU need the same thread count: OMP_NUM_THREADS={best['threads']} reglab train best.yaml\n")  # fmt: skip
@@ -248,6 +262,23 @@ class Sweep(Engine):
         dotted key alone would leave keys of the base's section that a changed ``name`` refuses)."""
         resolved = self.recipe_for(tuple(row["point"])).to_dict()
         return {section: resolved[section] for section in dict.fromkeys(key.split(".")[0] for key in row["overrides"])}
+
+
+def pareto_fronts(rows: list[dict], objectives: list[tuple[str, bool]]) -> None:
+    """Non-dominated sorting (Deb et al. 2002): ``row["front"]`` is 1 for the Pareto-optimal
+    configurations, 2 for those only they dominate, and so on."""
+    signed = [[row["values"][m] if up else -row["values"][m] for m, up in objectives] for row in rows]  # every objective maximized
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+    left, front = set(range(len(rows))), 1
+    while left:
+        current = {i for i in left if not any(dominates(signed[j], signed[i]) for j in left if j != i)}
+        for i in current:
+            rows[i]["front"] = front
+        left -= current
+        front += 1
 
 
 def open_directory(directory, storage_url: Optional[str] = None) -> Engine:

@@ -140,18 +140,31 @@ def wide_console(console: Console | None = None, width: int = 180) -> Console:
     return console
 
 
+def objective_headers(config) -> list[str]:
+    """The ranking's value columns: the metric, or each objective of a multi-objective sweep and its Pareto front."""
+    if not config.multi:
+        return [metric_label(config)]
+    return [f"{metric} ({'max' if up else 'min'})" for metric, up in config.objectives] + ["Pareto front"]
+
+
+def objective_cells(row: dict, config) -> list[str]:
+    if not config.multi:
+        return [f"{row['value']:.4f}"]
+    return [f"{value:.4f}" for value in row["values"].values()] + [str(row.get("front", "—"))]
+
+
 def print_ranking(rows: list[dict], names: list[str], config, title: str, console: Console | None = None) -> None:
-    """A sweep's configurations, best first: their searched values, metric, loss, epochs and status."""
+    """A sweep's configurations, best first: their searched values, metric(s), loss, epochs and status."""
     shown = Table(title=escape(title))
     losses_at = f"@{config.at_epoch}" if config.at_epoch is not None else ""
-    for header in ("rank", *names, metric_label(config), f"val loss{losses_at}", "epochs", "status"):
+    for header in ("rank", *names, *objective_headers(config), f"val loss{losses_at}", "epochs", "status"):
         shown.add_column(escape(header), justify="left" if header == "status" else "right")
     for row in rows:
         values = [row["params"].get(name) for name in names]
         cells = ["—" if v is None else ("on" if v else "off") if isinstance(v, bool) else f"{v:.3g}" if isinstance(v, float) else str(v)
                  for v in values]  # fmt: skip
         status = row["status"] + (f" ({row['reason']})" if row.get("reason") and row["status"] != "diverged" else "")
-        shown.add_row(str(row["rank"]), *map(escape, cells), f"{row['value']:.4f}", f"{row['val_loss']:.4f}",
+        shown.add_row(str(row["rank"]), *map(escape, cells), *objective_cells(row, config), f"{row['val_loss']:.4f}",
                       str(row["epochs_run"]), escape(status))  # fmt: skip
     wide_console(console).print(shown)
 

@@ -152,4 +152,4 @@ class TrialReporter(Silent):
             self.trial.report(float(row[self.metric]), step=row["epoch"])
 
     def pruned(self) -> bool:
-        return self.trial.should_prune()
+        return self.metric is not None and self.trial.should_prune()

@@ -28,6 +28,11 @@ class MeasuredConfig(Section):
             return resolve_mode(self.metric, "auto") == "max"
         return self.direction == "maximize"
 
+    @property
+    def objectives(self) -> list[tuple[str, bool]]:
+        """(metric, maximize) of every objective: one, or a multi-objective sweep's."""
+        return [(self.metric, self.maximize)]
+
 
 class AdaptiveSeeds(Section):
     """Seeds added in rounds of ``step`` from ``min`` to ``max`` to each arm whose comparison with the
@@ -118,6 +123,41 @@ class SearchConfig(MeasuredConfig):
     pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     min_epochs: int = Field(1, ge=1, description="pruners: epochs every run gets before it can be stopped")
     reduction_factor: int = Field(3, ge=2, description="successive_halving and hyperband: 1/η of the runs go on at each rung")
+    metrics: list[Monitor] = Field([], description="multi-objective: two or more metrics searched together (their Pareto front); "
+                                   "each taken at the epoch where the first is best")  # fmt: skip
+    directions: list[Literal["auto", "maximize", "minimize"]] = Field([], description="with metrics: one each (default auto)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_metric_ranks(cls, data: Any) -> Any:
+        """With ``metrics``, ``metric`` (what picks the compared epoch and is reported) is the first."""
+        if isinstance(data, dict) and isinstance(data.get("metrics"), list) and data["metrics"] and "metric" not in data:
+            data = {**data, "metric": data["metrics"][0]}
+        return data
+
+    @model_validator(mode="after")
+    def _objectives(self):
+        if self.metrics:
+            if len(self.metrics) < 2 or len(set(self.metrics)) != len(self.metrics):
+                raise ValueError("search.metrics: two or more different metrics (one metric: search.metric)")
+            if self.metric != self.metrics[0]:
+                raise ValueError(f"search.metric {self.metric} and search.metrics: give one of them (metrics ranks by its first)")
+            if self.directions and len(self.directions) != len(self.metrics):
+                raise ValueError(f"search.directions: one per metric ({len(self.metrics)}), got {len(self.directions)}")
+            if self.pruner != "none":
+                raise ValueError("search.pruner: pruners stop runs on one metric; a multi-objective sweep (search.metrics) takes none")
+        return self
+
+    @property
+    def multi(self) -> bool:
+        return bool(self.metrics)
+
+    @property
+    def objectives(self) -> list[tuple[str, bool]]:
+        if not self.metrics:
+            return [(self.metric, self.maximize)]
+        directions = self.directions or ["auto"] * len(self.metrics)
+        return [(m, resolve_mode(m, "auto") == "max" if d == "auto" else d == "maximize") for m, d in zip(self.metrics, directions)]
 
 
 class StudyRecipe(Recipe):

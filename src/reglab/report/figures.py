@@ -168,6 +168,20 @@ def forest(rows: list[tuple[str, float, float, float]], metric: str) -> bytes:
     return png(figure)
 
 
+def pareto(points: list[tuple[float, float, bool, str]], x_label: str, y_label: str) -> bytes:
+    """Configurations on two objectives, the Pareto-optimal ones labelled and joined."""
+    figure, axis = plt.subplots(figsize=(6, 4.2))
+    axis.scatter([p[0] for p in points if not p[2]], [p[1] for p in points if not p[2]], color="#aaaaaa", label="dominated")
+    front = sorted(p for p in points if p[2])
+    axis.plot([p[0] for p in front], [p[1] for p in front], "o-", color="#c44e52", label="Pareto-optimal")
+    for x, y, _, name in front:
+        axis.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.legend(fontsize=8)
+    return png(figure)
+
+
 def window_timeline(middles: np.ndarray, probs: np.ndarray, classes: list[str], labelled: set[str], thresholds: np.ndarray) -> bytes:
     """Per-window probabilities over one recording: the labelled instruments in colour (their
     thresholds dashed), every other class in grey."""

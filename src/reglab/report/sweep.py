@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..experiments.table import arm_rows, metric_label
+from ..experiments.table import arm_rows, metric_label, objective_cells, objective_headers
 from ..rundir import RunDir, directory_kind
 from ..experiments.study import Study
 from ..experiments.sweep import Sweep
@@ -35,11 +35,18 @@ def sweep_sections(path) -> tuple[str, str, list[Section]]:
     epochs = sum(row["epochs_run"] for row in rows)
     table = Section(
         "Configurations", text=f"Best first; runs that trained to the end rank above pruned ones. {epochs} epochs trained in all.",
-        headers=["rank", *names, metric, "val loss", "epochs", "status"],
-        rows=[[row["rank"], *(shown(row["params"].get(n)) for n in names), f"{row['value']:.4f}", f"{row['val_loss']:.4f}",
+        headers=["rank", *names, *objective_headers(config), "val loss", "epochs", "status"],
+        rows=[[row["rank"], *(shown(row["params"].get(n)) for n in names), *objective_cells(row, config), f"{row['val_loss']:.4f}",
                row["epochs_run"], row["status"]] for row in rows[:LISTED]],
     )  # fmt: skip
     sections = [table]
+    finished = [row for row in rows if "front" in row]
+    if config.multi and finished:
+        (x, x_up), (y, y_up) = config.objectives[:2]
+        sections.append(Section("Pareto front", text=f"Every configuration that trained to the end; the Pareto-optimal ones (front 1: no other is "
+                                f"better on every objective) joined. Better is {'right' if x_up else 'left'} and {'up' if y_up else 'down'}.",
+                                figures=[Figure("pareto", figures.pareto([(r["values"][x], r["values"][y], r["front"] == 1, r["name"]) for r in finished], x, y),
+                                                f"{x} against {y}" + (" (the first two objectives)" if len(config.objectives) > 2 else ""))]))  # fmt: skip
     confirmed = confirmation_section(sweep, {row["name"]: row for row in rows})
     if confirmed:
         sections.append(confirmed)
