@@ -84,3 +84,14 @@ def test_the_imports_have_no_circle():
 def test_no_module_over_350_lines():
     long = {str(path.relative_to(SOURCE)): n for path in SOURCE.rglob("*.py") if (n := len(path.read_text().splitlines())) > 350}
     assert not long, long
+
+
+def test_the_command_line_and_the_package_start_without_torch():
+    """``reglab --help``, a typo'd command, and every worker process start in tens of milliseconds:
+    importing the command line or the package (its registries) loads no torch; the Python API
+    loads it on first use."""
+    import subprocess
+    import sys
+
+    probe = "import sys, reglab, reglab.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from .conftest import run_cli, write_recipe
 
@@ -150,36 +151,32 @@ def test_users_parts_train_evaluate_predict_and_report(user_code, way, tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("way", list(RECIPES))
-def test_a_run_of_users_parts_killed_mid_training_resumes_to_the_uninterrupted_run(user_code, way, tmp_path):
+def test_a_run_of_users_parts_killed_mid_training_resumes_to_the_uninterrupted_run(user_code, way, tmp_path, capsys):
     _, runs = user_code
     recipe, whole = runs[way]
     killed = cli("train", recipe, "--out", tmp_path / "run", "--quiet", env={"PARTS_KILL_AT": "16"})  # in epoch 3 (6 steps an epoch)
     assert killed.returncode == -9, killed.stderr
     assert 1 <= len(history(tmp_path / "run")) < 4
-    resumed = cli("train", recipe, "--out", tmp_path / "run", "--resume", "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    code, _, err = run_cli(capsys, "train", recipe, "--out", tmp_path / "run", "--resume", "--quiet")
+    assert code == 0, err
     assert history(tmp_path / "run") == history(whole)
 
 
 @pytest.mark.slow
-def test_a_study_varies_the_users_own_arguments_with_two_workers(user_code, tmp_path):
-    """Through the command line for named references, through ``reglab.study`` for registered names."""
+def test_a_study_of_the_users_parts_by_path_and_by_name_with_two_workers(user_code, tmp_path):
+    """One study through ``reglab.study``: one arm names the parts by import path, the other by
+    their registered names; each arm also varies the user's own arguments."""
     import reglab
 
     folder, _ = user_code
-    arms = "study: {arms: {base: {}, wide: {model.hidden: 32, augment.ops: []}}, baseline: base, seeds: [0, 1], metric: val_accuracy}\n"
-    train = "optim: {name: adam, lr: 0.02}\ntrain: {epochs: 2, batch_size: 32}\n"
-    by_path = write_recipe(folder, RECIPES["reference"] + train + arms, "study_reference.yaml")
-    done = cli("study", by_path, "--out", tmp_path / "by_path", "--workers", "2", "--quiet", "--json", tmp_path / "table.json")
-    assert done.returncode == 0, done.stderr
-    table = json.loads((tmp_path / "table.json").read_text())
-    assert table["finished"] == 4 and [arm["arm"] for arm in table["arms"]] == ["base", "wide"]
-
-    by_name = write_recipe(folder, RECIPES["registered"] + train + arms, "study_registered.yaml")
-    table = reglab.study(by_name, tmp_path / "by_name", workers=2)
-    assert table["finished"] == 4 and {arm["arm"] for arm in table["arms"]} == {"base", "wide"}
-    runs = {(row["arm"], row["seed"]) for row in table["runs"]}
-    assert runs == {("base", 0), ("base", 1), ("wide", 0), ("wide", 1)}
+    named = "{model.name: tiny_net, model.hidden: 8, data.source: bright_rows, loss.name: soft_target, augment.ops: [{name: noise, std: 0.2}]}"
+    study = (RECIPES["reference"] + "imports: [registered]\noptim: {name: adam, lr: 0.02}\ntrain: {epochs: 2, batch_size: 32}\n"
+             f"study: {{arms: {{by_path: {{model.hidden: 12}}, by_name: {named}}}, baseline: by_path, seeds: [0, 1], metric: val_accuracy}}\n")  # fmt: skip
+    table = reglab.study(write_recipe(folder, study, "study.yaml"), tmp_path / "study", workers=2)
+    assert table["finished"] == 4 and {arm["arm"] for arm in table["arms"]} == {"by_path", "by_name"}
+    assert {(row["arm"], row["seed"]) for row in table["runs"]} == {("by_path", 0), ("by_path", 1), ("by_name", 0), ("by_name", 1)}
+    saved = yaml.safe_load((tmp_path / "study" / "runs" / "by_name-seed0" / "recipe.yaml").read_text())
+    assert saved["model"] == {"name": "tiny_net", "input_norm": "dataset", "init": None, "freeze": [], "channels_last": True, "hidden": 8}
 
 
 def test_the_python_api_trains_a_recipe_given_as_a_dict_with_overrides(tmp_path):
@@ -258,9 +255,12 @@ def test_the_plugins_example_runs_as_written_on_a_data_file_it_writes(tmp_path, 
                             f"shapes.write({str(tmp_path / 'shapes.npz')!r}, n_train=120, n_test=40)"], capture_output=True, text=True)  # fmt: skip
     assert wrote.returncode == 0, wrote.stderr
     code, _, err = run_cli(capsys, "study", example / "study.yaml", "train.epochs=1", "study.seeds=[0]", f"data.file={tmp_path / 'shapes.npz'}",
-                           "--out", tmp_path / "study", "--workers", "1", "--quiet", "--json", tmp_path / "table.json")  # fmt: skip
+                           "--out", tmp_path / "study", "--workers", "0", "--quiet")  # fmt: skip
     assert code == 0, err
-    table = json.loads((tmp_path / "table.json").read_text())
+    from reglab.experiments.study import Study
+
+    Study(tmp_path / "study").work()  # this process as its worker
+    table = Study(tmp_path / "study").table_data()
     assert table["finished"] == 3 and {arm["arm"] for arm in table["arms"]} == {"none", "dropout", "augmentation"}
     code, _, err = run_cli(capsys, "evaluate", tmp_path / "study" / "runs" / "dropout-seed0", "--data", "test", "--json", tmp_path / "eval.json")
     assert code == 0, err
@@ -283,7 +283,12 @@ def test_a_sweep_searches_the_users_own_argument(user_code, tmp_path, capsys):
     search = "search:\n  metric: val_accuracy\n  sampler: grid\n  space:\n    model.hidden: {choice: [4, 12]}\n"
     recipe = write_recipe(folder, RECIPES["reference"] + "optim: {name: adam, lr: 0.02}\ntrain: {epochs: 1, batch_size: 32}\n" + search,
                           "sweep_reference.yaml")  # fmt: skip
-    code, _, err = run_cli(capsys, "sweep", recipe, "--out", tmp_path / "sweep", "--workers", "1", "--quiet", "--json", tmp_path / "sweep.json")
+    code, _, err = run_cli(capsys, "sweep", recipe, "--out", tmp_path / "sweep", "--workers", "0", "--quiet")
+    assert code == 0, err
+    from reglab.experiments.sweep import Sweep
+
+    Sweep(tmp_path / "sweep").work()  # this process as its worker
+    code, _, err = run_cli(capsys, "sweep", "show", tmp_path / "sweep", "--json", tmp_path / "sweep.json")
     assert code == 0, err
     ranking = json.loads((tmp_path / "sweep.json").read_text())["runs"]
     assert sorted(run["params"]["model.hidden"] for run in ranking) == [4, 12]

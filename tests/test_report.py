@@ -159,12 +159,15 @@ def test_every_evaluation_of_a_run_gets_its_sections_in_the_report(hostile_run, 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     assert main(["evaluate", str(copy), "--data", str(run.parent / "data"), "--json", str(tmp_path / "e.json")]) == 0
+    shutil.copytree(run.parent / "data", tmp_path / "second")  # a second labelled set
+    assert main(["evaluate", str(copy), "--data", str(tmp_path / "second")]) == 0
     assert main(["report", str(copy)]) == 0
     result = json.loads((tmp_path / "e.json").read_text())
     html = (copy / "report.html").read_text()
     assert "Evaluated on data" in html and f"{result['samples']} samples" in html
     assert f"<td>{result['macro_f1']:.4f}</td>" in html and "Confusion matrix (data)" in html
-    assert html.count("data:image/png;base64,") == 9  # the validation figures and the evaluated set's confusion matrix
+    assert "Evaluated on second" in html and "Confusion matrix (second)" in html
+    assert html.count("data:image/png;base64,") == 10  # the validation figures and each evaluated set's confusion matrix
     assert "&lt;script&gt;alert(1)&lt;" in html.split("Evaluated on data")[1]  # its class names shown as text too
 
 

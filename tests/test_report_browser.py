@@ -57,13 +57,29 @@ def test_run_report_loads_in_chromium_without_errors(tmp_path, capsys):
 
 
 def test_sweep_report_loads_in_chromium_without_errors(tmp_path):
+    """A multi-objective sweep's: its Pareto front drawn."""
     recipe = tmp_path / "s.yaml"
     recipe.write_text("data: {source: digits}\nmodel: {name: linear}\ntrain: {epochs: 2}\nsearch:\n  sampler: grid\n"
+                      "  metrics: [val_macro_f1, val_ece]\n"
                       "  space: {optim.lr: {choice: [0.01, 0.1]}}\n  cocktail: {augment.mix: {mixup_alpha: {choice: [0.4]}}}\n")  # fmt: skip
     assert main(["sweep", str(recipe), "--workers", "1", "--out", str(tmp_path / "sweep"), "--quiet"]) == 0
     browser = open_headless()
     try:
-        loads_cleanly(browser, tmp_path / "sweep" / "report.html", "Sweep report: s", 3)
-        assert headings(browser) == ["Configurations", "The metric against each parameter", "Curves"]
+        loads_cleanly(browser, tmp_path / "sweep" / "report.html", "Sweep report: s", 4)
+        assert headings(browser) == ["Configurations", "Pareto front", "The metric against each parameter", "Curves"]
+    finally:
+        browser.quit()
+
+
+def test_study_report_with_arms_side_by_side_loads_in_chromium_without_errors(tmp_path):
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text("data: {source: digits}\nmodel: {name: linear}\ntrain: {epochs: 2}\n"
+                      "study: {arms: {softmax: {}, one_vs_all: {loss.name: ovr_bce}}, baseline: softmax, seeds: [0, 1]}\n")  # fmt: skip
+    assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "study"), "--quiet"]) == 0
+    browser = open_headless()
+    try:
+        loads_cleanly(browser, tmp_path / "study" / "report.html", "Study report: study", 11)
+        assert "Calibration and the probability of the true class, arm beside arm" in headings(browser)
+        assert "Learnt weights, arm beside arm" in headings(browser)
     finally:
         browser.quit()

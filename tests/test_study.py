@@ -239,7 +239,7 @@ data: {source: digits}
 model: {name: linear}
 optim: {name: sgd, lr: 0.05, momentum: 0.9}
 augment: {translate: {fraction: 0.1}, mix: {mixup_alpha: 0.2}}
-train: {epochs: 40, batch_size: 64}
+train: {epochs: 20, batch_size: 64}
 study:
   arms: {none: {}, l2: {optim.l2: 0.01}}
   baseline: none

@@ -45,7 +45,7 @@ def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server on loopback with a sqlite backend, for this module's tests."""
     folder, port = tmp_path_factory.mktemp("mlflow"), free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-                               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+                               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                               cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:

@@ -253,3 +253,25 @@ def test_the_history_shows_the_penalties_beside_the_loss(tmp_path):
     assert last["train_cost"] == last["train_loss"] + last["train_penalty"]
     plain = train(load_recipe(None, ["data.source=digits", "model.name=linear", "train.epochs=1"]), tmp_path / "plain")
     assert plain.history[-1]["train_penalty"] == 0.0 and plain.history[-1]["train_cost"] == plain.history[-1]["train_loss"]
+
+
+def test_train_cost_is_the_data_loss_plus_the_l2_penalty_computed_by_hand(tmp_path):
+    """One step an epoch (the whole training split as one batch) at a rate too small to move the
+    weights: the history's values equal cross-entropy and λ·‖W‖² computed from the saved weights."""
+    import torch.nn.functional as F
+
+    from reglab.training.split import Split
+
+    lam = 0.05
+    recipe = load_recipe(None, ["data.source=digits", "model.name=linear", f"optim.l2={lam}", "optim.lr=1e-12", "optim.momentum=0",
+                                "train.epochs=1", "train.batch_size=4096"])  # fmt: skip
+    row = train(recipe, tmp_path / "run").history[0]
+    model = create_model(recipe.model, (1, 8, 8), 10)
+    model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=True))
+    split = Split.load(recipe, torch.device("cpu"))
+    with torch.no_grad():
+        loss = F.cross_entropy(model.train()(split.train_set.x), split.train_set.y).item()
+    penalty = lam * model.net.fc.weight.pow(2).sum().item()  # dense weights only: biases are not penalized by default
+    assert row["train_loss"] == pytest.approx(loss, rel=1e-5)
+    assert row["train_penalty"] == pytest.approx(penalty, rel=1e-5)
+    assert row["train_cost"] == pytest.approx(loss + penalty, rel=1e-5)

@@ -26,13 +26,19 @@ class Entry:
 
 
 class Registry:
-    """Names → parts of one kind, in the order they were registered."""
+    """Names → parts of one kind, in the order they were registered; ``home`` is the module that
+    registers reglab's own, imported when they are first needed (so ``import reglab`` stays light)."""
 
-    def __init__(self, kind: str):
-        self.kind, self.entries = kind, {}
+    def __init__(self, kind: str, home: str):
+        self.kind, self.home, self.entries = kind, home, {}
+
+    def load_builtins(self) -> None:
+        importlib.import_module(self.home)
 
     def register(self, name: str, target: Optional[Callable] = None, builtin: bool = False):
         """``register(name, fn)``, or ``@register(name)`` above a function or class."""
+        if not builtin:
+            self.load_builtins()  # a user's name may not take a built-in's
 
         def add(target: Callable) -> Callable:
             if not callable(target):
@@ -45,6 +51,7 @@ class Registry:
         return add if target is None else add(target)
 
     def builtins(self) -> list[str]:
+        self.load_builtins()
         return [name for name, entry in self.entries.items() if entry.builtin]
 
     def __contains__(self, name: str) -> bool:
@@ -53,6 +60,8 @@ class Registry:
     def resolve(self, name: str, key: str) -> Callable:
         """The part a recipe names at ``key``: a registered name or a reference (``ValueError``
         with a one-line message naming ``key`` when neither works)."""
+        if name not in self.entries:
+            self.load_builtins()
         if name in self.entries:
             return self.entries[name].target
         if not REFERENCE.match(name):
@@ -63,10 +72,10 @@ class Registry:
         return import_reference(name, key)
 
 
-MODELS = Registry("model")
-DATA_SOURCES = Registry("data source")
-LOSSES = Registry("loss")
-BATCH_OPS = Registry("batch operation")
+MODELS = Registry("model", "reglab.models")
+DATA_SOURCES = Registry("data source", "reglab.data")
+LOSSES = Registry("loss", "reglab.training.losses")
+BATCH_OPS = Registry("batch operation", "reglab.augment")
 
 
 def is_plugin(name: Any, registry: Registry) -> bool:

@@ -7,7 +7,6 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir import default_run_dir
 from .output import reporter_for, with_device, write_json_output
 
 
@@ -45,6 +44,7 @@ def cmd_report(args) -> None:
 
 def cmd_demo(args) -> None:
     from ..api import load, train
+    from ..rundir import default_run_dir
 
     with resources.as_file(resources.files("reglab") / "recipes" / "demo.yaml") as path:
         recipe = load(path, **overrides_of(args))
