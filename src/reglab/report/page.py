@@ -28,6 +28,7 @@ class Section:
     headers: list[str] = field(default_factory=list)
     rows: list[list] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+    columns: int = 0  # figures laid out in a grid of this many columns (arms beside arms); 0: as they fit
 
 
 ENVIRONMENT = jinja2.Environment(autoescape=True)
@@ -46,6 +47,7 @@ figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; 
 figcaption { font-size: 0.85em; color: #555; max-width: 640px; }
 img { max-width: 100%; }
 .note { color: #555; }
+.grid { display: grid; gap: 0.5em 1em; } .grid figure { margin: 0; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p class="note">{{ subtitle }}</p>
@@ -54,7 +56,9 @@ img { max-width: 100%; }
 {% if section.text %}<p>{{ section.text }}</p>{% endif %}
 {% if section.rows %}<div class="scroll"><table{% if section.headers | length > 11 %} class="wide"{% endif %}><thead><tr>{% for h in section.headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in section.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</tbody></table></div>{% endif %}
+{% if section.columns %}<div class="grid" style="grid-template-columns: repeat({{ section.columns }}, 1fr)">{% endif %}
 {% for figure in section.figures %}<figure><img alt="{{ figure.caption }}" src="data:image/png;base64,{{ figure.png | b64 }}"><figcaption>{{ figure.caption }}</figcaption></figure>{% endfor %}
+{% if section.columns %}</div>{% endif %}
 {% endfor %}
 </body></html>
 """)

@@ -94,7 +94,8 @@ def side_by_side(study, recorded: dict) -> list[Section]:
     if confidence:
         sections.append(Section("Calibration and the probability of the true class, arm beside arm",
                                 text="Validation samples of each arm's first seed: the reliability diagram (Guo et al. 2017) and the "
-                                "probability given to the true class for right and wrong predictions.", figures=confidence))  # fmt: skip
+                                "probability given to the true class for right and wrong predictions; one arm a row.", figures=confidence,
+                                columns=2))  # fmt: skip
     if weights:
-        sections.append(Section("Learnt weights, arm beside arm", figures=weights))
+        sections.append(Section("Learnt weights, arm beside arm", figures=weights, columns=2))
     return sections
