@@ -21,6 +21,17 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The files with the most slow (multi-process) tests first: pytest-xdist hands whole files to
+    its workers in this order, so the long ones start at once instead of one of them last, alone."""
+    slow = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # most slow tests first; stable: each file's own order kept
+
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
