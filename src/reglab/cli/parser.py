@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         """What runs a plan: local workers, where it goes, progress, devices, output."""
         sub.add_argument("--workers", type=int, default=2, help="local worker processes (0: only queue the runs)")
         sub.add_argument("--out", type=Path, help=f"{kind} directory (default: {default_out})")
+        sub.add_argument("--store", metavar="PATH", help="artifact store (a folder every machine reaches): each finished run is archived "
+                         "there, so workers need no shared folder and report fetches what it lacks")  # fmt: skip
         storage(sub, kind)
         quiet(sub)
         device(sub)
@@ -81,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=command)
 
     def shown(sub, kind: str, command):
-        sub.add_argument("directory", help=f"{kind} directory")
+        sub.add_argument("directory", nargs="?", help=f"{kind} directory (or --storage URL --study NAME: from the storage alone)")
+        sub.add_argument("--study", metavar="NAME", help=f"with --storage: the {kind} to show, into a directory made here (--out)")
+        sub.add_argument("--out", type=Path, help=f"with --study: this machine's directory for it (default: {dict(study='studies', sweep='sweeps')[kind]}/NAME)")
         storage(sub, kind)
         json_out(sub)
         sub.set_defaults(func=command)

@@ -24,13 +24,24 @@ def cmd_study(args) -> None:
 
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    run_study(Study.prepare(args.recipe, args.overrides, args.out, args.storage), args)
+    run_study(Study.prepare(args.recipe, args.overrides, args.out, args.storage, args.store), args)
+
+
+def shown_directory(args):
+    """The directory ``study show`` / ``sweep show`` reads: given, or made here from the storage's plan."""
+    from ..experiments.sweep import local_directory
+
+    if bool(args.directory) == bool(args.study):
+        raise UserError("show needs a directory, or --storage URL --study NAME (one of them)")
+    if args.study and not args.storage:
+        raise UserError("--study NAME needs --storage URL: the storage that holds the plan")
+    return args.directory or local_directory(args.storage, args.study, args.out)
 
 
 def cmd_study_show(args) -> None:
     from ..experiments.study import Study
 
-    show_study(Study(args.directory, args.storage), args.json)
+    show_study(Study(shown_directory(args), args.storage), args.json)
 
 
 def run_study(study, args) -> None:
@@ -79,7 +90,7 @@ def cmd_sweep(args) -> None:
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be above 0 seconds, got {args.timeout}")
     overrides = list(args.overrides) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
-    sweep = Sweep.prepare(args.recipe, overrides, args.out, args.storage)
+    sweep = Sweep.prepare(args.recipe, overrides, args.out, args.storage, args.store)
     say = (lambda *a: None) if args.quiet else print
     how = f"{len(sweep.points())} grid points" if sweep.grid else f"{sweep.config.trials} {sweep.config.sampler} trials"
     say(f"sweep {sweep.name}: {how} over {', '.join(sweep.space.names)} in {sweep.directory}")
@@ -94,7 +105,7 @@ def cmd_sweep(args) -> None:
 def cmd_sweep_show(args) -> None:
     from ..experiments.sweep import Sweep
 
-    show_sweep(Sweep(args.directory, args.storage), args.json, top=args.top)
+    show_sweep(Sweep(shown_directory(args), args.storage), args.json, top=args.top)
 
 
 def cmd_sweep_confirm(args) -> None:

@@ -44,6 +44,7 @@ from ..rundir import write_atomic
 from ..training.run import RunResult, train
 from .storage import PLAN, POINT, make_storage
 from .tracking import open_parent, point_tags
+from .artifacts import keep_store, store_at, upload_run
 from .attempts import Attempts
 from .worker import TrialReporter, Worker
 
@@ -89,7 +90,7 @@ class Engine(Attempts, Worker):
             raise UserError(f"{info_file}: damaged ({type(exc).__name__}: {exc}); it should hold the {self.kind}'s name and storage URL") from None
 
     @classmethod
-    def prepare(cls, recipe_path, overrides, out: Optional[Path], storage_url: Optional[str]) -> "Engine":
+    def prepare(cls, recipe_path, overrides, out: Optional[Path], storage_url: Optional[str], store: Optional[str] = None) -> "Engine":
         """Create the directory (or reopen it when it holds the same resolved recipe) and enqueue
         what is missing.
 
@@ -97,6 +98,8 @@ class Engine(Attempts, Worker):
         too, and a creation cut short is simply redone by the next run of the same command.
         """
         recipe = cls.load(recipe_path, overrides)
+        if store:
+            store_at(store)  # an unusable store is refused before anything is written
         name = recipe.name or Path(recipe_path).stem
         directory = Path(out or Path(cls.home) / name)
         resolved = recipe.to_dict()
@@ -119,6 +122,7 @@ class Engine(Attempts, Worker):
         engine = cls(directory, url, name=name)
         engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})  # a worker elsewhere needs nothing else
         open_parent(engine)
+        keep_store(engine, store)
         engine.enqueue_missing()
         cls.write_info(directory, name, url)
         return engine
@@ -261,6 +265,7 @@ class Engine(Attempts, Worker):
         trial was taken over by another worker meanwhile)."""
         try:
             value = self.record(trial, result)
+            upload_run(self, trial, attempt)
         except Exception:
             self.give_up(trial.number, attempt)
         return self.settle(point, attempt, result, value, time.perf_counter() - started)

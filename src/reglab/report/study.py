@@ -13,6 +13,7 @@ from .. import metrics
 from ..experiments.table import arm_rows, explanation, metric_label, table
 from ..rundir import RunDir
 from .run import learnt_weights, validation_probabilities
+from ..experiments.artifacts import fetch_runs
 from ..experiments.study import Study
 from . import figures
 from .page import Figure, Section
@@ -20,6 +21,7 @@ from .page import Figure, Section
 
 def study_sections(path) -> tuple[str, str, list[Section]]:
     study = Study(path)
+    fetch_runs(study)  # the runs other machines trained, from the artifact store
     recorded = study.records()  # one read of the storage
     config, results = study.config, study.results(recorded)
     rows = arm_rows(results, config)

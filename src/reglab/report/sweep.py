@@ -10,6 +10,7 @@ from typing import Optional
 from ..experiments.table import arm_rows, metric_label, objective_cells, objective_headers
 from ..rundir import RunDir, directory_kind
 from ..experiments.study import Study
+from ..experiments.artifacts import fetch_runs
 from ..experiments.sweep import Sweep
 from . import figures
 from .page import Figure, Section
@@ -27,6 +28,7 @@ def shown(value) -> str:
 
 def sweep_sections(path) -> tuple[str, str, list[Section]]:
     sweep = Sweep(path)
+    fetch_runs(sweep)  # the runs other machines trained, from the artifact store
     config, rows, names = sweep.config, sweep.results(), sweep.space.names
     metric = metric_label(config, "at epoch")
     title = f"Sweep report: {sweep.name}"
