@@ -89,3 +89,21 @@ def test_an_unusable_store_is_one_line_and_nothing_is_written(tmp_path, capsys, 
     code, _, err = run_cli(capsys, "study", recipe, "--store", path, "--workers", "0", "--out", tmp_path / "s")
     assert code == 2 and err.count("\n") == 1 and f"--store {path}: not a folder" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_cluster_examples_are_a_valid_slurm_script_and_kubernetes_job():
+    import yaml
+
+    from .conftest import ROOT
+
+    cluster = ROOT / "examples" / "cluster"
+    assert subprocess.run(["bash", "-n", str(cluster / "slurm.sh")], capture_output=True).returncode == 0
+    assert "reglab worker --storage" in (cluster / "slurm.sh").read_text()
+    job = yaml.safe_load((cluster / "kubernetes-job.yaml").read_text())
+    assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job" and job["metadata"]["name"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] in ("OnFailure", "Never")  # what a Job requires
+    container = pod["containers"][0]
+    assert container["name"] and container["image"] and container["command"][:2] == ["reglab", "worker"]
+    volumes = {v["name"] for v in pod["volumes"]}
+    assert all(mount["name"] in volumes for mount in container["volumeMounts"])
