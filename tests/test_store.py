@@ -24,7 +24,7 @@ data: {{source: digits}}
 model: {{name: linear}}
 optim: {{name: sgd, lr: 0.05}}
 augment: {{translate: {{fraction: 0.1}}}}
-train: {{epochs: 25, batch_size: 64}}
+train: {{epochs: 12, batch_size: 64}}
 study: {{arms: {{base: {{}}, l2: {{optim.l2: 0.01}}}}, baseline: base, seeds: [0, 1], heartbeat_seconds: 1}}
 """
 

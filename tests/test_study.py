@@ -254,8 +254,9 @@ def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_ru
     recipe, single = tmp_path / "stacked.yaml", tmp_path / "single.yaml"
     recipe.write_text(STACKED)
     single.write_text(STACKED.replace("parallel_seeds: 2", "parallel_seeds: 1"))
-    one_by_one = subprocess.run(study_command(single, tmp_path / "single", 2), capture_output=True, text=True, timeout=300)
-    assert one_by_one.returncode == 0, one_by_one.stderr
+    reference = Study.prepare(single, [], tmp_path / "single", None)  # this process as the one-by-one worker
+    reference.quiet = True
+    reference.work()
     expected = completed(tmp_path / "single")
 
     killed = subprocess.Popen(study_command(recipe, tmp_path / "stacked", 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

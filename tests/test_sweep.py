@@ -30,7 +30,7 @@ def on_digits(name: str, model: str, optim: str, epochs: int, search: str) -> st
             f"search:\n  metric: val_accuracy\n  heartbeat_seconds: 1\n{search}")  # fmt: skip
 
 
-GRID = on_digits("kill-grid", "{name: resnet18, width: 0.125}", "{name: adam, lr: 0.003}", 3, """  sampler: grid
+GRID = on_digits("kill-grid", "{name: resnet18, width: 0.125}", "{name: adam, lr: 0.003}", 2, """  sampler: grid
   space:
     model.dropout.rate: {choice: [0.3, 0.4, 0.5]}
     optim.lr: {choice: [0.003, 0.001]}
