@@ -292,3 +292,20 @@ def test_a_sweep_searches_the_users_own_argument(user_code, tmp_path, capsys):
     assert code == 0, err
     ranking = json.loads((tmp_path / "sweep.json").read_text())["runs"]
     assert sorted(run["params"]["model.hidden"] for run in ranking) == [4, 12]
+
+
+def test_a_study_refuses_a_name_registered_only_in_the_calling_script(tmp_path):
+    """A study's workers are other processes: a name registered in ``__main__`` would be unknown
+    there, so ``reglab.study`` says so before anything runs."""
+    import reglab
+    from reglab.errors import UserError
+
+    def build(input_shape, n_classes):
+        return None
+
+    build.__module__ = "__main__"  # as in a notebook
+    reglab.register_model("notebook_net_x", build)
+    recipe = {"model": {"name": "notebook_net_x"}, "study": {"arms": {"a": {}}, "baseline": "a", "seeds": [0]}}
+    with pytest.raises(UserError, match="model 'notebook_net_x' is registered in this script or notebook only"):
+        reglab.study(recipe, tmp_path / "s", workers=1)
+    assert not (tmp_path / "s").exists()

@@ -14,6 +14,7 @@ import yaml
 from .errors import UserError
 from .inference.evaluate import evaluate_run
 from .inference.trained_run import TrainedRun
+from .plugins import BATCH_OPS, DATA_SOURCES, LOSSES, MODELS
 from .progress import Silent
 from .rundir import RunDir, default_run_dir
 from .recipe import Recipe, set_dotted, validate
@@ -95,6 +96,29 @@ def load_run(path: Union[str, Path], device: str = "auto") -> TrainedRun:
     return TrainedRun(path, device)
 
 
+def registering_modules(tree) -> list[str]:
+    """The modules that registered the names a recipe uses (a study's workers are other processes:
+    they import them); a name registered in ``__main__`` (a notebook, a script) cannot be."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            return [walk(v) for v in value.values()]
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        for registry in (MODELS, DATA_SOURCES, LOSSES, BATCH_OPS):
+            entry = registry.entries.get(value) if isinstance(value, str) else None
+            if entry is not None and not entry.builtin:
+                module = getattr(entry.target, "__module__", "__main__")
+                if module == "__main__":
+                    raise UserError(f"{registry.kind} '{value}' is registered in this script or notebook only; a study's workers are other "
+                                    "processes: register it in a module of its own and import that module")  # fmt: skip
+                found.append(module)
+
+    walk(tree)
+    return found
+
+
 def study(recipe: RecipeLike, out: Optional[Union[str, Path]] = None, *, workers: int = 2, storage: Optional[str] = None,
           device: Optional[str] = None, quiet: bool = True, **overrides) -> dict:  # fmt: skip
     """Run a study to its end with ``workers`` local processes; returns its table as data: the
@@ -108,6 +132,7 @@ def study(recipe: RecipeLike, out: Optional[Union[str, Path]] = None, *, workers
         set_dotted(tree, key.split("."), copy.deepcopy(value))
     name = tree.get("name") or (Path(origin).stem if origin != "recipe" else "study")
     tree.setdefault("plugin_dirs", [str(Path.cwd())] if origin == "recipe" else [str(Path(origin).resolve().parent)])
+    tree["imports"] = list(dict.fromkeys([*tree.get("imports", []), *registering_modules(tree)]))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{name}.yaml"
         path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
