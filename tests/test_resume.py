@@ -9,6 +9,8 @@ import time
 import pytest
 import torch
 
+from .conftest import run_cli
+
 pytestmark = pytest.mark.slow
 
 RECIPE = """
@@ -80,9 +82,9 @@ def uninterrupted(tmp_path_factory):
     return recipe, root / "whole"
 
 
-def assert_resumes_to(run, uninterrupted_run, recipe):
-    again = reglab("train", recipe, "--out", run, "--quiet")
-    assert again.returncode == 2 and "--resume" in again.stderr  # says how, touches nothing
+def assert_resumes_to(run, uninterrupted_run, recipe, capsys):
+    code, _, err = run_cli(capsys, "train", recipe, "--out", run, "--quiet")
+    assert code == 2 and "--resume" in err  # says how, touches nothing
     resumed = reglab("train", recipe, "--out", run, "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert without_time(run) == without_time(uninterrupted_run)
@@ -92,16 +94,16 @@ def assert_resumes_to(run, uninterrupted_run, recipe):
 
 
 @pytest.mark.parametrize("moment, epochs_kept", [("mid_epoch", 1), ("between_epochs", 2), ("checkpoint_writing", 1)])
-def test_sigkill_then_resume_gives_the_uninterrupted_run(uninterrupted, tmp_path, moment, epochs_kept):
+def test_sigkill_then_resume_gives_the_uninterrupted_run(uninterrupted, tmp_path, moment, epochs_kept, capsys):
     recipe, whole = uninterrupted
     run = tmp_path / "run"
     killed = subprocess.run([sys.executable, "-c", KILLER, moment, str(recipe), str(run)], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(without_time(run)) >= epochs_kept and len(without_time(run)) < 5
-    assert_resumes_to(run, whole, recipe)
+    assert_resumes_to(run, whole, recipe, capsys)
 
 
-def test_sigint_then_resume_gives_the_uninterrupted_run(uninterrupted, tmp_path):
+def test_sigint_then_resume_gives_the_uninterrupted_run(uninterrupted, tmp_path, capsys):
     recipe, whole = uninterrupted
     run = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "reglab.cli", "train", str(recipe), "--out", str(run), "--quiet"],
@@ -113,17 +115,17 @@ def test_sigint_then_resume_gives_the_uninterrupted_run(uninterrupted, tmp_path)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     assert "interrupted" in process.stderr.read()
-    assert_resumes_to(run, whole, recipe)
+    assert_resumes_to(run, whole, recipe, capsys)
 
 
-def test_resume_refuses_a_different_recipe_and_a_finished_run(uninterrupted, tmp_path):
+def test_resume_refuses_a_different_recipe_and_a_finished_run(uninterrupted, tmp_path, capsys):
     recipe, whole = uninterrupted
-    finished = reglab("train", recipe, "--out", whole, "--resume", "--quiet")
-    assert finished.returncode == 2 and "finished" in finished.stderr
+    code, _, err = run_cli(capsys, "train", recipe, "--out", whole, "--resume", "--quiet")
+    assert code == 2 and "finished" in err
     run = tmp_path / "run"
     killed = subprocess.run([sys.executable, "-c", KILLER, "between_epochs", str(recipe), str(run)], capture_output=True)
     assert killed.returncode == -signal.SIGKILL
     before = (run / "history.jsonl").read_text()
-    changed = reglab("train", recipe, "optim.lr=0.1", "--out", run, "--resume", "--quiet")
-    assert changed.returncode == 2 and "optim.lr differs" in changed.stderr and len(changed.stderr.splitlines()) == 1
+    code, _, err = run_cli(capsys, "train", recipe, "optim.lr=0.1", "--out", run, "--resume", "--quiet")
+    assert code == 2 and "optim.lr differs" in err and len(err.splitlines()) == 1
     assert (run / "history.jsonl").read_text() == before
