@@ -8,7 +8,7 @@
 # Each task joins the queue, trains waiting runs until none is left, and exits; a task that dies
 # (preempted, node lost) leaves a trial whose heartbeat goes stale, which another task runs again.
 # The recipe's data paths are read on each node from its own folder: give them absolute (a path
-# every node mounts), e.g. reglab study run … data.path=/shared/data/typefaces/train.
+# every node mounts), e.g. reglab study run … data.path=/mnt/datasets/typefaces/train.
 # Watch: optuna-dashboard "$REGLAB_STORAGE". Table and report, anywhere:
 #   reglab study show --storage "$REGLAB_STORAGE" --study "$STUDY" && reglab report "studies/$STUDY"
 #SBATCH --job-name=reglab-worker
