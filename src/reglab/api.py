@@ -59,11 +59,17 @@ def dotted(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def load(recipe: RecipeLike, **overrides) -> Recipe:
-    """A validated run recipe (``None`` as an override restores the default)."""
+def overridden_tree(recipe: RecipeLike, overrides: dict) -> tuple[dict, str]:
+    """``recipe_tree`` with the keyword overrides set (``None``: the default)."""
     tree, origin = recipe_tree(recipe)
     for key, value in dotted(overrides).items():
         set_dotted(tree, key.split("."), copy.deepcopy(value))
+    return tree, origin
+
+
+def load(recipe: RecipeLike, **overrides) -> Recipe:
+    """A validated run recipe (``None`` as an override restores the default)."""
+    tree, origin = overridden_tree(recipe, overrides)
     return validate(settle_moved(tree), origin)
 
 
@@ -99,23 +105,19 @@ def load_run(path: Union[str, Path], device: str = "auto") -> TrainedRun:
 def registering_modules(tree) -> list[str]:
     """The modules that registered the names a recipe uses (a study's workers are other processes:
     they import them); a name registered in ``__main__`` (a notebook, a script) cannot be."""
+    if isinstance(tree, dict):
+        return [module for value in tree.values() for module in registering_modules(value)]
+    if isinstance(tree, list):
+        return [module for value in tree for module in registering_modules(value)]
     found = []
-
-    def walk(value):
-        if isinstance(value, dict):
-            return [walk(v) for v in value.values()]
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        for registry in (MODELS, DATA_SOURCES, LOSSES, BATCH_OPS):
-            entry = registry.entries.get(value) if isinstance(value, str) else None
-            if entry is not None and not entry.builtin:
-                module = getattr(entry.target, "__module__", "__main__")
-                if module == "__main__":
-                    raise UserError(f"{registry.kind} '{value}' is registered in this script or notebook only; a study's workers are other "
-                                    "processes: register it in a module of its own and import that module")  # fmt: skip
-                found.append(module)
-
-    walk(tree)
+    for registry in (MODELS, DATA_SOURCES, LOSSES, BATCH_OPS):
+        entry = registry.entries.get(tree) if isinstance(tree, str) else None
+        if entry is not None and not entry.builtin:
+            module = getattr(entry.target, "__module__", "__main__")
+            if module == "__main__":
+                raise UserError(f"{registry.kind} '{tree}' is registered in this script or notebook only; a study's workers are other "
+                                "processes: register it in a module of its own and import that module")  # fmt: skip
+            found.append(module)
     return found
 
 
@@ -127,9 +129,7 @@ def study(recipe: RecipeLike, out: Optional[Union[str, Path]] = None, *, workers
 
     if workers < 1:
         raise UserError(f"workers must be 1 or more, got {workers}")
-    tree, origin = recipe_tree(recipe)
-    for key, value in dotted(overrides).items():
-        set_dotted(tree, key.split("."), copy.deepcopy(value))
+    tree, origin = overridden_tree(recipe, overrides)
     name = tree.get("name") or (Path(origin).stem if origin != "recipe" else "study")
     tree.setdefault("plugin_dirs", [str(Path.cwd())] if origin == "recipe" else [str(Path(origin).resolve().parent)])
     tree["imports"] = list(dict.fromkeys([*tree.get("imports", []), *registering_modules(tree)]))

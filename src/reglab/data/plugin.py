@@ -45,7 +45,8 @@ def unpack(returned: Any, where: str) -> tuple[Any, Any, list[str]]:
     else:
         raise UserError(f"{where} returned a {type(returned).__name__}; it must return (x, y, classes) or a sized torch Dataset")
     if names is None:
-        names = [str(i) for i in range(int(np.asarray(y).max()) + 1 if np.asarray(y).ndim == 1 else np.asarray(y).shape[1])]
+        labels = np.asarray(y)
+        names = [str(i) for i in range(int(labels.max()) + 1 if labels.ndim == 1 else labels.shape[1])]
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise UserError(f"{where}: classes must be a list of names (strings), got {type(names).__name__}")
     return x, y, list(names)

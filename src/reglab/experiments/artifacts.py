@@ -64,7 +64,7 @@ def fetch_runs(engine) -> int:
     path = engine.optuna.user_attrs.get(STORE)
     if not path:
         return 0
-    fetched = 0
+    store, fetched = store_at(path, "the plan's artifact store"), 0
     for trial in engine.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         artifact = trial.user_attrs.get(ARTIFACT)
         if not artifact or POINT not in trial.user_attrs:
@@ -72,7 +72,6 @@ def fetch_runs(engine) -> int:
         final = engine.run_path(tuple(trial.user_attrs[POINT]))
         if final.exists():
             continue
-        store = store_at(path, "the plan's artifact store")
         final.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=final.parent) as folder:
             archive = Path(folder) / "run.tar.gz"
