@@ -1,8 +1,10 @@
-"""A study across machines that share no folder: created in one folder, two workers started in two
-other empty folders with only ``--storage`` (the plan and the artifact store's path live in the
-storage), one of them SIGKILLed mid-run; ``study show`` and ``report`` in a fourth empty folder
-build the table and the report from the storage and the store alone. On the PostgreSQL server CI
-starts when ``REGLAB_TEST_POSTGRES_URL`` is set, else on one SQLite file the folders share."""
+"""Studies and sweeps across machines that share no folder: created in one folder, two workers
+started in two other empty folders with only ``--storage`` (the plan and the artifact store's path
+live in the storage), one of them SIGKILLed mid-run and its run resumed by the other from the
+training state it left in the store; ``show`` and ``report`` in another empty folder build the
+table and the report from the storage and the store alone, and a sweep's confirmation is made,
+run and reported the same way. On the PostgreSQL server CI starts when
+``REGLAB_TEST_POSTGRES_URL`` is set, else on one SQLite file the folders share."""
 
 import json
 import os
@@ -16,6 +18,7 @@ from optuna.trial import TrialState
 
 from reglab.experiments.storage import POINT
 from reglab.experiments.study import Study
+from reglab.experiments.sweep import Sweep
 
 from .conftest import run_cli, write_recipe
 
@@ -27,57 +30,143 @@ augment: {{translate: {{fraction: 0.1}}}}
 train: {{epochs: 12, batch_size: 64}}
 study: {{arms: {{base: {{}}, l2: {{optim.l2: 0.01}}}}, baseline: base, seeds: [0, 1], heartbeat_seconds: 1}}
 """
+SWEEP = """name: {name}
+data: {{source: digits}}
+model: {{name: linear}}
+optim: {{name: sgd, lr: 0.05}}
+augment: {{translate: {{fraction: 0.1}}}}
+train: {{epochs: 12, batch_size: 64}}
+search: {{metric: val_accuracy, heartbeat_seconds: 1, sampler: grid, space: {{optim.l2: {{choice: [0.0, 0.01]}}}}}}
+"""
 
 
 def reglab(*args, cwd):
     return [sys.executable, "-m", "reglab.cli", *map(str, args)], {"cwd": cwd, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
 
 
-@pytest.mark.slow
-def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(tmp_path, capsys):
-    folders = {name: tmp_path / name for name in ("creator", "worker_b", "worker_c", "reader", "store")}
+def run_in(folder, *args) -> subprocess.CompletedProcess:
+    command, options = reglab(*args, cwd=folder)
+    return subprocess.run(command, **options)
+
+
+def machines(tmp_path, *names) -> dict:
+    """Empty folders standing for machines that share no disk, and the store they all reach."""
+    folders = {name: tmp_path / name for name in (*names, "store")}
     for folder in folders.values():
         folder.mkdir()
-    name = f"store-{os.getpid()}-{int(time.time())}"
-    url = os.environ.get("REGLAB_TEST_POSTGRES_URL") or f"sqlite:///{tmp_path / 'shared.db'}"
-    recipe = write_recipe(folders["creator"], RECIPE.format(name=name))
-    code, _, err = run_cli(capsys, "study", recipe, "--storage", url, "--store", folders["store"], "--workers", "0", "--out", folders["creator"] / "s")
-    assert code == 0, err
+    return folders
 
+
+def storage_url(tmp_path) -> str:
+    return os.environ.get("REGLAB_TEST_POSTGRES_URL") or f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+def work_with_a_kill(engine, url, name, folders) -> tuple:
+    """Two workers in their own folders with only ``--storage URL --study NAME``; the one whose run
+    got past its first epoch is SIGKILLed, the other finishes the plan. Returns the killed worker's
+    points (their runs were retried by the other)."""
     workers = {}
     for key in ("worker_b", "worker_c"):
         command, options = reglab("worker", "--storage", url, "--study", name, "--quiet", cwd=folders[key])
         workers[key] = subprocess.Popen(command, **options)
-    creator = Study(folders["creator"] / "s")
     deadline, victim = time.time() + 120, None
     while victim is None and time.time() < deadline:  # a worker's run past its first epoch
         time.sleep(0.1)
-        running = creator.optuna.get_trials(states=(TrialState.RUNNING,))
-        pids = {t.user_attrs.get("worker_pid") for t in running if len(t.intermediate_values) >= 1}
-        victim = next((key for key, process in workers.items() if process.pid in pids), None)
+        running = engine.optuna.get_trials(states=(TrialState.RUNNING,))
+        by_pid = {t.user_attrs.get("worker_pid"): tuple(t.user_attrs[POINT]) for t in running if len(t.intermediate_values) >= 1}
+        victim = next((key for key, process in workers.items() if process.pid in by_pid), None)
     assert victim is not None, "no run reached its first epoch"
     workers[victim].send_signal(signal.SIGKILL)
+    killed = by_pid[workers[victim].pid]
     survivor = next(key for key in workers if key != victim)
     _, err = workers[survivor].communicate(timeout=300)
     assert workers[survivor].returncode == 0, err
+    return killed
 
-    done = [t for t in creator.optuna.get_trials(states=(TrialState.COMPLETE,)) if "summary" in t.user_attrs]
-    assert sorted(tuple(t.user_attrs[POINT]) for t in done) == [("base", 0), ("base", 1), ("l2", 0), ("l2", 1)]  # each once
+
+def recorded_points(engine) -> list:
+    return sorted(tuple(t.user_attrs[POINT]) for t in engine.optuna.get_trials(states=(TrialState.COMPLETE,)) if "summary" in t.user_attrs)
+
+
+def assert_resumed_from_the_store(run, store) -> None:
+    """The killed run was resumed on the other machine from the training state its dead attempt
+    uploaded, and no training state is left in the store once every run is recorded."""
+    assert json.loads((run / "meta.json").read_text())["resumed_after"], f"{run.name} started over instead of resuming"
+    assert not [path.name for path in store.iterdir() if path.name.startswith("state-")]
+
+
+@pytest.mark.slow
+def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(tmp_path, capsys):
+    folders = machines(tmp_path, "creator", "worker_b", "worker_c", "reader")
+    name, url = f"store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
+    recipe = write_recipe(folders["creator"], RECIPE.format(name=name))
+    code, _, err = run_cli(capsys, "study", recipe, "--storage", url, "--store", folders["store"], "--workers", "0", "--out", folders["creator"] / "s")
+    assert code == 0, err
+
+    creator = Study(folders["creator"] / "s")
+    killed = work_with_a_kill(creator, url, name, folders)
+    assert recorded_points(creator) == [("base", 0), ("base", 1), ("l2", 0), ("l2", 1)]  # each once
     assert not list((folders["reader"]).iterdir())
 
-    command, options = reglab("study", "show", "--storage", url, "--study", name, "--json", "table.json", cwd=folders["reader"])
-    shown = subprocess.run(command, **options)
+    shown = run_in(folders["reader"], "study", "show", "--storage", url, "--study", name, "--json", "table.json")
     assert shown.returncode == 0, shown.stderr
     table = json.loads((folders["reader"] / "table.json").read_text())
     assert table["finished"] == 4 and {arm["arm"] for arm in table["arms"]} == {"base", "l2"}
-    command, options = reglab("report", f"studies/{name}", cwd=folders["reader"])
-    reported = subprocess.run(command, **options)
+    reported = run_in(folders["reader"], "report", f"studies/{name}")
     assert reported.returncode == 0, reported.stderr
     runs = folders["reader"] / "studies" / name / "runs"
     assert sorted(p.name for p in runs.iterdir()) == ["base-seed0", "base-seed1", "l2-seed0", "l2-seed1"]  # fetched from the store
     assert all((run / "history.jsonl").is_file() and (run / "best.pt").is_file() for run in runs.iterdir())
+    assert_resumed_from_the_store(runs / f"{killed[0]}-seed{killed[1]}", folders["store"])
     html = (folders["reader"] / "studies" / name / "report.html").read_text()
     assert "Curves per arm" in html and "Learnt weights, arm beside arm" in html
+
+
+@pytest.mark.slow
+def test_a_sweep_and_its_confirmation_run_on_machines_that_share_only_storage_and_store(tmp_path, capsys):
+    folders = machines(tmp_path, "creator", "worker_b", "worker_c", "confirmer", "reader")
+    name, url = f"sweep-store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
+    recipe = write_recipe(folders["creator"], SWEEP.format(name=name))
+    code, _, err = run_cli(capsys, "sweep", recipe, "--storage", url, "--store", folders["store"], "--workers", "0", "--out", folders["creator"] / "s")
+    assert code == 0, err
+    creator = Sweep(folders["creator"] / "s")
+    killed = work_with_a_kill(creator, url, name, folders)
+    assert recorded_points(creator) == [(0.0,), (0.01,)]
+
+    confirmed = run_in(folders["confirmer"], "sweep", "confirm", "--storage", url, "--study", name, "--top", "2", "--seeds", "2", "--workers", "0")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert f"--study {name}-confirm" in confirmed.stdout  # how another machine joins it
+    joined = run_in(folders["worker_b"], "worker", "--storage", url, "--study", f"{name}-confirm", "--quiet")
+    assert joined.returncode == 0, joined.stderr
+
+    shown = run_in(folders["reader"], "sweep", "show", "--storage", url, "--study", name, "--json", "sweep.json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads((folders["reader"] / "sweep.json").read_text())["finished"] == 2
+    table = run_in(folders["reader"], "study", "show", "--storage", url, "--study", f"{name}-confirm", "--json", "confirm.json")
+    assert table.returncode == 0, table.stderr
+    confirmation = json.loads((folders["reader"] / "confirm.json").read_text())
+    assert confirmation["finished"] == 4 and {arm["arm"] for arm in confirmation["arms"]} == {"top1", "top2"}
+    reported = run_in(folders["reader"], "report", f"sweeps/{name}")
+    assert reported.returncode == 0, reported.stderr
+    html = (folders["reader"] / "sweeps" / name / "report.html").read_text()
+    assert "Confirmation on fresh seeds" in html and "Curves" in html
+    runs = folders["reader"] / "sweeps" / name / "runs"
+    killed_run = runs / creator.run_name(killed)
+    assert (killed_run / "best.pt").is_file()
+    assert_resumed_from_the_store(killed_run, folders["store"])
+
+
+def test_a_name_the_storage_holds_with_another_plan_is_refused_and_the_same_plan_is_joined(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = write_recipe(tmp_path, RECIPE.format(name="taken"), "first.yaml")
+    assert run_cli(capsys, "study", first, "--storage", url, "--workers", "0", "--out", tmp_path / "a")[0] == 0
+    other = write_recipe(tmp_path, RECIPE.format(name="taken").replace("optim.l2: 0.01", "optim.l2: 0.1"), "other.yaml")
+    code, _, err = run_cli(capsys, "study", other, "--storage", url, "--workers", "0", "--out", tmp_path / "b")
+    assert code == 2 and err.count("\n") == 1 and "holds a study named 'taken' with another plan" in err
+    assert not (tmp_path / "b").exists()
+    code, _, err = run_cli(capsys, "study", first, "--storage", url, "--workers", "0", "--out", tmp_path / "c")
+    assert code == 0, err
+    assert len(Study(tmp_path / "c").optuna.get_trials()) == 4  # joined: nothing enqueued twice
 
 
 @pytest.mark.parametrize("store", ["missing", "a file"])

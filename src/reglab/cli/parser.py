@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     shown(show, "sweep", cmd_sweep_show)
     show.add_argument("--top", type=int, default=10, help="configurations listed (default 10)")
     confirm = sweep_actions.add_parser("confirm", help="the top configurations as a study over fresh seeds")
-    confirm.add_argument("directory", help="sweep directory")
+    confirm.add_argument("directory", nargs="?", help="sweep directory (or --storage URL --study NAME: from the storage alone)")
+    confirm.add_argument("--study", metavar="NAME", help="with --storage: the sweep to confirm, its directory made here (sweeps/NAME)")
     running(confirm, "sweep", "SWEEP_DIR/confirm", cmd_sweep_confirm)
     confirm.add_argument("--top", type=int, default=3, help="configurations compared (default 3)")
     confirm.add_argument("--seeds", default="5", help="how many fresh seeds per configuration (default 5: the next after the "
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--timeout", type=float, help="sweeps: seconds after which this worker starts no new configuration")
     worker.add_argument("--storage", help="storage URL (default: the one the study was created with)")
     worker.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    worker.add_argument("--patience", type=float, default=120.0, help="seconds a lost database is retried, with back-off, before this "
+                        "worker stops (its trial then runs again elsewhere; default 120)")  # fmt: skip
     quiet(worker)
     device(worker)
     worker.set_defaults(func=cmd_worker)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import UserError
 from .output import write_json_output
 from .runs import write_report_of
@@ -27,15 +29,25 @@ def cmd_study(args) -> None:
     run_study(Study.prepare(args.recipe, args.overrides, args.out, args.storage, args.store), args)
 
 
+def from_storage(args, what: str) -> bool:
+    """Whether a command reads its plan from ``--storage URL --study NAME`` rather than a directory."""
+    if bool(args.directory) == bool(args.study):
+        raise UserError(f"{what} needs a directory, or --storage URL --study NAME (one of them)")
+    if args.study and not args.storage:
+        raise UserError("--study NAME needs --storage URL: the storage that holds the plan")
+    return bool(args.study)
+
+
 def shown_directory(args):
     """The directory ``study show`` / ``sweep show`` reads: given, or made here from the storage's plan."""
     from ..experiments.sweep import local_directory
 
-    if bool(args.directory) == bool(args.study):
-        raise UserError("show needs a directory, or --storage URL --study NAME (one of them)")
-    if args.study and not args.storage:
-        raise UserError("--study NAME needs --storage URL: the storage that holds the plan")
-    return args.directory or local_directory(args.storage, args.study, args.out)
+    return local_directory(args.storage, args.study, args.out) if from_storage(args, "show") else args.directory
+
+
+def sweep_from_storage(args, local_directory):
+    """``sweep confirm --storage URL --study NAME``: the sweep's directory made here (``--out`` is the confirmation's)."""
+    return local_directory(args.storage, args.study) if from_storage(args, "sweep confirm") else None
 
 
 def cmd_study_show(args) -> None:
@@ -54,7 +66,8 @@ def run_study(study, args) -> None:
         show_study(study, args.json, args.quiet)
         write_report_of(study.directory, args.quiet)
     else:
-        say(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url}")
+        say(f"queued; start workers with: reglab worker {study.directory} --storage {study.storage_url} (another machine: "
+            f"reglab worker --storage URL --study {study.name})")
 
 
 def show_sweep(sweep, json_path=None, quiet=False, top: int = 10) -> None:
@@ -99,7 +112,8 @@ def cmd_sweep(args) -> None:
         show_sweep(sweep, args.json, args.quiet)
         write_report_of(sweep.directory, args.quiet)
     else:
-        say(f"queued; start workers with: reglab worker {sweep.directory} --storage {sweep.storage_url}")
+        say(f"queued; start workers with: reglab worker {sweep.directory} --storage {sweep.storage_url} (another machine: "
+            f"reglab worker --storage URL --study {sweep.name})")
 
 
 def cmd_sweep_show(args) -> None:
@@ -112,12 +126,16 @@ def cmd_sweep_confirm(args) -> None:
     from ..experiments.study import Study
     from ..experiments.sweep import Sweep
 
+    from ..experiments.artifacts import STORE
+    from ..experiments.sweep import local_directory
+
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    sweep = Sweep(args.directory, args.storage)
-    out = args.out or sweep.directory / "confirm"
+    sweep = Sweep(args.directory or sweep_from_storage(args, local_directory), args.storage)
+    out = Path(args.out or sweep.directory / "confirm")
     path, arms = sweep.confirmation(args.top, args.seeds, args.baseline, out)
-    study = Study.prepare(path, [], out, None)
+    first = not (out / "study.json").exists()  # a confirmation made before keeps its own storage
+    study = Study.prepare(path, [], out, sweep.storage_url if first else None, args.store or sweep.optuna.user_attrs.get(STORE))
     if not args.quiet:
         for arm, params in arms.items():
             print(f"{arm}: {', '.join(f'{k}={v}' for k, v in params.items())}")
@@ -142,13 +160,12 @@ def cmd_worker(args) -> None:
 
     from ..experiments.sweep import local_directory, open_directory
 
-    if bool(args.directory) == bool(args.study):
-        raise UserError("worker needs a study or sweep directory, or --storage URL --study NAME (one of them)")
-    if args.study and not args.storage:
-        raise UserError("--study NAME needs --storage URL: the storage that holds the plan")
+    from_storage(args, "worker")
+    if args.patience < 0:
+        raise UserError(f"--patience must be 0 seconds or more, got {args.patience}")
     if args.threads:
         torch.set_num_threads(args.threads)
     directory = args.directory or local_directory(args.storage, args.study, args.out)
-    engine = open_directory(directory, args.storage)
+    engine = open_directory(directory, args.storage, args.patience)
     engine.quiet, engine.device = args.quiet, args.device
     engine.work(args.timeout)

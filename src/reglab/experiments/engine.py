@@ -42,9 +42,9 @@ from ..errors import UserError
 from ..recipe import Recipe
 from ..rundir import write_atomic
 from ..training.run import RunResult, train
-from .storage import PLAN, POINT, make_storage
+from .storage import PATIENCE, PLAN, POINT, check_plan, make_storage
 from .tracking import open_parent, point_tags
-from .artifacts import keep_store, store_at, upload_run
+from .artifacts import StateUploads, keep_store, store_at, upload_run
 from .attempts import Attempts
 from .worker import TrialReporter, Worker
 
@@ -58,8 +58,9 @@ class Engine(Attempts, Worker):
     home: str  # where directories go by default: studies/<name>, sweeps/<name>
     monitored: Optional[str]  # the per-epoch metric each trial reports (for dashboards and pruners); None: several objectives
 
-    def __init__(self, directory: str | Path, storage_url: Optional[str] = None, name: Optional[str] = None):
-        """Open a directory; with ``name`` and ``storage_url``, one whose ``<kind>.json`` is not written yet."""
+    def __init__(self, directory: str | Path, storage_url: Optional[str] = None, name: Optional[str] = None, patience: float = PATIENCE):
+        """Open a directory; with ``name`` and ``storage_url``, one whose ``<kind>.json`` is not written yet.
+        ``patience``: seconds a lost database is retried before a ``StorageLost``."""
         self.directory = Path(directory)
         if name is None:
             name, stored_url = self.read_info()
@@ -72,7 +73,7 @@ class Engine(Attempts, Worker):
         self.monitored = self.config.metric if len(self.config.objectives) == 1 else None  # Optuna takes no intermediate values for several
         self.optuna = optuna.create_study(
             study_name=name,
-            storage=make_storage(storage_url, self.config.heartbeat_seconds),
+            storage=make_storage(storage_url, self.config.heartbeat_seconds, patience),
             sampler=self.sampler(),
             pruner=self.pruner() or optuna.pruners.NopPruner(),
             directions=["maximize" if up else "minimize" for _, up in self.config.objectives],
@@ -114,8 +115,8 @@ class Engine(Attempts, Worker):
             engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})
             engine.enqueue_missing()
             return engine
-        if storage_url and storage_url.startswith("journal:"):  # a path that cannot hold it: refused before anything is written
-            make_storage(storage_url, 1)
+        if storage_url:  # a journal path that cannot hold it, or the name taken by another plan: refused before anything is written
+            check_plan(storage_url, name, cls.kind, resolved, cls.comparable)
         directory.mkdir(parents=True, exist_ok=True)
         cls.write_recipe(directory, resolved)
         url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"
@@ -244,7 +245,7 @@ class Engine(Attempts, Worker):
         started = time.perf_counter()
         try:
             resume = self.adopt_dead_attempt(point, attempt)
-            result = self.train_point(point, attempt, TrialReporter(trial, self.monitored), resume)
+            result = self.train_point(point, attempt, TrialReporter(trial, self.monitored, StateUploads(self, trial, attempt)), resume)
         except Exception:
             self.give_up(trial.number, attempt)
         return self.conclude(trial, point, attempt, result, started)

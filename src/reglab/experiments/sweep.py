@@ -29,7 +29,7 @@ from ..rundir import directory_kind, write_atomic
 from ..training.run import RunResult
 from .engine import Engine
 from .search_space import load_sweep_recipe, run_name
-from .storage import PLAN, make_storage
+from .storage import PATIENCE, PLAN, make_storage
 from .study import Study, compared_epoch, nan_reason, run_summary, run_value
 from .table import metric_label
 
@@ -232,8 +232,8 @@ class Sweep(Engine):
         """``confirm.yaml``: a study whose arms are the ``top`` configurations that trained to the end
         (``top1`` the baseline) over fresh ``seeds`` (``confirmation_seeds``), each seed with its own
         split, or with ``baseline="base"`` the base recipe as an arm and the baseline. Returns its
-        path and each arm's searched values; the sweep's storage keeps which run each arm is and
-        where the confirmation study (``out``) lives, for the report."""
+        path and each arm's searched values; the sweep's storage keeps which run each arm is, and
+        the confirmation study's name and directory (``out``), for the report."""
         if top < 1:
             raise UserError(f"--top {top}: sweep confirm compares 1 or more configurations")
         if baseline not in (None, "base"):
@@ -254,7 +254,8 @@ class Sweep(Engine):
                   f"train.seed / data.split_seed {', '.join(map(str, sorted(self.selecting_seeds())))}, which no arm here uses.\n")  # fmt: skip
         path = self.directory / "confirm.yaml"
         write_atomic(path, lambda tmp: tmp.write_text(header + yaml.safe_dump(tree, sort_keys=False), encoding="utf-8"))
-        self.optuna.set_user_attr("confirmation", {"directory": str(Path(out).resolve()), "arms": {arm: row["name"] for arm, row in arms.items()}})
+        self.optuna.set_user_attr("confirmation", {"directory": str(Path(out).resolve()), "study": tree["name"],
+                                                    "arms": {arm: row["name"] for arm, row in arms.items()}})  # fmt: skip
         return path, {arm: row["params"] for arm, row in arms.items()}
 
     def arm_overrides(self, row: dict) -> dict:
@@ -281,11 +282,10 @@ def pareto_fronts(rows: list[dict], objectives: list[tuple[str, bool]]) -> None:
         front += 1
 
 
-def open_directory(directory, storage_url: Optional[str] = None) -> Engine:
+def open_directory(directory, storage_url: Optional[str] = None, patience: float = PATIENCE) -> Engine:
     """The study or sweep kept in ``directory``."""
-    if directory_kind(directory) == "sweep":
-        return Sweep(directory, storage_url)
-    return Study(directory, storage_url)
+    engine = Sweep if directory_kind(directory) == "sweep" else Study
+    return engine(directory, storage_url, patience=patience)
 
 
 def plans_in(storage_url: str) -> list[dict]:

@@ -138,16 +138,22 @@ class Worker:
 
 class TrialReporter(Silent):
     """Stores each epoch's compared metric as the trial's intermediate value, and asks the study's
-    pruner whether the run should go on."""
+    pruner whether the run should go on; ``uploads`` (``artifacts.StateUploads``) sends the
+    training state to the plan's artifact store first, so that the value Optuna sees is resumable."""
 
-    def __init__(self, trial: optuna.Trial, metric: str):
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial: optuna.Trial, metric: str, uploads=None):
+        self.trial, self.metric, self.uploads = trial, metric, uploads
 
     def resumed(self, history: list[dict]) -> None:
         for row in history:
-            self.epoch_end(row)
+            self.report(row)
 
     def epoch_end(self, row: dict, note: str = "") -> None:
+        if self.uploads is not None and "val_loss" in row:  # a diverged epoch saved no state
+            self.uploads.epoch_end(row["epoch"])
+        self.report(row)
+
+    def report(self, row: dict) -> None:
         if self.metric in row:
             self.trial.report(float(row[self.metric]), step=row["epoch"])
 

@@ -11,7 +11,7 @@ from ..experiments.table import arm_rows, metric_label, objective_cells, objecti
 from ..rundir import RunDir, directory_kind
 from ..experiments.study import Study
 from ..experiments.artifacts import fetch_runs
-from ..experiments.sweep import Sweep
+from ..experiments.sweep import Sweep, local_directory
 from . import figures
 from .page import Figure, Section
 
@@ -75,10 +75,14 @@ def confirmation_section(sweep: Sweep, by_name: dict[str, dict]) -> Optional[Sec
     that selected it) beside its mean over the confirmation's fresh seeds; the drop between them
     is the winner's curse."""
     confirmation = sweep.optuna.user_attrs.get("confirmation")
-    if not confirmation or directory_kind(confirmation["directory"]) != "study":
+    if not confirmation:
         return None
-    names, directory = confirmation["arms"], Path(confirmation["directory"])
-    study = Study(directory)
+    directory = Path(confirmation["directory"])
+    if directory_kind(directory) != "study":  # confirmed on another machine: made here from the storage
+        if "study" not in confirmation:
+            return None
+        directory = local_directory(sweep.storage_url, confirmation["study"], sweep.directory / "confirm")
+    names, study = confirmation["arms"], Study(directory)
     rows = {row["arm"]: row for row in arm_rows(study.results(), study.config)}
     lines = []
     for arm, name in names.items():
