@@ -105,9 +105,9 @@ def test_a_worker_outlasts_a_short_outage_and_stops_in_one_line_after_a_long_one
         proxy.restore()
         wait_for(lambda: len(recorded_points(study)) >= 1, 120, "a run recorded after the outage")
         assert worker.poll() is None, worker.stderr.read()
-        running = study.optuna.get_trials(states=(TrialState.RUNNING,))
         wait_for(lambda: any(len(t.intermediate_values) >= 1 for t in study.optuna.get_trials(states=(TrialState.RUNNING,))), 120,
                  "the next run's first epoch")  # fmt: skip
+        running = study.optuna.get_trials(states=(TrialState.RUNNING,))
         assert epochs_before >= 2 and not [t for t in study.optuna.get_trials() if t.state == TrialState.FAIL]  # nothing lost to the outage
 
         started = time.time()

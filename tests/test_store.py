@@ -44,9 +44,10 @@ def reglab(*args, cwd):
     return [sys.executable, "-m", "reglab.cli", *map(str, args)], {"cwd": cwd, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
 
 
-def run_in(folder, *args) -> subprocess.CompletedProcess:
-    command, options = reglab(*args, cwd=folder)
-    return subprocess.run(command, **options)
+def run_in(monkeypatch, capsys, folder, *args) -> tuple[int, str, str]:
+    """``reglab ARGS`` in this process, as if started in ``folder`` (another machine's)."""
+    monkeypatch.chdir(folder)
+    return run_cli(capsys, *args)
 
 
 def machines(tmp_path, *names) -> dict:
@@ -96,7 +97,7 @@ def assert_resumed_from_the_store(run, store) -> None:
 
 
 @pytest.mark.slow
-def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(tmp_path, capsys):
+def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(tmp_path, capsys, monkeypatch):
     folders = machines(tmp_path, "creator", "worker_b", "worker_c", "reader")
     name, url = f"store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
     recipe = write_recipe(folders["creator"], RECIPE.format(name=name))
@@ -108,12 +109,12 @@ def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(
     assert recorded_points(creator) == [("base", 0), ("base", 1), ("l2", 0), ("l2", 1)]  # each once
     assert not list((folders["reader"]).iterdir())
 
-    shown = run_in(folders["reader"], "study", "show", "--storage", url, "--study", name, "--json", "table.json")
-    assert shown.returncode == 0, shown.stderr
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "study", "show", "--storage", url, "--study", name, "--json", "table.json")
+    assert code == 0, err
     table = json.loads((folders["reader"] / "table.json").read_text())
     assert table["finished"] == 4 and {arm["arm"] for arm in table["arms"]} == {"base", "l2"}
-    reported = run_in(folders["reader"], "report", f"studies/{name}")
-    assert reported.returncode == 0, reported.stderr
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "report", f"studies/{name}")
+    assert code == 0, err
     runs = folders["reader"] / "studies" / name / "runs"
     assert sorted(p.name for p in runs.iterdir()) == ["base-seed0", "base-seed1", "l2-seed0", "l2-seed1"]  # fetched from the store
     assert all((run / "history.jsonl").is_file() and (run / "best.pt").is_file() for run in runs.iterdir())
@@ -123,7 +124,7 @@ def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(
 
 
 @pytest.mark.slow
-def test_a_sweep_and_its_confirmation_run_on_machines_that_share_only_storage_and_store(tmp_path, capsys):
+def test_a_sweep_and_its_confirmation_run_on_machines_that_share_only_storage_and_store(tmp_path, capsys, monkeypatch):
     folders = machines(tmp_path, "creator", "worker_b", "worker_c", "confirmer", "reader")
     name, url = f"sweep-store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
     recipe = write_recipe(folders["creator"], SWEEP.format(name=name))
@@ -133,21 +134,23 @@ def test_a_sweep_and_its_confirmation_run_on_machines_that_share_only_storage_an
     killed = work_with_a_kill(creator, url, name, folders)
     assert recorded_points(creator) == [(0.0,), (0.01,)]
 
-    confirmed = run_in(folders["confirmer"], "sweep", "confirm", "--storage", url, "--study", name, "--top", "2", "--seeds", "2", "--workers", "0")
-    assert confirmed.returncode == 0, confirmed.stderr
-    assert f"--study {name}-confirm" in confirmed.stdout  # how another machine joins it
-    joined = run_in(folders["worker_b"], "worker", "--storage", url, "--study", f"{name}-confirm", "--quiet")
-    assert joined.returncode == 0, joined.stderr
+    code, out, err = run_in(monkeypatch, capsys, folders["confirmer"], "sweep", "confirm", "--storage", url, "--study", name, "--top", "2",
+                            "--seeds", "2", "--workers", "0")  # fmt: skip
+    assert code == 0, err
+    assert f"--study {name}-confirm" in out  # how another machine joins it
+    code, _, err = run_in(monkeypatch, capsys, folders["worker_b"], "worker", "--storage", url, "--study", f"{name}-confirm", "--quiet")
+    assert code == 0, err
 
-    shown = run_in(folders["reader"], "sweep", "show", "--storage", url, "--study", name, "--json", "sweep.json")
-    assert shown.returncode == 0, shown.stderr
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "sweep", "show", "--storage", url, "--study", name, "--json", "sweep.json")
+    assert code == 0, err
     assert json.loads((folders["reader"] / "sweep.json").read_text())["finished"] == 2
-    table = run_in(folders["reader"], "study", "show", "--storage", url, "--study", f"{name}-confirm", "--json", "confirm.json")
-    assert table.returncode == 0, table.stderr
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "study", "show", "--storage", url, "--study", f"{name}-confirm",
+                          "--json", "confirm.json")  # fmt: skip
+    assert code == 0, err
     confirmation = json.loads((folders["reader"] / "confirm.json").read_text())
     assert confirmation["finished"] == 4 and {arm["arm"] for arm in confirmation["arms"]} == {"top1", "top2"}
-    reported = run_in(folders["reader"], "report", f"sweeps/{name}")
-    assert reported.returncode == 0, reported.stderr
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "report", f"sweeps/{name}")
+    assert code == 0, err
     html = (folders["reader"] / "sweeps" / name / "report.html").read_text()
     assert "Confirmation on fresh seeds" in html and "Curves" in html
     runs = folders["reader"] / "sweeps" / name / "runs"
@@ -167,6 +170,54 @@ def test_a_name_the_storage_holds_with_another_plan_is_refused_and_the_same_plan
     code, _, err = run_cli(capsys, "study", first, "--storage", url, "--workers", "0", "--out", tmp_path / "c")
     assert code == 0, err
     assert len(Study(tmp_path / "c").optuna.get_trials()) == 4  # joined: nothing enqueued twice
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """An S3-compatible server on a loopback port (moto's standalone server: the S3 API over HTTP,
+    objects in memory) with a bucket ``runs``; boto3 finds it through ``AWS_ENDPOINT_URL``, in this
+    process and in the workers it starts."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "reglab", "AWS_SECRET_ACCESS_KEY": "reglab",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="runs")
+    yield client
+    server.stop()
+
+
+@pytest.mark.slow
+def test_runs_archived_in_an_s3_bucket_are_fetched_by_a_reader_elsewhere(tmp_path, capsys, monkeypatch, s3):
+    folders = {name: tmp_path / name for name in ("creator", "reader")}
+    for folder in folders.values():
+        folder.mkdir()
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    recipe = write_recipe(folders["creator"], RECIPE.format(name="in-s3").replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 12", "epochs: 3"))
+    code, _, err = run_cli(capsys, "study", recipe, "--storage", url, "--store", "s3://runs/team-a", "--workers", "1", "--quiet",
+                           "--out", folders["creator"] / "s")  # fmt: skip
+    assert code == 0, err
+    keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket="runs")["Contents"]]
+    assert len(keys) == 2 and all(key.startswith("team-a/") for key in keys)  # one archive a run, under the prefix; no state left
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "study", "show", "--storage", url, "--study", "in-s3")
+    assert code == 0, err
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "report", "studies/in-s3")
+    assert code == 0, err
+    runs = folders["reader"] / "studies" / "in-s3" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["base-seed0", "l2-seed0"]
+    assert all((run / "best.pt").is_file() for run in runs.iterdir())
+
+
+def test_a_bucket_that_cannot_be_written_is_one_line_and_nothing_is_written(tmp_path, capsys, s3):
+    recipe = write_recipe(tmp_path, RECIPE.format(name="no-bucket"))
+    code, _, err = run_cli(capsys, "study", recipe, "--store", "s3://no-such-bucket", "--workers", "0", "--out", tmp_path / "s")
+    assert code == 2 and err.count("\n") == 1 and "--store s3://no-such-bucket: cannot write to the bucket" in err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("store", ["missing", "a file"])

@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         """What runs a plan: local workers, where it goes, progress, devices, output."""
         sub.add_argument("--workers", type=int, default=2, help="local worker processes (0: only queue the runs)")
         sub.add_argument("--out", type=Path, help=f"{kind} directory (default: {default_out})")
-        sub.add_argument("--store", metavar="PATH", help="artifact store (a folder every machine reaches): each finished run is archived "
-                         "there, so workers need no shared folder and report fetches what it lacks")  # fmt: skip
+        sub.add_argument("--store", metavar="PATH", help="artifact store (a folder every machine reaches, or s3://BUCKET[/PREFIX]): each "
+                         "finished run is archived there, so workers need no shared folder and report fetches what it lacks")  # fmt: skip
         storage(sub, kind)
         quiet(sub)
         device(sub)

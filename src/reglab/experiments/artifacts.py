@@ -1,7 +1,7 @@
 """Runs kept in an artifact store, for studies and sweeps whose workers share no folder: each
 finished run is archived (everything ``report`` and ``predict`` read: history, metrics,
-predictions, checkpoints, recipe) into Optuna's ``FileSystemArtifactStore`` — a path that may be
-a network mount or a synced folder — against its trial, before the trial is recorded complete (an
+predictions, checkpoints, recipe) into the plan's artifact store (``stores.py``: a folder every
+machine reaches, or an S3 bucket) against its trial, before the trial is recorded complete (an
 upload that fails leaves it failed, to be run again, never recorded without its files). A machine
 without the run directory fetches the archive when it builds the report. The store's path is
 kept in the storage with the plan, so workers and readers need only ``--storage``.
@@ -24,13 +24,13 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Optional
 
-from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
-from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.artifacts import download_artifact, upload_artifact
 from optuna.trial import TrialState
 
 from ..errors import UserError, first_line
 from ..rundir import STATE
 from .storage import POINT
+from .stores import STORE_ERRORS, kept_as, store_at
 
 STORE = "artifact_store"  # Optuna study user attribute: the store's folder
 ARTIFACT = "run_artifact"  # trial user attribute: the id of its run's archive
@@ -38,23 +38,14 @@ STATE_ARTIFACT = "state_artifact"  # trial user attribute: {"id", "epoch"} of it
 STATE_EVERY = 60.0  # seconds between two uploads of a running attempt's training state
 
 
-def store_at(path: str, option: str = "--store") -> FileSystemArtifactStore:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise UserError(f"{option} {path}: not a folder (create it, or mount the shared store there)")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {path}: not writable")
-    return FileSystemArtifactStore(str(folder.resolve()))
-
-
 def keep_store(engine, path: Optional[str]) -> None:
     """Name the store in the storage when the plan is created (checked writable first)."""
     if path:
         store_at(path)
-        engine.optuna.set_user_attr(STORE, str(Path(path).resolve()))
+        engine.optuna.set_user_attr(STORE, kept_as(path))
 
 
-def plan_store(engine) -> Optional[FileSystemArtifactStore]:
+def plan_store(engine):
     """The store the plan names in its storage, or None."""
     path = engine.optuna.user_attrs.get(STORE)
     return store_at(path, "the plan's artifact store") if path else None
@@ -130,7 +121,7 @@ def fetch_state(engine, trials, attempt: Path, beyond: int = 0) -> bool:
     furthest = max(states, key=lambda state: state["epoch"])
     try:
         unpack(store, furthest["id"], attempt)
-    except (OSError, tarfile.TarError, ArtifactNotFound) as exc:
+    except (tarfile.TarError, *STORE_ERRORS) as exc:
         print(f"[worker {os.getpid()}] the training state of {attempt.name} (epoch {furthest['epoch']}) cannot be fetched "
               f"({first_line(exc)}); going on without it", flush=True)  # fmt: skip
         shutil.rmtree(attempt, ignore_errors=True)
@@ -143,7 +134,7 @@ def remove_states(engine, trials) -> None:
     ids = {t.user_attrs[STATE_ARTIFACT]["id"] for t in trials if STATE_ARTIFACT in t.user_attrs}
     store = plan_store(engine) if ids else None
     for artifact in ids if store else ():
-        with contextlib.suppress(ArtifactNotFound, OSError):
+        with contextlib.suppress(*STORE_ERRORS):
             store.remove(artifact)
 
 
@@ -161,7 +152,7 @@ def fetch_runs(engine) -> int:
             continue
         try:
             unpack(store, artifact, final)
-        except (OSError, tarfile.TarError, ArtifactNotFound) as exc:
+        except (tarfile.TarError, *STORE_ERRORS) as exc:
             raise UserError(f"{engine.optuna.user_attrs[STORE]}: the archive of run {final.name} cannot be read ({first_line(exc)})") from None
         fetched += 1
     return fetched
