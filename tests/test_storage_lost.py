@@ -25,7 +25,7 @@ data: {{source: digits}}
 model: {{name: linear}}
 optim: {{name: sgd, lr: 0.05}}
 train: {{epochs: 25, batch_size: 32}}
-study: {{arms: {{base: {{}}, l2: {{optim.l2: 0.01}}}}, baseline: base, seeds: [0, 1], heartbeat_seconds: 2}}
+study: {{arms: {{base: {{}}, l2: {{optim.l2: 0.01}}}}, baseline: base, seeds: [0], heartbeat_seconds: 1}}
 """
 
 
@@ -95,13 +95,13 @@ def test_a_worker_outlasts_a_short_outage_and_stops_in_one_line_after_a_long_one
     through_proxy = server.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     (tmp_path / "a").mkdir()
     worker = subprocess.Popen([sys.executable, "-m", "reglab.cli", "worker", "--storage", through_proxy, "--study", name, "--quiet",
-                               "--patience", "5"], cwd=tmp_path / "a", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               "--patience", "3"], cwd=tmp_path / "a", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         wait_for(lambda: any(len(t.intermediate_values) >= 2 for t in study.optuna.get_trials(states=(TrialState.RUNNING,))), 120,
                  "a run's second epoch")  # fmt: skip
         epochs_before = max(len(t.intermediate_values) for t in study.optuna.get_trials(states=(TrialState.RUNNING,)))
         proxy.cut()  # a short outage, mid-run
-        time.sleep(2.5)
+        time.sleep(2.0)  # under the 3 heartbeats after which a silent worker's trial is handed on
         proxy.restore()
         wait_for(lambda: len(recorded_points(study)) >= 1, 120, "a run recorded after the outage")
         assert worker.poll() is None, worker.stderr.read()
@@ -118,14 +118,14 @@ def test_a_worker_outlasts_a_short_outage_and_stops_in_one_line_after_a_long_one
             worker.kill()
     assert worker.returncode == 2 and err.count("\n") == 1, err
     assert "--storage postgresql" in err and "unreachable for" in err and "runs again on another worker" in err
-    assert time.time() - started < 30  # patience 5 s: back-off 1 + 2 + 4 s, not forever
+    assert time.time() - started < 30  # patience 3 s: tries after 1 and 3 s, then the line
     assert running  # a run was under way when the database went
 
     (tmp_path / "b").mkdir()
     finisher = subprocess.run([sys.executable, "-m", "reglab.cli", "worker", "--storage", URL, "--study", name, "--quiet"],
                               cwd=tmp_path / "b", capture_output=True, text=True, timeout=300)  # fmt: skip
     assert finisher.returncode == 0, finisher.stderr
-    assert recorded_points(study) == [("base", 0), ("base", 1), ("l2", 0), ("l2", 1)]  # each once, the lost worker's run retried
+    assert recorded_points(study) == [("base", 0), ("l2", 0)]  # each once, the lost worker's run retried
 
 
 def test_a_negative_patience_is_one_line(tmp_path, capsys):

@@ -8,6 +8,7 @@ run and reported the same way. On the PostgreSQL server CI starts when
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 import pytest
 from optuna.trial import TrialState
 
+from reglab.experiments.artifacts import ARTIFACT, StateUploads
 from reglab.experiments.storage import POINT
 from reglab.experiments.study import Study
 from reglab.experiments.sweep import Sweep
@@ -172,6 +174,35 @@ def test_a_name_the_storage_holds_with_another_plan_is_refused_and_the_same_plan
     assert len(Study(tmp_path / "c").optuna.get_trials()) == 4  # joined: nothing enqueued twice
 
 
+def test_a_run_whose_upload_fails_stays_unrecorded_and_runs_again(tmp_path, capsys, monkeypatch):
+    store = tmp_path / "store"
+    store.mkdir()
+    recipe = write_recipe(tmp_path, RECIPE.format(name="upload").replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 12", "epochs: 3"))
+    assert run_cli(capsys, "study", recipe, "--store", store, "--workers", "0", "--out", tmp_path / "s")[0] == 0
+    sent = StateUploads.epoch_end
+
+    def then_the_store_goes(self, epoch):  # the store vanishes mid-run, after the first epoch's upload
+        sent(self, epoch)
+        shutil.rmtree(store, ignore_errors=True)
+
+    monkeypatch.setattr(StateUploads, "epoch_end", then_the_store_goes)
+    study = Study(tmp_path / "s")
+    study.quiet = True
+    study.work()
+    trials = study.optuna.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2 and not any("summary" in t.user_attrs for t in trials)  # not recorded
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "trial 0 failed: the plan's artifact store" in err  # one line a trial
+
+    monkeypatch.setattr(StateUploads, "epoch_end", sent)
+    store.mkdir()
+    assert run_cli(capsys, "study", recipe, "--store", store, "--workers", "0", "--out", tmp_path / "s")[0] == 0  # queues them again
+    study.work()
+    done = [t for t in study.optuna.get_trials(states=(TrialState.COMPLETE,)) if ARTIFACT in t.user_attrs]
+    assert sorted(tuple(t.user_attrs[POINT]) for t in done) == [("base", 0), ("l2", 0)]
+    assert sorted(p.name for p in (tmp_path / "s" / "runs").iterdir()) == ["base-seed0", "l2-seed0"]  # no dead attempt left
+
+
 @pytest.fixture
 def s3(monkeypatch):
     """An S3-compatible server on a loopback port (moto's standalone server: the S3 API over HTTP,
@@ -206,6 +237,10 @@ def test_runs_archived_in_an_s3_bucket_are_fetched_by_a_reader_elsewhere(tmp_pat
     assert len(keys) == 2 and all(key.startswith("team-a/") for key in keys)  # one archive a run, under the prefix; no state left
     code, _, err = run_in(monkeypatch, capsys, folders["reader"], "study", "show", "--storage", url, "--study", "in-s3")
     assert code == 0, err
+    code, _, err = run_in(monkeypatch, capsys, folders["reader"], "report", "studies/in-s3/runs/l2-seed0")  # one run, as predict would
+    assert code == 0, err
+    assert [p.name for p in (folders["reader"] / "studies" / "in-s3" / "runs").iterdir()] == ["l2-seed0"]  # that one fetched, and kept
+    assert (folders["reader"] / "studies" / "in-s3" / "runs" / "l2-seed0" / "report.html").is_file()
     code, _, err = run_in(monkeypatch, capsys, folders["reader"], "report", "studies/in-s3")
     assert code == 0, err
     runs = folders["reader"] / "studies" / "in-s3" / "runs"

@@ -38,7 +38,7 @@ def cmd_report(args) -> None:
     from ..report import build_report
 
     started = time.perf_counter()
-    html, markdown = build_report(args.path)
+    html, markdown = build_report(fetched(args.path))
     print(f"report written to {html} and {markdown} ({time.perf_counter() - started:.1f} s)")
 
 
@@ -71,9 +71,25 @@ def print_metrics(title: str, result: dict) -> None:
     console.print("  ".join(f"{k} {result[k]:.4f}" for k in shown if k in result), soft_wrap=True, markup=False)
 
 
+def fetched(run) -> Path:
+    """A run of a study or sweep that another machine trained, fetched from the plan's artifact
+    store into its place (and kept there) when it is not on this disk."""
+    from ..rundir import directory_kind
+
+    path, plan = Path(run), Path(run).parent.parent
+    if path.exists() or path.parent.name != "runs" or directory_kind(plan) not in ("study", "sweep"):
+        return path
+    from ..experiments.artifacts import fetch_runs
+    from ..experiments.sweep import open_directory
+
+    fetch_runs(open_directory(plan), only=path.name)
+    return path
+
+
 def cmd_evaluate(args) -> None:
     from ..api import evaluate
 
+    args.run = fetched(args.run)
     if args.top_k is not None and args.top_k < 1:
         raise UserError(f"--top-k must be 1 or more, got {args.top_k}")
     result = evaluate(args.run, args.data, source=args.source, labels=args.labels, device=args.device, aggregate=args.aggregate, top_k=args.top_k)
@@ -83,6 +99,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    args.run = fetched(args.run)
     if [bool(args.images), bool(args.audio), bool(args.data)].count(True) != 1:
         raise UserError("predict needs --images DIR, --audio PATH… or --data SPLIT (one of them)")
     if args.top_k is not None and args.top_k < 1:

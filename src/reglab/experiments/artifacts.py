@@ -138,8 +138,9 @@ def remove_states(engine, trials) -> None:
             store.remove(artifact)
 
 
-def fetch_runs(engine) -> int:
-    """Every recorded run this machine lacks, fetched from the store into ``runs/``; returns how many."""
+def fetch_runs(engine, only: Optional[str] = None) -> int:
+    """Every recorded run this machine lacks (or the one named ``only``), fetched from the store
+    into ``runs/``, where it stays; returns how many."""
     store, fetched = plan_store(engine), 0
     if store is None:
         return 0
@@ -148,7 +149,7 @@ def fetch_runs(engine) -> int:
         if not artifact or POINT not in trial.user_attrs:
             continue
         final = engine.run_path(tuple(trial.user_attrs[POINT]))
-        if final.exists():
+        if final.exists() or only not in (None, final.name):
             continue
         try:
             unpack(store, artifact, final)

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -38,7 +39,7 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..recipe import Recipe
 from ..rundir import write_atomic
 from ..training.run import RunResult, train
@@ -265,8 +266,8 @@ class Engine(Attempts, Worker):
         run directory; returns the trial's value (``TrialPruned`` when the run was pruned, or the
         trial was taken over by another worker meanwhile)."""
         try:
+            upload_run(self, trial, attempt)  # first: a run whose upload fails stays unrecorded, to run again
             value = self.record(trial, result)
-            upload_run(self, trial, attempt)
         except Exception:
             self.give_up(trial.number, attempt)
         return self.settle(point, attempt, result, value, time.perf_counter() - started)
@@ -284,6 +285,7 @@ class Engine(Attempts, Worker):
         """After a failure: re-raised while the trial is this worker's; once another worker has
         taken it over (recording fails, and the attempt directory may be gone), pruned."""
         if self.state_of(number) == TrialState.RUNNING:
+            print(f"[worker {os.getpid()}] trial {number} failed: {first_line(sys.exc_info()[1])}", file=sys.stderr, flush=True)
             raise
         shutil.rmtree(attempt, ignore_errors=True)
         raise optuna.TrialPruned("taken over by another worker") from None

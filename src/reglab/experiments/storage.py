@@ -26,7 +26,7 @@ except ImportError:  # Windows
 
 from ..errors import UserError, first_line
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported in one line by the engine, not Optuna's traceback
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 POINT = "pair"  # user attribute holding a queued trial's point (its values, in order); named so since the first studies
 STALE_AFTER = 3  # heartbeats a worker may miss before its trial is failed and retried

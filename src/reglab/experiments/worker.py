@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from ..errors import UserError, first_line
 from ..progress import Silent
 from ..training.stack import train_stack
+from .artifacts import plan_store
 from .tracking import point_tags
 from .storage import POINT, STALE_AFTER
 
@@ -100,6 +101,7 @@ class Worker:
         """Run waiting trials, and new ones while the plan wants more (for ``timeout`` seconds at
         most), until none is waiting or running elsewhere."""
         deadline = time.time() + timeout if timeout else math.inf
+        plan_store(self)  # a store this machine cannot reach or write: refused before a trial is taken
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
             waiting = self.count(TrialState.WAITING)
