@@ -139,3 +139,40 @@ def test_sam_steps_with_the_gradient_at_the_worst_nearby_weights():
         worst = start + rho * scale**2 * g / (scale * g).norm()
         assert torch.allclose(model.w.detach(), start - lr * gradient(worst), atol=1e-6)
         assert not torch.allclose(gradient(worst), g)  # a different gradient from plain SGD's
+
+
+def test_sam_leaves_a_sharp_minimum_for_a_flat_one_where_sgd_stays():
+    """A valley along x with two minima of equal loss, x = −1 and x = +1; across it a quadratic whose
+    curvature 10^(1−x) is 100 at the first (sharp) and 1 at the second (flat). Mini-batch noise on
+    the across-valley gradient, the same for both of SAM's passes. From x = −0.9, plain SGD settles
+    in the sharp minimum; SAM's ascent probes the steep walls, and the gradient it takes there
+    carries it along the valley into the flat one (Foret et al. 2021)."""
+    import contextlib
+
+    from reglab.training.learner import Learner
+    from reglab.training.schedules import Schedule
+
+    def f(w):
+        return 0.25 * (w[0] ** 2 - 1) ** 2 + 0.5 * 10 ** (1 - w[0]) * w[1] ** 2
+
+    class Point(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([-0.9, 0.0]))
+
+        def forward(self, x):
+            return self.w.expand(len(x), 2)
+
+    def end_of_descent(sam: bool, seed: int) -> float:
+        torch.manual_seed(seed)
+        model = Point()
+        optimizer = Optimizer(section("optim", name="sgd", lr=0.005, momentum=0.0, penalize=[], **({"sam": {"rho": 0.15}} if sam else {})), model)
+        loss = lambda out, noise: f(out[0]) + noise[0, 0] * out[0, 1]  # noqa: E731  (a mini-batch's loss: the valley plus its noise)
+        learner = Learner(model, loss, optimizer, Schedule(section("schedule"), optimizer.torch, 1, 1), None, contextlib.nullcontext())
+        for _ in range(1500):
+            learner.step(torch.zeros(1, 2), torch.randn(1, 1))
+        return float(model.w[0].detach())
+
+    for seed in range(4):
+        assert abs(end_of_descent(False, seed) - (-1.0)) < 0.05  # SGD: the sharp minimum
+        assert abs(end_of_descent(True, seed) - 1.0) < 0.1  # SAM: the flat one
