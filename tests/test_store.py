@@ -282,3 +282,29 @@ def test_the_cluster_examples_are_a_valid_slurm_script_and_kubernetes_job():
     assert container["name"] and container["image"] and container["command"][:2] == ["reglab", "worker"]
     volumes = {v["name"] for v in pod["volumes"]}
     assert all(mount["name"] in volumes for mount in container["volumeMounts"])
+
+
+def test_a_plan_pins_its_precision_and_a_machine_that_cannot_train_at_it_refuses(tmp_path, capsys, monkeypatch):
+    import reglab.device
+    import reglab.experiments.engine
+    from reglab.device import pinned_amp
+
+    one_run = RECIPE.replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 12", "epochs: 1")
+    recipe = write_recipe(tmp_path, one_run.format(name="pinned"))
+    assert run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "s")[0] == 0
+    here = pinned_amp("auto")  # 'off' on a CPU, 'bf16' on a CUDA GPU with bfloat16
+    assert Study(tmp_path / "s").recipe.train.amp == here  # auto, made concrete when the study was created
+    monkeypatch.setattr(reglab.experiments.engine, "pinned_amp", lambda device: "off" if here == "bf16" else "bf16")
+    code, _, err = run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "s")  # the same command on a machine that
+    assert code == 0, err  # would resolve auto otherwise: the same study, still at its pinned precision
+    assert Study(tmp_path / "s").recipe.train.amp == here
+    Study(tmp_path / "s").work()
+    meta = json.loads((tmp_path / "s" / "runs" / "base-seed0" / "meta.json").read_text())
+    assert meta["precision"] == {"off": "float32", "bf16": "bfloat16"}[here]
+
+    recipe = write_recipe(tmp_path, one_run.format(name="bf16").replace("train: {", "train: {amp: bf16, device: cpu, "), "bf16.yaml")
+    assert run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "b")[0] == 0
+    monkeypatch.setattr(reglab.device, "cpu_has_bf16", lambda: False)  # a worker on a CPU without bfloat16 instructions
+    code, _, err = run_cli(capsys, "worker", tmp_path / "b")
+    assert code == 2 and err.count("\n") == 1 and "train.amp=bf16, pinned when it was created, and this machine cannot" in err
+    assert not (tmp_path / "b" / "runs").exists()  # refused before taking a trial

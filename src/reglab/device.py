@@ -27,17 +27,28 @@ def cpu_has_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def precision(device: torch.device, mode: str) -> str:
+    """What ``train.amp`` trains at on ``device``: ``bfloat16`` on CUDA unless it is off, on the CPU
+    only when it is ``bf16`` (about 1.6x faster steps on an AVX-512 BF16 CPU; not the default, so
+    a recipe's CPU numbers do not change under it); else ``float32``."""
+    if device.type == "cuda":
+        return "bfloat16" if mode != "off" and torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if mode == "bf16" else "float32"
+
+
 def autocast(device: torch.device, mode: str):
-    """bfloat16 autocast (no loss scaling needed): on CUDA unless ``mode`` is off, on the CPU only
-    when it is ``bf16`` (about 1.6x faster steps on this AVX-512 BF16 CPU; not the default, so a
-    recipe's CPU numbers do not change under it)."""
-    if mode != "off" and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if mode == "bf16" and device.type == "cpu":
-        if not cpu_has_bf16():
-            raise UserError("train.amp: bf16 needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); this one has none, use auto")
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bfloat16 autocast (no loss scaling needed) where ``precision`` says so."""
+    if precision(device, mode) == "float32":
+        return contextlib.nullcontext()
+    if device.type == "cpu" and not cpu_has_bf16():
+        raise UserError("train.amp: bf16 needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); this one has none, use auto")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def pinned_amp(device_name: str) -> str:
+    """``train.amp: auto`` made concrete on this machine (``bf16`` or ``off``), for a study or sweep
+    to pin when it is created: workers on other machines then train at the same precision."""
+    return "bf16" if precision(pick_device(device_name), "auto") == "bfloat16" else "off"
 
 
 def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -40,10 +40,11 @@ import yaml
 from optuna.trial import TrialState
 
 from ..errors import UserError, first_line
-from ..recipe import Recipe
+from ..device import pinned_amp
+from ..recipe import Recipe, with_amp
 from ..rundir import write_atomic
 from ..training.run import RunResult, train
-from .storage import PATIENCE, PLAN, POINT, check_plan, make_storage
+from .storage import PATIENCE, PLAN, POINT, make_storage, stored_plan
 from .tracking import open_parent, point_tags
 from .artifacts import StateUploads, keep_store, store_at, upload_run
 from .attempts import Attempts
@@ -108,6 +109,7 @@ class Engine(Attempts, Worker):
         info = directory / f"{cls.kind}.json"
         if info.exists():
             stored = cls.load(directory / f"{cls.kind}.yaml", saved=True).to_dict()  # through today's schema
+            resolved = with_amp(resolved, stored["train"]["amp"])
             if cls.comparable(stored) != cls.comparable(resolved):
                 raise UserError(f"{directory}: holds a different {cls.kind} (recipe or overrides changed); choose another --out")
             if stored != resolved:  # a new budget
@@ -116,8 +118,11 @@ class Engine(Attempts, Worker):
             engine.optuna.set_user_attr(PLAN, {"kind": cls.kind, "recipe": resolved})
             engine.enqueue_missing()
             return engine
-        if storage_url:  # a journal path that cannot hold it, or the name taken by another plan: refused before anything is written
-            check_plan(storage_url, name, cls.kind, resolved, cls.comparable)
+        plan = stored_plan(storage_url, name) if storage_url else None  # a journal path that cannot hold it is refused here
+        resolved = with_amp(resolved, plan["recipe"]["train"]["amp"] if plan else pinned_amp(resolved["train"]["device"]))
+        if plan and (plan["kind"] != cls.kind or cls.comparable(plan["recipe"]) != cls.comparable(resolved)):
+            raise UserError(f"--storage {storage_url}: holds a {plan['kind']} named {name!r} with another plan; give the recipe another "
+                            f"name: (or join that one: reglab worker --storage URL --study {name})")  # fmt: skip
         directory.mkdir(parents=True, exist_ok=True)
         cls.write_recipe(directory, resolved)
         url = storage_url or f"sqlite:///{(directory / f'{cls.kind}.db').resolve()}"

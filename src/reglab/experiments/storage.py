@@ -143,13 +143,10 @@ def make_storage(url: str, heartbeat_seconds: int, patience: float = PATIENCE):
     raise UserError(f"--storage {url}: cannot open the study storage ({type(error).__name__}: {error})")
 
 
-def check_plan(url: str, name: str, kind: str, resolved: dict, comparable) -> None:
-    """Refuse to create ``name`` in a storage that already holds a study or sweep of that name with
-    another plan (made on another machine, perhaps); the same plan is joined."""
+def stored_plan(url: str, name: str) -> Optional[dict]:
+    """The plan a storage keeps for the study or sweep ``name`` (made on another machine,
+    perhaps), or None."""
     try:
-        plan = optuna.load_study(study_name=name, storage=make_storage(url, 10)).user_attrs.get(PLAN)
+        return optuna.load_study(study_name=name, storage=make_storage(url, 10)).user_attrs.get(PLAN)
     except KeyError:
-        return
-    if plan and (plan["kind"] != kind or comparable(plan["recipe"]) != comparable(resolved)):
-        raise UserError(f"--storage {url}: holds a {plan['kind']} named {name!r} with another plan; give the recipe another name: "
-                        f"(or join that one: reglab worker --storage URL --study {name})")
+        return None

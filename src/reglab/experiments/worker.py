@@ -18,6 +18,7 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
+from ..device import autocast, pick_device
 from ..errors import UserError, first_line
 from ..progress import Silent
 from ..training.stack import train_stack
@@ -102,6 +103,7 @@ class Worker:
         most), until none is waiting or running elsewhere."""
         deadline = time.time() + timeout if timeout else math.inf
         plan_store(self)  # a store this machine cannot reach or write: refused before a trial is taken
+        self.check_precision()
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
             waiting = self.count(TrialState.WAITING)
@@ -120,6 +122,16 @@ class Worker:
                 time.sleep(1.0)  # someone else's trial: it finishes, or goes stale and comes back queued
             else:
                 return
+
+    def check_precision(self) -> None:
+        """A machine that cannot train at the plan's precision (``train.amp``, pinned when the plan
+        was created) refuses before it takes a trial."""
+        train = self.recipe.train
+        try:
+            autocast(pick_device(self.device or train.device), train.amp)
+        except UserError as exc:
+            raise UserError(f"{self.directory}: its runs train at train.amp={train.amp}, pinned when it was created, "
+                            f"and this machine cannot ({exc})") from None
 
     def run_workers(self, workers: int, quiet: bool = False, device: Optional[str] = None, timeout: Optional[float] = None) -> None:
         """Start ``workers`` local worker processes, each with its share of the CPU threads."""

@@ -7,7 +7,7 @@ from .augment import (AugmentConfig, FilterAugmentConfig, MinorityConfig, MixCon
                       SpecAugmentConfig)  # fmt: skip
 from .loading import (apply_overrides, load_plan, load_recipe, load_study_recipe, parse_override, read_recipe_tree,
                       save_recipe, set_dotted, validate, with_overrides)  # fmt: skip
-from .plans import AdaptiveSeeds, MeasuredConfig, SearchConfig, StudyConfig, StudyRecipe, SweepRecipe
+from .plans import AdaptiveSeeds, MeasuredConfig, SearchConfig, StudyConfig, StudyRecipe, SweepRecipe, with_amp
 from .schema import DataConfig, EvaluateConfig, FrontendConfig, NoScheduleConfig, Recipe, TrainConfig, section
 from .sections import Monitor, Section
 
@@ -16,5 +16,5 @@ __all__ = [
     "MixConfig", "MixturesConfig", "Monitor", "MulticropConfig", "NoScheduleConfig", "Recipe", "SearchConfig", "Section",
     "SpecAugmentConfig", "StudyConfig", "StudyRecipe", "SweepRecipe", "TrainConfig", "apply_overrides", "load_plan",
     "load_recipe", "load_study_recipe", "parse_override", "read_recipe_tree", "save_recipe", "section", "set_dotted",
-    "validate", "with_overrides",
+    "validate", "with_amp", "with_overrides",
 ]  # fmt: skip

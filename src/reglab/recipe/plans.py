@@ -160,6 +160,15 @@ class SearchConfig(MeasuredConfig):
         return [(m, resolve_mode(m, "auto") == "max" if d == "auto" else d == "maximize") for m, d in zip(self.metrics, directions)]
 
 
+def with_amp(tree: dict, amp: str) -> dict:
+    """A resolved plan whose ``train.amp: auto`` becomes ``amp``: a study or sweep pins its
+    precision when it is created (``device.pinned_amp``), so that workers on machines that would
+    resolve ``auto`` differently never mix precisions within one table. An explicit value stays."""
+    if tree["train"].get("amp", "auto") != "auto":
+        return tree
+    return {**tree, "train": {**tree["train"], "amp": amp}}
+
+
 class StudyRecipe(Recipe):
     study: StudyConfig
 

@@ -16,7 +16,7 @@ import torch
 
 from .. import metrics
 from ..augment import BatchOps, EpochPlan, EpochPlanner
-from ..device import autocast, compiled, pick_device, seed_everything
+from ..device import autocast, compiled, pick_device, precision, seed_everything
 from ..errors import UserError, first_line
 from ..inference.calibration import fit_logit_adjustment, fit_thresholds
 from ..inference.predictor import predict_logits, probabilities, targets_for
@@ -160,10 +160,11 @@ class Trainee:
         history = run.keep_history(saved["epoch"] if saved else 0)
         tracking = Tracking(recipe, run.path, tags, run.read_json("meta.json") if resume else None)
         meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
+                "precision": precision(device, recipe.train.amp),
                 "n_train": len(train_set), "n_val": len(split.val_set), "train_counts": dict(zip(classes, counts.tolist())),
                 "resumed_after": resumed_after, **({"init_left_out": left_out} if recipe.model.init else {}), **tracking.state}  # fmt: skip
         run.write_json("meta.json", meta)
-        reporter.start(run.path, len(train_set), len(split.val_set), str(device))
+        reporter.start(run.path, len(train_set), len(split.val_set), f"{device} ({meta['precision']})")
         if history:
             reporter.resumed(history)
         return cls(recipe, run, split, learner, stopper, generator, planner, augment, reporter, history, meta, tracking)
