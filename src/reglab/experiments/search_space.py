@@ -8,7 +8,8 @@
     loss.label_smoothing: {uniform: [0.0, 0.2]}
 
 ``cocktail`` lists the regularizers the search may switch on or off (regularization cocktails,
-Kadra et al. 2021, "Well-tuned simple nets excel on tabular datasets"). Each is a recipe key;
+Kadra et al. 2021, "Well-tuned simple nets excel on tabular datasets"; ``all``: every one that
+applies, ``cocktail.py``). Each is a recipe key;
 its switch is a parameter named ``KEY?`` and whatever it samples exists only in configurations
 where it is on (a conditional parameter)::
 
@@ -44,6 +45,7 @@ import optuna
 
 from ..errors import UserError
 from ..recipe import SweepRecipe, load_plan, with_overrides
+from .cocktail import every_regularizer
 
 KINDS = ("choice", "uniform", "loguniform", "int")
 SCALAR = (str, int, float, bool, type(None))
@@ -268,6 +270,9 @@ def load_sweep_recipe(path, overrides: list[str] = (), saved: bool = False) -> t
     """A sweep file: a recipe plus a ``search`` section. Returns the sweep, the base recipe's tree
     and the search space, every key and bound of it tried on the base recipe."""
     sweep, base = load_plan(path, overrides, saved, SweepRecipe, "search")
+    if sweep.search.cocktail == "all":  # written out in the resolved recipe: a saved sweep keeps what it ran with
+        cocktail, variants = every_regularizer(sweep, sweep.search.variants, lambda overrides: accepts(base, overrides))
+        sweep = sweep.model_copy(update={"search": sweep.search.model_copy(update={"cocktail": cocktail, "variants": variants})})
     try:
         space = SearchSpace(sweep.search.space, sweep.search.cocktail, sweep.search.variants)
         for where, probe in space.probes():
@@ -277,3 +282,17 @@ def load_sweep_recipe(path, overrides: list[str] = (), saved: bool = False) -> t
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
     return sweep, base, space
+
+
+def accepts(base: dict, overrides: dict) -> bool:
+    """Whether a base recipe takes these overrides, each searched key at its lowest value."""
+    def lowest(value: Any) -> Any:
+        if is_distribution(value):
+            return next(value[kind][0] for kind in KINDS if kind in value)
+        return {sub: lowest(v) for sub, v in value.items()} if isinstance(value, dict) else value
+
+    try:
+        with_overrides(base, {key: lowest(value) for key, value in overrides.items()}, "search.cocktail: all")
+    except UserError:
+        return False
+    return True

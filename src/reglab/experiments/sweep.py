@@ -31,7 +31,7 @@ from .engine import Engine
 from .search_space import load_sweep_recipe, run_name
 from .storage import PATIENCE, PLAN, make_storage
 from .study import Study, compared_epoch, nan_reason, run_summary, run_value
-from .table import metric_label
+from .table import COMPACT_ABOVE, configuration_text, metric_label
 
 MIN_FOR_IMPORTANCE = 5  # completed runs below which importances are noise
 FINISHED, PRUNED, OTHER = 0, 1, 2  # ranking groups: runs that trained to the end, pruned ones, diverged or valueless ones
@@ -190,7 +190,7 @@ class Sweep(Engine):
                          f"{', '.join(f'{v:.4f}' for v in row['values'].values())}\n" for row in front)  # fmt: skip
         header += (f"# Best configuration of sweep {self.name}, ranked by {metric_label(self.config, 'at epoch')}: {best['value']:.4f} "
                   f"(seed {recipe.train.seed}, run {best['name']}; one seed: confirm it on fresh seeds with `reglab sweep confirm`).\n"
-                  f"# Searched values: {', '.join(f'{k}={v}' for k, v in best['params'].items())}\n"
+                  f"# Searched values: {searched_text(best['params'], self.space.names)}\n"
                   f"# The same numbers on CPU need the same thread count: OMP_NUM_THREADS={best['threads']} reglab train best.yaml\n")  # fmt: skip
         path = self.directory / "best.yaml"
         write_atomic(path, lambda tmp: tmp.write_text(header + yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8"))
@@ -263,6 +263,11 @@ class Sweep(Engine):
         dotted key alone would leave keys of the base's section that a changed ``name`` refuses)."""
         resolved = self.recipe_for(tuple(row["point"])).to_dict()
         return {section: resolved[section] for section in dict.fromkeys(key.split(".")[0] for key in row["overrides"])}
+
+
+def searched_text(params: dict, names: list[str]) -> str:
+    """Every searched value, or for a cocktail what is switched on (``table.configuration_text``)."""
+    return configuration_text(params) if len(names) > COMPACT_ABOVE else ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def pareto_fronts(rows: list[dict], objectives: list[tuple[str, bool]]) -> None:

@@ -153,16 +153,36 @@ def objective_cells(row: dict, config) -> list[str]:
     return [f"{value:.4f}" for value in row["values"].values()] + [str(row.get("front", "—"))]
 
 
+COMPACT_ABOVE = 8  # searched parameters past which the ranking shows one configuration column
+
+
+def cell(value) -> str:
+    return "—" if value is None else ("on" if value else "off") if isinstance(value, bool) else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def configuration_text(params: dict) -> str:
+    """A configuration in one cell: the members switched on with their values, the variants chosen
+    (a switch that is off, and the switch itself when its values show it on, are left out)."""
+    parts = []
+    for name, value in params.items():
+        if name.endswith("?"):
+            key = name[:-1]
+            if value and not any(other.startswith(key) and other != name for other in params):
+                parts.append(key)
+            continue
+        parts.append(f"{name.split(' [')[0]}={cell(value)}")
+    return " ".join(parts) or "(every member off)"
+
+
 def print_ranking(rows: list[dict], names: list[str], config, title: str, console: Console | None = None) -> None:
     """A sweep's configurations, best first: their searched values, metric(s), loss, epochs and status."""
     shown = Table(title=escape(title))
     losses_at = f"@{config.at_epoch}" if config.at_epoch is not None else ""
-    for header in ("rank", *names, *objective_headers(config), f"val loss{losses_at}", "epochs", "status"):
-        shown.add_column(escape(header), justify="left" if header == "status" else "right")
+    compact = len(names) > COMPACT_ABOVE  # a cocktail: one column of what each configuration switched on
+    for header in ("rank", *(["configuration (what is on)"] if compact else names), *objective_headers(config), f"val loss{losses_at}", "epochs", "status"):
+        shown.add_column(escape(header), justify="left" if header in ("status", "configuration (what is on)") else "right")
     for row in rows:
-        values = [row["params"].get(name) for name in names]
-        cells = ["—" if v is None else ("on" if v else "off") if isinstance(v, bool) else f"{v:.3g}" if isinstance(v, float) else str(v)
-                 for v in values]  # fmt: skip
+        cells = [configuration_text(row["params"])] if compact else [cell(row["params"].get(name)) for name in names]
         status = row["status"] + (f" ({row['reason']})" if row.get("reason") and row["status"] != "diverged" else "")
         shown.add_row(str(row["rank"]), *map(escape, cells), *objective_cells(row, config), f"{row['val_loss']:.4f}",
                       str(row["epochs_run"]), escape(status))  # fmt: skip

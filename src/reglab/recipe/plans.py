@@ -115,7 +115,7 @@ class SearchConfig(MeasuredConfig):
     ``metric``; see ``search_space.py``."""
 
     space: dict[str, Any] = {}
-    cocktail: dict[str, Any] = {}
+    cocktail: Union[Literal["all"], dict[str, Any]] = Field({}, description="regularizers switched on or off, or all of them")
     variants: dict[str, Any] = {}
     sampler: Literal["grid", "random", "tpe"] = "tpe"
     seed: int = Field(0, description="the sampler's seed: the same recipe proposes the same configurations")
@@ -161,12 +161,20 @@ class SearchConfig(MeasuredConfig):
 
 
 def with_amp(tree: dict, amp: str) -> dict:
-    """A resolved plan whose ``train.amp: auto`` becomes ``amp``: a study or sweep pins its
-    precision when it is created (``device.pinned_amp``), so that workers on machines that would
-    resolve ``auto`` differently never mix precisions within one table. An explicit value stays."""
-    if tree["train"].get("amp", "auto") != "auto":
-        return tree
-    return {**tree, "train": {**tree["train"], "amp": amp}}
+    """A resolved plan whose ``train.amp: auto`` (in its base, or set by a study arm) becomes
+    ``amp``: a study or sweep pins its precision when it is created (``device.pinned_amp``), so
+    that workers on machines that would resolve ``auto`` differently never mix precisions within
+    one table. An explicit value stays."""
+    def pinned(train: dict) -> dict:
+        return {**train, "amp": amp} if train.get("amp", "auto") == "auto" else train
+
+    tree = {**tree, "train": pinned(tree["train"])}
+    if "study" in tree:
+        arms = {name: {**arm, **({"train.amp": amp} if arm.get("train.amp") == "auto" else {}),
+                       **({"train": pinned(arm["train"])} if isinstance(arm.get("train"), dict) and "amp" in arm["train"] else {})}
+                for name, arm in tree["study"]["arms"].items()}  # fmt: skip
+        tree["study"] = {**tree["study"], "arms": arms}
+    return tree
 
 
 class StudyRecipe(Recipe):
