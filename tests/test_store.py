@@ -308,3 +308,11 @@ def test_a_plan_pins_its_precision_and_a_machine_that_cannot_train_at_it_refuses
     code, _, err = run_cli(capsys, "worker", tmp_path / "b")
     assert code == 2 and err.count("\n") == 1 and "train.amp=bf16, pinned when it was created, and this machine cannot" in err
     assert not (tmp_path / "b" / "runs").exists()  # refused before taking a trial
+
+
+def test_a_worker_whose_machine_lacks_the_data_refuses_before_taking_a_trial(tmp_path, capsys):
+    recipe = write_recipe(tmp_path, RECIPE.format(name="elsewhere").replace("{source: digits}", "{source: image_folder, path: /mnt/nowhere}"))
+    assert run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "s")[0] == 0  # the creating machine need not see it
+    code, _, err = run_cli(capsys, "worker", tmp_path / "s")
+    assert code == 2 and err.count("\n") == 1 and "/mnt/nowhere: not found on this machine (data.path of" in err
+    assert all(t.state == TrialState.WAITING for t in Study(tmp_path / "s").optuna.get_trials())  # no trial taken

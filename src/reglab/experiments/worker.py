@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Hashable, Optional
 
 import optuna
@@ -103,7 +104,7 @@ class Worker:
         most), until none is waiting or running elsewhere."""
         deadline = time.time() + timeout if timeout else math.inf
         plan_store(self)  # a store this machine cannot reach or write: refused before a trial is taken
-        self.check_precision()
+        self.check_machine()
         while True:
             optuna.storages.fail_stale_trials(self.optuna)
             waiting = self.count(TrialState.WAITING)
@@ -123,10 +124,13 @@ class Worker:
             else:
                 return
 
-    def check_precision(self) -> None:
-        """A machine that cannot train at the plan's precision (``train.amp``, pinned when the plan
-        was created) refuses before it takes a trial."""
-        train = self.recipe.train
+    def check_machine(self) -> None:
+        """A machine that cannot run the plan's trials refuses before it takes one: its data folder
+        is not here (``data.path`` is read on each worker), or it cannot train at the plan's
+        precision (``train.amp``, pinned when the plan was created)."""
+        train, path = self.recipe.train, self.recipe.data.path
+        if path and not Path(path).exists():
+            raise UserError(f"{path}: not found on this machine (data.path of {self.directory}; each worker reads the data itself)")
         try:
             autocast(pick_device(self.device or train.device), train.amp)
         except UserError as exc:
