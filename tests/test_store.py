@@ -64,6 +64,16 @@ def storage_url(tmp_path) -> str:
     return os.environ.get("REGLAB_TEST_POSTGRES_URL") or f"sqlite:///{tmp_path / 'shared.db'}"
 
 
+def created_in(folders, tmp_path, capsys, engine, text: str):
+    """A study or sweep created in the creator's folder with the shared storage and store, no
+    workers; returns it (as the creator sees it) and the storage URL."""
+    name, url = f"{engine.kind}-store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
+    recipe = write_recipe(folders["creator"], text.format(name=name))
+    code, _, err = run_cli(capsys, engine.kind, recipe, "--storage", url, "--store", folders["store"], "--workers", "0", "--out", folders["creator"] / "s")
+    assert code == 0, err
+    return engine(folders["creator"] / "s"), url
+
+
 def work_with_a_kill(engine, url, name, folders) -> tuple:
     """Two workers in their own folders with only ``--storage URL --study NAME``; the one whose run
     got past its first epoch is SIGKILLed, the other finishes the plan. Returns the killed worker's
@@ -101,12 +111,8 @@ def assert_resumed_from_the_store(run, store) -> None:
 @pytest.mark.slow
 def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(tmp_path, capsys, monkeypatch):
     folders = machines(tmp_path, "creator", "worker_b", "worker_c", "reader")
-    name, url = f"store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
-    recipe = write_recipe(folders["creator"], RECIPE.format(name=name))
-    code, _, err = run_cli(capsys, "study", recipe, "--storage", url, "--store", folders["store"], "--workers", "0", "--out", folders["creator"] / "s")
-    assert code == 0, err
-
-    creator = Study(folders["creator"] / "s")
+    creator, url = created_in(folders, tmp_path, capsys, Study, RECIPE)
+    name = creator.name
     killed = work_with_a_kill(creator, url, name, folders)
     assert recorded_points(creator) == [("base", 0), ("base", 1), ("l2", 0), ("l2", 1)]  # each once
     assert not list((folders["reader"]).iterdir())
@@ -128,11 +134,8 @@ def test_workers_in_empty_folders_share_a_study_through_storage_and_store_alone(
 @pytest.mark.slow
 def test_a_sweep_and_its_confirmation_run_on_machines_that_share_only_storage_and_store(tmp_path, capsys, monkeypatch):
     folders = machines(tmp_path, "creator", "worker_b", "worker_c", "confirmer", "reader")
-    name, url = f"sweep-store-{os.getpid()}-{int(time.time())}", storage_url(tmp_path)
-    recipe = write_recipe(folders["creator"], SWEEP.format(name=name))
-    code, _, err = run_cli(capsys, "sweep", recipe, "--storage", url, "--store", folders["store"], "--workers", "0", "--out", folders["creator"] / "s")
-    assert code == 0, err
-    creator = Sweep(folders["creator"] / "s")
+    creator, url = created_in(folders, tmp_path, capsys, Sweep, SWEEP)
+    name = creator.name
     killed = work_with_a_kill(creator, url, name, folders)
     assert recorded_points(creator) == [(0.0,), (0.01,)]
 

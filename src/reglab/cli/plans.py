@@ -127,7 +127,7 @@ def cmd_sweep_confirm(args) -> None:
     from ..experiments.sweep import Sweep
 
     from ..experiments.artifacts import STORE
-    from ..experiments.sweep import local_directory
+    from ..experiments.sweep import local_directory, searched_text
 
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
@@ -138,7 +138,7 @@ def cmd_sweep_confirm(args) -> None:
     study = Study.prepare(path, [], out, sweep.storage_url if first else None, args.store or sweep.optuna.user_attrs.get(STORE))
     if not args.quiet:
         for arm, params in arms.items():
-            print(f"{arm}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+            print(f"{arm}: {searched_text(params, sweep.space.names)}")
         print(f"fresh seeds {', '.join(map(str, study.config.seeds))} (the sweep selected on {', '.join(map(str, sorted(sweep.selecting_seeds())))})")
     run_study(study, args)
 
