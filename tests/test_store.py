@@ -233,8 +233,9 @@ def test_runs_archived_in_an_s3_bucket_are_fetched_by_a_reader_elsewhere(tmp_pat
         folder.mkdir()
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     recipe = write_recipe(folders["creator"], RECIPE.format(name="in-s3").replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 12", "epochs: 3"))
-    code, _, err = run_cli(capsys, "study", recipe, "--storage", url, "--store", "s3://runs/team-a", "--workers", "1", "--quiet",
-                           "--out", folders["creator"] / "s")  # fmt: skip
+    code, _, err = run_cli(capsys, "study", recipe, "--storage", url, "--store", "s3://runs/team-a", "--workers", "0", "--out", folders["creator"] / "s")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "worker", folders["creator"] / "s", "--quiet")  # a worker in this process
     assert code == 0, err
     keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket="runs")["Contents"]]
     assert len(keys) == 2 and all(key.startswith("team-a/") for key in keys)  # one archive a run, under the prefix; no state left

@@ -30,9 +30,9 @@ class Attempts:
         resumes it: one on this machine's disk, or a training state another machine's attempt
         left in the store when that one got further; False when there is none to resume."""
         dead = self.dead_trials(point)
-        resumable = [path for path in (self.attempt_path(point, t.number) for t in dead) if (path / STATE).is_file()]
-        furthest = max(resumable, key=lambda path: len(RunDir(path).history()), default=None)
-        if fetch_state(self, dead, attempt, beyond=len(RunDir(furthest).history()) if furthest else 0):
+        epochs = {path: len(RunDir(path).history()) for path in (self.attempt_path(point, t.number) for t in dead) if (path / STATE).is_file()}
+        furthest = max(epochs, key=epochs.get, default=None)
+        if fetch_state(self, dead, attempt, beyond=epochs.get(furthest, 0)):
             return True
         if furthest is None:
             return False

@@ -6,6 +6,7 @@ endpoint and credentials from boto3's usual places: ``AWS_ENDPOINT_URL``, ``AWS_
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from pathlib import Path
@@ -63,6 +64,7 @@ def store_at(path: str, option: str = "--store"):
     return FileSystemArtifactStore(str(folder.resolve()))
 
 
+@functools.lru_cache(maxsize=None)  # one client and one probe a bucket and process: a worker opens its store at every trial
 def s3_store(url: str, option: str):
     try:
         import boto3
