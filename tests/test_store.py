@@ -320,3 +320,9 @@ def test_a_worker_whose_machine_lacks_the_data_refuses_before_taking_a_trial(tmp
     code, _, err = run_cli(capsys, "worker", tmp_path / "s")
     assert code == 2 and err.count("\n") == 1 and "/mnt/nowhere: not found on this machine (data.path of" in err
     assert all(t.state == TrialState.WAITING for t in Study(tmp_path / "s").optuna.get_trials())  # no trial taken
+
+
+def test_a_gpu_study_can_be_created_on_a_machine_without_one(tmp_path, capsys):
+    recipe = write_recipe(tmp_path, RECIPE.format(name="gpu").replace("train: {", "train: {device: cuda, "))
+    assert run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "s")[0] == 0  # a login node queues it
+    assert Study(tmp_path / "s").recipe.train.amp == "bf16"  # what auto means on the GPUs that will run it

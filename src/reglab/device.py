@@ -47,7 +47,11 @@ def autocast(device: torch.device, mode: str):
 
 def pinned_amp(device_name: str) -> str:
     """``train.amp: auto`` made concrete on this machine (``bf16`` or ``off``), for a study or sweep
-    to pin when it is created: workers on other machines then train at the same precision."""
+    to pin when it is created: workers on other machines then train at the same precision. A
+    recipe that names ``cuda`` pins what auto means there, even from a machine without a GPU (a
+    cluster's login node)."""
+    if device_name == "cuda":
+        return "bf16"
     return "bf16" if precision(pick_device(device_name), "auto") == "bfloat16" else "off"
 
 
