@@ -15,3 +15,25 @@ def test_the_cuda_check_says_in_one_line_that_there_is_no_gpu_and_exits_0(tmp_pa
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0 and done.stdout.count("\n") == 1 and "no CUDA device" in done.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_changes_its_sound(tmp_path):
+    import numpy as np
+    import soundfile
+
+    source, out = tmp_path / "test", tmp_path / "chain"
+    source.mkdir()
+    rate, t = 22050, np.arange(22050) / 22050
+    for n, frequency in enumerate((220.0, 660.0)):
+        tone = 0.3 * np.sin(2 * np.pi * frequency * t)
+        soundfile.write(source / f"excerpt_{n}.flac", np.stack([tone, 0.5 * tone], axis=1), rate)
+        (source / f"excerpt_{n}.txt").write_text("pia\n")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(source), str(out), "--seed", "3"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for n in range(2):
+        clean, _ = soundfile.read(source / f"excerpt_{n}.flac", always_2d=True)
+        chained, chained_rate = soundfile.read(out / f"excerpt_{n}.flac", always_2d=True)
+        assert chained.shape == clean.shape and chained_rate == rate and np.abs(chained).max() <= 1.0
+        assert np.abs(chained - clean).mean() > 0.01  # another sound, not a copy
+        assert (out / f"excerpt_{n}.txt").read_text() == "pia\n"
