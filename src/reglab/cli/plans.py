@@ -45,11 +45,6 @@ def shown_directory(args):
     return local_directory(args.storage, args.study, args.out) if from_storage(args, "show") else args.directory
 
 
-def sweep_from_storage(args, local_directory):
-    """``sweep confirm --storage URL --study NAME``: the sweep's directory made here (``--out`` is the confirmation's)."""
-    return local_directory(args.storage, args.study) if from_storage(args, "sweep confirm") else None
-
-
 def cmd_study_show(args) -> None:
     from ..experiments.study import Study
 
@@ -123,15 +118,15 @@ def cmd_sweep_show(args) -> None:
 
 
 def cmd_sweep_confirm(args) -> None:
-    from ..experiments.study import Study
-    from ..experiments.sweep import Sweep
-
     from ..experiments.artifacts import STORE
-    from ..experiments.sweep import local_directory, searched_text
+    from ..experiments.study import Study
+    from ..experiments.sweep import Sweep, local_directory
+    from ..experiments.table import searched_text
 
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    sweep = Sweep(args.directory or sweep_from_storage(args, local_directory), args.storage)
+    # the sweep's directory, given or made here from the storage (--out is the confirmation's)
+    sweep = Sweep(local_directory(args.storage, args.study) if from_storage(args, "sweep confirm") else args.directory, args.storage)
     out = Path(args.out or sweep.directory / "confirm")
     path, arms = sweep.confirmation(args.top, args.seeds, args.baseline, out)
     first = not (out / "study.json").exists()  # a confirmation made before keeps its own storage
@@ -160,12 +155,11 @@ def cmd_worker(args) -> None:
 
     from ..experiments.sweep import local_directory, open_directory
 
-    from_storage(args, "worker")
     if args.patience < 0:
         raise UserError(f"--patience must be 0 seconds or more, got {args.patience}")
+    directory = local_directory(args.storage, args.study, args.out) if from_storage(args, "worker") else args.directory
     if args.threads:
         torch.set_num_threads(args.threads)
-    directory = args.directory or local_directory(args.storage, args.study, args.out)
     engine = open_directory(directory, args.storage, args.patience)
     engine.quiet, engine.device = args.quiet, args.device
     engine.work(args.timeout)

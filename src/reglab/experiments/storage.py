@@ -145,8 +145,9 @@ def make_storage(url: str, heartbeat_seconds: int, patience: float = PATIENCE):
 
 def stored_plan(url: str, name: str) -> Optional[dict]:
     """The plan a storage keeps for the study or sweep ``name`` (made on another machine,
-    perhaps), or None."""
+    perhaps): None when the storage holds no such study, empty when it was made before reglab
+    kept its plan there."""
     try:
-        return optuna.load_study(study_name=name, storage=make_storage(url, 10)).user_attrs.get(PLAN)
+        return optuna.load_study(study_name=name, storage=make_storage(url, 10)).user_attrs.get(PLAN, {})
     except KeyError:
         return None

@@ -29,9 +29,9 @@ from ..rundir import directory_kind, write_atomic
 from ..training.run import RunResult
 from .engine import Engine
 from .search_space import load_sweep_recipe, run_name
-from .storage import PATIENCE, PLAN, make_storage
+from .storage import PATIENCE, PLAN, make_storage, stored_plan
 from .study import Study, compared_epoch, nan_reason, run_summary, run_value
-from .table import COMPACT_ABOVE, configuration_text, metric_label
+from .table import metric_label, searched_text
 
 MIN_FOR_IMPORTANCE = 5  # completed runs below which importances are noise
 FINISHED, PRUNED, OTHER = 0, 1, 2  # ranking groups: runs that trained to the end, pruned ones, diverged or valueless ones
@@ -265,11 +265,6 @@ class Sweep(Engine):
         return {section: resolved[section] for section in dict.fromkeys(key.split(".")[0] for key in row["overrides"])}
 
 
-def searched_text(params: dict, names: list[str]) -> str:
-    """Every searched value, or for a cocktail what is switched on (``table.configuration_text``)."""
-    return configuration_text(params) if len(names) > COMPACT_ABOVE else ", ".join(f"{k}={v}" for k, v in params.items())
-
-
 def pareto_fronts(rows: list[dict], objectives: list[tuple[str, bool]]) -> None:
     """Non-dominated sorting (Deb et al. 2002): ``row["front"]`` is 1 for the Pareto-optimal
     configurations, 2 for those only they dominate, and so on."""
@@ -309,12 +304,9 @@ def local_directory(storage_url: str, name: str, out: Optional[Path] = None) -> 
     """A directory on this machine for the study or sweep ``name`` of a storage, made from the plan
     the storage keeps (its resolved recipe): a worker elsewhere needs no shared folder. Runs train
     into its ``runs/``; a directory made before is reused."""
-    storage = make_storage(storage_url, 10)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        raise UserError(f"--study {name}: {storage_url} holds no study or sweep of that name (reglab study list --storage URL)") from None
-    plan = study.user_attrs.get(PLAN)
+    plan = stored_plan(storage_url, name)
+    if plan is None:
+        raise UserError(f"--study {name}: {storage_url} holds no study or sweep of that name (reglab study list --storage URL)")
     if not plan:
         raise UserError(f"--study {name}: its plan is not in the storage (created before reglab kept it there); join it with its directory")
     engine = Sweep if plan["kind"] == "sweep" else Study

@@ -174,6 +174,11 @@ def configuration_text(params: dict) -> str:
     return " ".join(parts) or "(every member off)"
 
 
+def searched_text(params: dict, names: list[str]) -> str:
+    """A configuration on one line: every searched value, or for a cocktail what is switched on."""
+    return configuration_text(params) if len(names) > COMPACT_ABOVE else ", ".join(f"{k}={v}" for k, v in params.items())
+
+
 def print_ranking(rows: list[dict], names: list[str], config, title: str, console: Console | None = None) -> None:
     """A sweep's configurations, best first: their searched values, metric(s), loss, epochs and status."""
     shown = Table(title=escape(title))
