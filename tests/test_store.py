@@ -32,14 +32,8 @@ augment: {{translate: {{fraction: 0.1}}}}
 train: {{epochs: 12, batch_size: 64}}
 study: {{arms: {{base: {{}}, l2: {{optim.l2: 0.01}}}}, baseline: base, seeds: [0, 1], heartbeat_seconds: 1}}
 """
-SWEEP = """name: {name}
-data: {{source: digits}}
-model: {{name: linear}}
-optim: {{name: sgd, lr: 0.05}}
-augment: {{translate: {{fraction: 0.1}}}}
-train: {{epochs: 12, batch_size: 64}}
-search: {{metric: val_accuracy, heartbeat_seconds: 1, sampler: grid, space: {{optim.l2: {{choice: [0.0, 0.01]}}}}}}
-"""
+SWEEP = RECIPE.replace("study: {{arms: {{base: {{}}, l2: {{optim.l2: 0.01}}}}, baseline: base, seeds: [0, 1], heartbeat_seconds: 1}}",
+                       "search: {{metric: val_accuracy, heartbeat_seconds: 1, sampler: grid, space: {{optim.l2: {{choice: [0.0, 0.01]}}}}}}")
 
 
 def reglab(*args, cwd):
