@@ -191,6 +191,17 @@ def test_the_python_api_trains_a_recipe_given_as_a_dict_with_overrides(tmp_path)
     assert reglab.load(text).data.classes == 3
 
 
+def test_a_section_given_whole_is_merged_under_its_name_and_replaced_when_the_name_changes():
+    """``reglab train R 'schedule={name: cosine}'`` (the README's way to switch a section) and
+    ``reglab.train(R, optim={"lr": 0.05})`` (a value changed, the rest kept) both hold."""
+    import reglab
+
+    recipe = "schedule: {name: plateau, monitor: val_loss, patience: 3}\noptim: {name: sgd, lr: 0.1, momentum: 0.5}\n"
+    loaded = reglab.load(recipe, schedule={"name": "cosine"}, optim={"lr": 0.05}, **{"train.early_stopping": {"patience": 2}})
+    assert loaded.schedule.name == "cosine" and loaded.optim.lr == 0.05 and loaded.optim.momentum == 0.5
+    assert loaded.train.early_stopping.patience == 2
+
+
 def test_every_registry_holds_exactly_the_names_the_recipe_schema_knows():
     import reglab  # noqa: F401  (registers the built-ins)
     from reglab.plugins import BATCH_OPS, DATA_SOURCES, LOSSES, MODELS

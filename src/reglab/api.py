@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import yaml
 
@@ -18,7 +18,7 @@ from .plugins import BATCH_OPS, DATA_SOURCES, LOSSES, MODELS
 from .progress import Silent
 from .rundir import RunDir, default_run_dir
 from .recipe import Recipe, set_dotted, validate
-from .recipe.loading import read_recipe_tree, settle_moved, with_own_folder
+from .recipe.loading import laid_over, read_recipe_tree, settle_moved, with_own_folder
 from .training.run import RunResult
 from .training.run import train as train_run
 from .training.tracking import attach_report
@@ -48,22 +48,19 @@ def recipe_tree(recipe: RecipeLike) -> tuple[dict, str]:
     return tree or {}, text
 
 
-def dotted(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optim": {"lr": 0.1}}`` and ``{"optim.lr": 0.1}`` alike as ``{"optim.lr": 0.1}``."""
-    flat = {}
-    for key, value in overrides.items():
-        if isinstance(value, dict) and value:
-            flat.update(dotted(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def overridden_tree(recipe: RecipeLike, overrides: dict) -> tuple[dict, str]:
-    """``recipe_tree`` with the keyword overrides set (``None``: the default)."""
+    """``recipe_tree`` with the keyword overrides set (``None``: the default). A dotted key sets
+    one value; a mapping is laid over the section below it as a ``base:`` recipe is (its keys
+    merged, the section replaced whole when its ``name`` changes: ``schedule={"name": "cosine"}``)."""
     tree, origin = recipe_tree(recipe)
-    for key, value in dotted(overrides).items():
-        set_dotted(tree, key.split("."), copy.deepcopy(value))
+    for key, value in overrides.items():
+        keys = key.split(".")
+        below = tree
+        for part in keys:
+            below = below.get(part) if isinstance(below, dict) else None
+        if isinstance(value, dict) and isinstance(below, dict):
+            value = laid_over({key: below}, {key: value})[key]
+        set_dotted(tree, keys, copy.deepcopy(value))
     return tree, origin
 
 
