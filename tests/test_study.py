@@ -279,6 +279,24 @@ def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_ru
     assert len(failed) == 2  # the killed stack's two trials, stale and retried
 
 
+def test_parallel_seeds_auto_stacks_nothing_on_a_cpu_and_a_number_is_taken_as_given(tmp_path):
+    """The default, ``auto``: one seed at a time on the CPU (stacks are slower per seed there) and
+    for a run that must train alone; the GPU's stack size on CUDA."""
+    import torch
+
+    from reglab.device import SEEDS_PER_CUDA_STACK, seeds_per_stack
+
+    recipe = tmp_path / "auto.yaml"
+    recipe.write_text(STACKED.replace("  parallel_seeds: 2\n", ""))
+    study = Study.prepare(recipe, [], tmp_path / "auto", None)
+    assert study.config.parallel_seeds == "auto" and study.stack_size() == 1
+    (tmp_path / "two.yaml").write_text(STACKED)
+    assert Study.prepare(tmp_path / "two.yaml", [], tmp_path / "two", None).stack_size() == 2
+    cuda = torch.device("cuda")
+    assert seeds_per_stack("auto", cuda, alone=False) == SEEDS_PER_CUDA_STACK > 1
+    assert seeds_per_stack("auto", cuda, alone=True) == 1 and seeds_per_stack(3, torch.device("cpu"), alone=False) == 3
+
+
 AT_EPOCH = """
 name: at-epoch
 data: {source: digits}

@@ -55,6 +55,19 @@ def pinned_amp(device_name: str) -> str:
     return "bf16" if precision(pick_device(device_name), "auto") == "bfloat16" else "off"
 
 
+SEEDS_PER_CUDA_STACK = 8  # a guess until benchmarks/cuda_check.py has measured k = 1-16 on a GPU
+
+
+def seeds_per_stack(setting, device: torch.device, alone: bool) -> int:
+    """How many seeds of one arm a worker trains as one stack (``study.parallel_seeds``): a number
+    as given; ``auto`` 1 on the CPU, where a stack of the convolutional models is 1.1-1.7x slower
+    per seed than separate runs (``benchmarks/parallel_seeds.py``), and for a run that must train
+    ``alone`` (compiled, or two passes a step); ``SEEDS_PER_CUDA_STACK`` on CUDA."""
+    if setting != "auto":
+        return setting
+    return SEEDS_PER_CUDA_STACK if device.type == "cuda" and not alone else 1
+
+
 def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` under ``torch.compile`` (TorchInductor, Ansel et al. 2024): it shares the model's
     parameters and fuses its element-wise and normalization layers into generated kernels. Shapes

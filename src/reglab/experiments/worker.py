@@ -19,7 +19,7 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-from ..device import autocast, pick_device
+from ..device import autocast, pick_device, seeds_per_stack
 from ..errors import UserError, first_line
 from ..progress import Silent
 from ..training.stack import train_stack
@@ -44,7 +44,9 @@ class Worker:
         waiting = self.queued((TrialState.WAITING,))
         if not waiting or self.stack_key(tuple(waiting[0].user_attrs[POINT])) is None:
             return 1
-        return self.config.parallel_seeds
+        recipe = self.recipe_for(tuple(waiting[0].user_attrs[POINT]))
+        alone = recipe.train.compile or recipe.optim.sam is not None
+        return seeds_per_stack(self.config.parallel_seeds, pick_device(self.device or recipe.train.device), alone)
 
     def take_stack(self, size: int) -> list[optuna.Trial]:
         """Up to ``size`` waiting trials with the first one's stack key, popped in queue order.

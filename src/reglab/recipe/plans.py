@@ -64,8 +64,9 @@ class StudyConfig(MeasuredConfig):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of the table's verdicts (Holm over the arms)")
     margin: Optional[float] = Field(None, description="equivalence margin ±δ in the metric's units (two one-sided tests)")
     also: list[Monitor] = Field([], description="exploratory columns: other per-epoch values at the compared epoch, no verdict")
-    parallel_seeds: int = Field(1, ge=1, le=64, description="a worker pops up to this many waiting seeds of one arm and trains them "
-                                "at once, as one vectorized network (the queue's setting, not a run's)")  # fmt: skip
+    parallel_seeds: Union[Literal["auto"], Annotated[int, Field(ge=1, le=64)]] = Field(
+        "auto", description="a worker pops up to this many waiting seeds of one arm and trains them at once, as one vectorized "
+        "network (the queue's setting, not a run's); auto: device.seeds_per_stack")  # fmt: skip
     split_follows_seed: Optional[bool] = Field(
         None, description="each seed draws its own train/validation split (data.split_seed = the seed); "
         "default: yes unless the recipe sets data.split_seed")  # fmt: skip
@@ -182,10 +183,10 @@ class StudyRecipe(Recipe):
 
     @model_validator(mode="after")
     def _compile_runs_alone(self) -> "StudyRecipe":
-        if self.train.compile and self.study.parallel_seeds > 1:
+        if self.train.compile and self.study.parallel_seeds not in (1, "auto"):
             raise ValueError("train.compile compiles one network; study.parallel_seeds stacks seeds under vmap, which it does not "
                              "compile: set one of them off")  # fmt: skip
-        if self.optim.sam is not None and self.study.parallel_seeds > 1:
+        if self.optim.sam is not None and self.study.parallel_seeds not in (1, "auto"):
             raise ValueError("optim.sam takes two passes a step, which a stack of study.parallel_seeds does not: set one of them off")
         return self
 
