@@ -20,7 +20,8 @@ class Squares(Engine):
 
     def read_plan(self, path):
         self.config = SimpleNamespace(metric="val_accuracy", heartbeat_seconds=1, maximize=True, objectives=[("val_accuracy", True)])
-        self.recipe = SimpleNamespace(train=SimpleNamespace(device="cpu", amp="off"), data=SimpleNamespace(path=None))  # what a worker checks
+        self.recipe = SimpleNamespace(train=SimpleNamespace(device="cpu", amp="off"), data=SimpleNamespace(path=None),
+                                      model=SimpleNamespace(name="linear"))  # what a worker checks
         self.trained, self.broken = [], {3}
 
     def points(self):

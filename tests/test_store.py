@@ -290,9 +290,9 @@ def test_a_plan_pins_its_precision_and_a_machine_that_cannot_train_at_it_refuses
     one_run = RECIPE.replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 12", "epochs: 1")
     recipe = write_recipe(tmp_path, one_run.format(name="pinned"))
     assert run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "s")[0] == 0
-    here = pinned_amp("auto")  # 'off' on a CPU, 'bf16' on a CUDA GPU with bfloat16
+    here = pinned_amp("auto", "linear")  # 'off' on a CPU, 'bf16' on a CUDA GPU with bfloat16
     assert Study(tmp_path / "s").recipe.train.amp == here  # auto, made concrete when the study was created
-    monkeypatch.setattr(reglab.experiments.engine, "pinned_amp", lambda device: "off" if here == "bf16" else "bf16")
+    monkeypatch.setattr(reglab.experiments.engine, "pinned_amp", lambda device, model: "off" if here == "bf16" else "bf16")
     code, _, err = run_cli(capsys, "study", recipe, "--workers", "0", "--out", tmp_path / "s")  # the same command on a machine that
     assert code == 0, err  # would resolve auto otherwise: the same study, still at its pinned precision
     assert Study(tmp_path / "s").recipe.train.amp == here

@@ -136,6 +136,25 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
     assert without_time(train(recipe, tmp_path / "again").history) == without_time(half)  # deterministic in bfloat16 too
 
 
+def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_only_long_runs_of_families_it_pays_for(tmp_path, monkeypatch):
+    """``train.amp: auto`` on the CPU: bfloat16 where the CPU has bfloat16 instructions and the
+    model family was shown equivalent in it (AlexNet-like), float32 for the rest; ``train.compile:
+    auto``: only families measured faster compiled, on runs long enough to repay the compile."""
+    from reglab.device import cpu_has_native_bf16, concrete_compile
+
+    alexnet = train(digits_recipe("model={name: alexnet_like, width: 0.25}", "data.image_size=32", "train.epochs=1"), tmp_path / "a")
+    linear = train(digits_recipe("model={name: linear}", "train.epochs=1"), tmp_path / "l")
+    meta = {name: json.loads((tmp_path / name / "meta.json").read_text()) for name in ("a", "l")}
+    assert meta["a"]["precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32") and meta["l"]["precision"] == "float32"
+    assert not meta["a"]["compiled"] and not meta["l"]["compiled"] and alexnet.status == linear.status == "completed"
+    cpu = torch.device("cpu")
+    assert concrete_compile("auto", cpu, "instrunet", 250_000) and not concrete_compile("auto", cpu, "instrunet", 20_000)
+    assert not concrete_compile("auto", cpu, "alexnet_like", 10**9) and concrete_compile(True, cpu, "alexnet_like", 1)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no C++ compiler: auto does not compile, where true is an error
+    monkeypatch.delenv("CXX", raising=False)
+    assert not concrete_compile("auto", cpu, "instrunet", 250_000)
+
+
 @pytest.mark.slow  # compiles a model twice
 def test_compiled_training_learns_as_eager_does_and_repeats_itself(tmp_path):
     recipe = digits_recipe("train.compile=true", "model.name=instrunet", "model.width=0.25")

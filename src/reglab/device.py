@@ -23,36 +23,76 @@ def pick_device(name: str) -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX)."""
+    """Whether oneDNN runs bfloat16 here at all (on AVX-512 without BF16 it is emulated)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def precision(device: torch.device, mode: str) -> str:
-    """What ``train.amp`` trains at on ``device``: ``bfloat16`` on CUDA unless it is off, on the CPU
-    only when it is ``bf16`` (about 1.6x faster steps on an AVX-512 BF16 CPU; not the default, so
-    a recipe's CPU numbers do not change under it); else ``float32``."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), where bf16 steps are
+    1.2-1.9x as fast as float32 ones (``benchmarks/throughput.py --bf16``)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+# Model families whose quality under bfloat16 on the CPU was shown equivalent to float32's by a
+# study of reglab's own: AlexNet-like by examples/precision.yaml (8 seeds, validation loss within
+# +-0.1 nats, TOST p 0.004). The others keep float32 under auto on the CPU until one shows it.
+BF16_SHOWN_EQUIVALENT = {"alexnet_like"}
+
+
+def concrete_amp(mode: str, device: torch.device, model: str) -> str:
+    """``train.amp`` made concrete (``bf16`` or ``off``) for a ``model`` family on ``device``:
+    ``auto`` is bf16 on CUDA, and on a CPU with bfloat16 instructions for the families in
+    ``BF16_SHOWN_EQUIVALENT``."""
+    if mode != "auto":
+        return mode
     if device.type == "cuda":
-        return "bfloat16" if mode != "off" and torch.cuda.is_bf16_supported() else "float32"
-    return "bfloat16" if mode == "bf16" else "float32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "off"
+    return "bf16" if model in BF16_SHOWN_EQUIVALENT and cpu_has_native_bf16() else "off"
 
 
-def autocast(device: torch.device, mode: str):
+def precision(device: torch.device, mode: str, model: str) -> str:
+    """What a run trains at: ``bfloat16`` or ``float32``."""
+    bf16 = concrete_amp(mode, device, model) == "bf16"
+    return "bfloat16" if bf16 and (device.type == "cpu" or torch.cuda.is_bf16_supported()) else "float32"
+
+
+def autocast(device: torch.device, mode: str, model: str = ""):
     """bfloat16 autocast (no loss scaling needed) where ``precision`` says so."""
-    if precision(device, mode) == "float32":
+    if precision(device, mode, model) == "float32":
         return contextlib.nullcontext()
     if device.type == "cpu" and not cpu_has_bf16():
         raise UserError("train.amp: bf16 needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); this one has none, use auto")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def pinned_amp(device_name: str) -> str:
+def pinned_amp(device_name: str, model: str) -> str:
     """``train.amp: auto`` made concrete on this machine (``bf16`` or ``off``), for a study or sweep
     to pin when it is created: workers on other machines then train at the same precision. A
     recipe that names ``cuda`` pins what auto means there, even from a machine without a GPU (a
     cluster's login node)."""
     if device_name == "cuda":
         return "bf16"
-    return "bf16" if precision(pick_device(device_name), "auto") == "bfloat16" else "off"
+    return concrete_amp("auto", pick_device(device_name), model)
+
+
+# Model families for which torch.compile was measured to pay on the CPU (benchmarks/throughput.py
+# --compile, float32 at width 0.25: InstruNet 1.6-1.85x, ResNet-18 1.10-1.16x as fast; AlexNet-like
+# no faster), with the training samples a run must see before the time saved is twice a cold
+# compile's (InstruNet ~45 s, ResNet-18 ~60 s): 2 x 45 s / (1/579 - 1/949 s) and 2 x 60 s / (1/250 - 1/271 s).
+COMPILE_PAYS_AFTER = {"instrunet": 135_000, "resnet18": 390_000}
+
+
+def has_compiler() -> bool:
+    return any(shutil.which(name) for name in filter(None, (os.environ.get("CXX"), "g++", "clang++")))
+
+
+def concrete_compile(setting, device: torch.device, model: str, samples: int) -> bool:
+    """``train.compile`` made concrete: ``auto`` compiles on the CPU (with a C++ compiler) a family of
+    ``COMPILE_PAYS_AFTER`` trained on at least its samples (epochs x samples an epoch); not on CUDA,
+    where it has not been measured yet."""
+    if setting != "auto":
+        return setting
+    return device.type == "cpu" and samples >= COMPILE_PAYS_AFTER.get(model, float("inf")) and has_compiler()
 
 
 SEEDS_PER_CUDA_STACK = 8  # a guess until benchmarks/cuda_check.py has measured k = 1-16 on a GPU
@@ -76,7 +116,7 @@ def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     past ``recompile_limit`` entries torch falls back to eager without a word, so each compiled run
     starts afresh (a study worker trains run after run); the kernels stay cached on disk. On the
     CPU inductor builds C++, so it needs a compiler."""
-    if device.type == "cpu" and not any(shutil.which(name) for name in filter(None, (os.environ.get("CXX"), "g++", "clang++"))):
+    if device.type == "cpu" and not has_compiler():
         raise UserError("train.compile: torch.compile on the CPU builds C++ kernels and no compiler (g++ or clang++) is on PATH; install one or set it off")
     torch._dynamo.reset()
     return torch.compile(model, dynamic=False)

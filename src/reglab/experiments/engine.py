@@ -119,7 +119,7 @@ class Engine(Attempts, Worker):
             engine.enqueue_missing()
             return engine
         plan = stored_plan(storage_url, name) if storage_url else None  # a journal path that cannot hold it is refused here
-        resolved = with_amp(resolved, plan["recipe"]["train"]["amp"] if plan else pinned_amp(resolved["train"]["device"]))
+        resolved = with_amp(resolved, plan["recipe"]["train"]["amp"] if plan else pinned_amp(resolved["train"]["device"], resolved["model"]["name"]))
         if plan and (plan["kind"] != cls.kind or cls.comparable(plan["recipe"]) != cls.comparable(resolved)):
             raise UserError(f"--storage {storage_url}: holds a {plan['kind']} named {name!r} with another plan; give the recipe another "
                             f"name: (or join that one: reglab worker --storage URL --study {name})")  # fmt: skip

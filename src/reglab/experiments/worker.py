@@ -45,7 +45,7 @@ class Worker:
         if not waiting or self.stack_key(tuple(waiting[0].user_attrs[POINT])) is None:
             return 1
         recipe = self.recipe_for(tuple(waiting[0].user_attrs[POINT]))
-        alone = recipe.train.compile or recipe.optim.sam is not None
+        alone = recipe.train.compile is True or recipe.optim.sam is not None
         return seeds_per_stack(self.config.parallel_seeds, pick_device(self.device or recipe.train.device), alone)
 
     def take_stack(self, size: int) -> list[optuna.Trial]:
@@ -134,7 +134,7 @@ class Worker:
         if path and not Path(path).exists():
             raise UserError(f"{path}: not found on this machine (data.path of {self.directory}; each worker reads the data itself)")
         try:
-            autocast(pick_device(self.device or train.device), train.amp)
+            autocast(pick_device(self.device or train.device), train.amp, self.recipe.model.name)
         except UserError as exc:
             raise UserError(f"{self.directory}: its runs train at train.amp={train.amp}, pinned when it was created, "
                             f"and this machine cannot ({exc})") from None

@@ -72,7 +72,7 @@ class TrainedRun:
 
     def window_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities of every input in ``x`` (images, clips or windows), on the CPU."""
-        amp = autocast(self.device, self.recipe.train.amp)
+        amp = autocast(self.device, self.recipe.train.amp, self.recipe.model.name)
         logits = predict_logits(self.model, x, self.recipe.train.eval_batch_size, amp)
         return probabilities(logits, self.recipe.loss.sigmoid).cpu()
 

@@ -183,7 +183,7 @@ class StudyRecipe(Recipe):
 
     @model_validator(mode="after")
     def _compile_runs_alone(self) -> "StudyRecipe":
-        if self.train.compile and self.study.parallel_seeds not in (1, "auto"):
+        if self.train.compile is True and self.study.parallel_seeds not in (1, "auto"):
             raise ValueError("train.compile compiles one network; study.parallel_seeds stacks seeds under vmap, which it does not "
                              "compile: set one of them off")  # fmt: skip
         if self.optim.sam is not None and self.study.parallel_seeds not in (1, "auto"):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -109,11 +109,13 @@ class TrainConfig(Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "off"] = Field(
-        "auto", description="bfloat16 autocast: auto (on CUDA), bf16 (on CUDA and on CPUs with bfloat16 instructions), off"
+        "auto", description="bfloat16 autocast: auto (on CUDA, and on CPUs with bfloat16 instructions for models shown to learn "
+        "as well there: device.concrete_amp), bf16 (on CUDA and on CPUs with bfloat16 instructions), off"
     )
-    compile: bool = Field(
-        False, description="torch.compile the training forward and backward: fuses batch norm, activations and residual adds "
-        "(here InstruNet 1.5x, ResNet-18 1.1x, AlexNet-like 1.0x); the first epoch also compiles, 5-50 s, cached on disk after"
+    compile: Union[Literal["auto"], bool] = Field(
+        "auto", description="torch.compile the training forward and backward: fuses batch norm, activations and residual adds "
+        "(here InstruNet 1.5x, ResNet-18 1.1x, AlexNet-like 1.0x); the first epoch also compiles, 5-50 s, cached on disk after; "
+        "auto: where measured to pay for that (device.concrete_compile)"
     )  # fmt: skip
     ema_decay: Optional[float] = Field(None, gt=0.0, lt=1.0, description="validate and keep an exponential moving average of the weights")
     swa: Optional[SWAConfig] = Field(None, description="stochastic weight averaging (Izmailov et al. 2018)")

@@ -16,7 +16,7 @@ import torch
 
 from .. import metrics
 from ..augment import BatchOps, EpochPlan, EpochPlanner
-from ..device import autocast, compiled, pick_device, precision, seed_everything
+from ..device import autocast, compiled, concrete_compile, pick_device, precision, seed_everything
 from ..errors import UserError, first_line
 from ..inference.calibration import fit_logit_adjustment, fit_thresholds
 from ..inference.predictor import predict_logits, probabilities, targets_for
@@ -127,7 +127,7 @@ class Trainee:
         check_available(recipe)
         run = RunDir.reopen(out, recipe) if resume else RunDir.vacant(out)
         device = pick_device(recipe.train.device)
-        amp = autocast(device, recipe.train.amp)
+        amp = autocast(device, recipe.train.amp, recipe.model.name)
         generator = seed_everything(recipe.train.seed)
         split = split or Split.load(recipe, device)
         train_set, classes, input_shape = split.train_set, split.classes, split.input_shape
@@ -141,12 +141,14 @@ class Trainee:
         planner = EpochPlanner(counts, recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
         augment = BatchOps(recipe.augment, counts, input_shape, recipe.data).to(device)
         optimizer = Optimizer(recipe.optim, model)
-        steps_per_epoch = batches_in(planner.visits_per_epoch(train_set.y), recipe.train.batch_size)
+        visits = planner.visits_per_epoch(train_set.y)
+        steps_per_epoch = batches_in(visits, recipe.train.batch_size)
+        compiles = concrete_compile(recipe.train.compile, device, recipe.model.name, visits * recipe.train.epochs)
         learner = Learner(
             model, create_loss(recipe.loss, counts).to(device), optimizer,
             Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),
             WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None, amp,
-            compiled(model, device) if recipe.train.compile else None,
+            compiled(model, device) if compiles else None,
             StochasticWeightAverage(model, recipe.train.swa) if recipe.train.swa else None,
         )  # fmt: skip
         stopper = EarlyStopping(recipe.train.early_stopping)
@@ -160,11 +162,11 @@ class Trainee:
         history = run.keep_history(saved["epoch"] if saved else 0)
         tracking = Tracking(recipe, run.path, tags, run.read_json("meta.json") if resume else None)
         meta = {"classes": classes, "input_shape": list(input_shape), "status": "running", "device": str(device),
-                "precision": precision(device, recipe.train.amp),
+                "precision": precision(device, recipe.train.amp, recipe.model.name), "compiled": compiles,
                 "n_train": len(train_set), "n_val": len(split.val_set), "train_counts": dict(zip(classes, counts.tolist())),
                 "resumed_after": resumed_after, **({"init_left_out": left_out} if recipe.model.init else {}), **tracking.state}  # fmt: skip
         run.write_json("meta.json", meta)
-        reporter.start(run.path, len(train_set), len(split.val_set), f"{device} ({meta['precision']})")
+        reporter.start(run.path, len(train_set), len(split.val_set), f"{device} ({meta['precision']}{', compiled' if compiles else ''})")
         if history:
             reporter.resumed(history)
         return cls(recipe, run, split, learner, stopper, generator, planner, augment, reporter, history, meta, tracking)

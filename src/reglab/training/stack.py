@@ -115,6 +115,7 @@ def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None, t
     and dropout masks drawn otherwise). ``tags``: each member's, for the trackers."""
     reporters = reporters or [Silent() for _ in recipes]
     tags = tags or [None for _ in recipes]
+    recipes = [recipe.model_copy(update={"train": recipe.train.model_copy(update={"compile": False})}) for recipe in recipes]  # vmap, uncompiled
     device = pick_device(recipes[0].train.device)
     full = data_sources.load(recipes[0].data, "train")  # decoded once; each split seed splits it once
     splits = {seed: Split.load(recipes[0].model_copy(update={"data": recipes[0].data.model_copy(update={"split_seed": seed})}), device, full)
