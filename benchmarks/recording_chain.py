@@ -4,6 +4,12 @@ once per excerpt from a fixed seed, written (with the label files) to a folder o
 repository; then ``reglab evaluate RUN --data OUT`` scores a run there as on the clean excerpts.
 
     python benchmarks/recording_chain.py ../shared/data/instruments/test /tmp/instruments-chain [--seed 0]
+    python benchmarks/recording_chain.py ../shared/data/instruments/train /tmp/val-chain --validation-of RUN --seed 1
+
+With ``--validation-of RUN`` the source is the training folder (one folder per class) and what
+goes through the chain is that run's validation clips (the ids of its ``val_predictions.csv``),
+each written as a labelled clip: a validation condition under the same transformations, on
+which recipes may be compared (use another ``--seed`` than the test condition's).
 
 The chain, per excerpt and applied to every channel alike:
 - equalization: three peaking filters (RBJ biquads) at log-uniform centres 100 Hz–6 kHz, gains
@@ -18,7 +24,7 @@ The chain, per excerpt and applied to every channel alike:
 from __future__ import annotations
 
 import argparse
-import shutil
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -78,15 +84,30 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="test excerpts (audio files with .txt label files beside them)")
     parser.add_argument("out", type=Path, help="where the transformed copy goes (outside the repository)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-of", type=Path, metavar="RUN", help="the source is a training folder: take this run's validation clips")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    files = sorted(p for p in args.source.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg"))
-    for path in files:
+    for path, name, labels in sources(args.source, args.validation_of):
         audio, rate = soundfile.read(path, always_2d=True, dtype="float64")
-        soundfile.write(args.out / f"{path.stem}.flac", chain(audio, rate, rng).astype(np.float32), rate)
-        shutil.copy(path.with_suffix(".txt"), args.out / f"{path.stem}.txt")
-    print(f"{len(files)} excerpts through the recording chain (seed {args.seed}) into {args.out}")
+        soundfile.write(args.out / f"{name}.flac", chain(audio, rate, rng).astype(np.float32), rate)
+        (args.out / f"{name}.txt").write_text(labels)
+    print(f"{len(list(args.out.glob('*.txt')))} excerpts through the recording chain (seed {args.seed}) into {args.out}")
+
+
+def sources(folder: Path, run: Path | None) -> list[tuple[Path, str, str]]:
+    """(audio file, name in the copy, its label file's text): the test excerpts of ``folder``, or
+    the validation clips of ``run`` among ``folder``'s class folders."""
+    if run is None:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+        return [(path, path.stem, path.with_suffix(".txt").read_text()) for path in files]
+    with open(run / "val_predictions.csv", newline="") as table:
+        rows = list(csv.DictReader(table))
+    found = []
+    for row in rows:
+        audio = next(p for p in (folder / row["id"]).parent.glob(f"{Path(row['id']).name}.*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+        found.append((audio, row["id"].replace("/", "_"), f"{row['label']}\n"))
+    return found
 
 
 if __name__ == "__main__":

@@ -37,3 +37,16 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
         assert chained.shape == clean.shape and chained_rate == rate and np.abs(chained).max() <= 1.0
         assert np.abs(chained - clean).mean() > 0.01  # another sound, not a copy
         assert (out / f"excerpt_{n}.txt").read_text() == "pia\n"
+
+    train, run, valid = tmp_path / "train", tmp_path / "run", tmp_path / "val-chain"
+    for label in ("pia", "voi"):
+        (train / label).mkdir(parents=True)
+        for n in range(2):
+            soundfile.write(train / label / f"{label}_{n}.flac", np.stack([tone, tone], axis=1), rate)
+    run.mkdir()
+    (run / "val_predictions.csv").write_text("id,label,predicted\npia/pia_1,pia,pia\nvoi/voi_0,voi,pia\n")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(valid), "--validation-of", str(run)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in valid.iterdir()) == ["pia_pia_1.flac", "pia_pia_1.txt", "voi_voi_0.flac", "voi_voi_0.txt"]  # its validation clips only
+    assert (valid / "voi_voi_0.txt").read_text() == "voi\n"
