@@ -26,6 +26,13 @@ in the same rounds; the compile column is the warm-up epoch's extra time (the fi
 shape; inductor caches its kernels on disk, so a later process compiles faster). Evaluation runs the
 model uncompiled, as validation does.
 
+``--memory``: each loop's peak resident memory, in MiB, beside its time: every configuration and
+loop (each precision of reglab's, the idiomatic one with its DataLoader workers) trains two epochs
+alone in a fresh process of this script (Linux): the largest resident set from the loop's start
+(``VmHWM`` after ``/proc/self/clear_refs``, so the data's decoding does not count; the data, model
+and optimizer in memory do) or of a reaped worker (``ru_maxrss``); the timed rounds stay side by
+side in this process.
+
 ``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
 default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
 evaluation under ``no_grad`` at the evaluation batch of 512 (the idiomatic loop is the same in both).
@@ -37,7 +44,11 @@ import argparse
 import functools
 import json
 import math
+import re
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +86,7 @@ AUDIO_AUGMENT = ("augment={mixtures: {p: 0.7, max_sources: 4, gain_db: 6.0}, ran
 MODELS = {  # recipe file, overrides, augmentation when on (the idiomatic Datasets below do the same per sample)
     "alexnet_like": (None, IMAGE_RECIPE + ["model={name: alexnet_like, width: 0.25, lrn: true}"], IMAGE_AUGMENT),
     "resnet18": (None, IMAGE_RECIPE + ["model={name: resnet18, width: 0.25, stem: small}"], IMAGE_AUGMENT),
-    "instrunet": (ROOT / "examples" / "instrunet.yaml", ["optim={name: adamw, lr: 1.0e-3, weight_decay: 1.0e-4}"], AUDIO_AUGMENT),
+    "instrunet": (ROOT / "examples" / "instrunet.yaml", ["model.width=0.25", "optim={name: adamw, lr: 1.0e-3, weight_decay: 1.0e-4}"], AUDIO_AUGMENT),
 }
 
 
@@ -243,6 +254,12 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         timed[key] = functools.partial(reglab_epoch, learner)
         if learner.forward is model:  # evaluation runs the model itself, compiled or not
             timed[f"{key} eval"] = functools.partial(reglab_eval, learner)
+    if args.peak_of:  # the --memory pass's child: this loop alone, twice, its peak counted from here on
+        Path("/proc/self/clear_refs").write_text("5")  # the peak resident set so far (decoding, setup) is forgotten
+        timed[args.peak_of](), timed[args.peak_of]()
+        own = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+        del loader, eval_loader  # its DataLoader workers end and are reaped
+        return {"peak_mib": max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024}
     rates, warm_up = {key: [] for key in timed}, {}
     for repeat in range(args.repeats + 1):  # the first round warms up (and compiles) and is not counted
         for key, run in timed.items():
@@ -263,6 +280,14 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
             "compile_seconds": compile_seconds, **rates}  # fmt: skip
 
 
+def peak_memory(name: str, augment: bool, batch: int, key: str, args) -> float:
+    """``key``'s loop trained alone in a fresh process: its peak resident memory in MiB."""
+    command = [sys.executable, __file__, "--models", name, "--batches", str(batch), "--peak-of", key, "--augment", str(int(augment)),
+               "--workers", str(args.workers)] + [f"--{flag}" for flag in ("before", "bf16", "compile") if getattr(args, flag)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])["peak_mib"]
+
+
 def variants_of(args) -> list[tuple[str, str, bool]]:
     """reglab's timed variants: (row key, ``train.amp``, compiled or not)."""
     amps = [("reglab", "off")] + ([("reglab bf16", "bf16")] if args.bf16 else [])
@@ -280,21 +305,33 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN, inference mode and folded batch norms")
+    parser.add_argument("--memory", action="store_true", help="also each loop's peak resident memory, each trained alone in a fresh process")
+    parser.add_argument("--peak-of", help=argparse.SUPPRESS)  # the --memory pass's child: one loop of one configuration
+    parser.add_argument("--augment", type=int, choices=(0, 1), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_of:
+        if not args.before:
+            keep_freed_memory()
+        print(json.dumps(measure(args.models[0], bool(args.augment), args.batches[0], args, pick_device("auto"))))
+        return
     if not args.before:
         keep_freed_memory()
     device = pick_device("auto")
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
     print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
-    print("| model | augment | batch | reglab | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | compile s | eval reglab | eval idiomatic | eval ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    memory = " reglab peak MiB | idiomatic peak MiB |" if args.memory else ""
+    print("| model | augment | batch | reglab | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | compile s "
+          f"| eval reglab | eval idiomatic | eval ratio |{memory}")
+    print("| --- " * (14 + 2 * args.memory) + "|")
     rows = []
     for name in args.models:
         for augment in (False, True):
             for batch in args.batches:
                 row = measure(name, augment, batch, args, device)
                 rows.append(row)
+                if args.memory:
+                    row["peak_mib"] = {key: peak_memory(name, augment, batch, key, args) for key in ["idiomatic"] + [k for k, _, _ in variants_of(args)]}
                 for key, _, _ in variants_of(args):
                     gflops = row[key] * row["flops_per_sample"] / 1e9
                     row[f"{key} share of fp32 rate"] = gflops / fp32
@@ -302,7 +339,8 @@ def main() -> None:
                     compile_seconds = f"{row['compile_seconds'][key]:.0f}" if key in row["compile_seconds"] else "—"
                     print(f"| {name} | {'on' if augment else 'off'} | {batch} | {key.replace('reglab bf16', 'bf16').replace('reglab', 'fp32')} | {row[key]:.0f} | "
                           f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | "
-                          f"{compile_seconds} | {row[f'{evaluated} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{evaluated} eval'] / row['idiomatic eval']:.2f} |", flush=True)  # fmt: skip
+                          f"{compile_seconds} | {row[f'{evaluated} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{evaluated} eval'] / row['idiomatic eval']:.2f} |"
+                          + (f" {row['peak_mib'][key]:.0f} | {row['peak_mib']['idiomatic']:.0f} |" if args.memory else ""), flush=True)  # fmt: skip
                 for key, heaviest in row["profile"].items():
                     print(f"  {key} epoch, share of self CPU time: {heaviest}", flush=True)
     if args.json:
