@@ -321,9 +321,9 @@ def main() -> None:
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
     print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
     memory = " reglab peak MiB | idiomatic peak MiB |" if args.memory else ""
-    print("| model | augment | batch | reglab | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate | compile s "
-          f"| eval reglab | eval idiomatic | eval ratio |{memory}")
-    print("| --- " * (14 + 2 * args.memory) + "|")
+    print("| model | augment | batch | reglab | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate "
+          f"| share of bf16 rate | compile s | eval reglab | eval idiomatic | eval ratio |{memory}")
+    print("| --- " * (15 + 2 * args.memory) + "|")
     rows = []
     for name in args.models:
         for augment in (False, True):
@@ -338,7 +338,7 @@ def main() -> None:
                     evaluated = key.removesuffix(" compiled")  # evaluation runs the model uncompiled
                     compile_seconds = f"{row['compile_seconds'][key]:.0f}" if key in row["compile_seconds"] else "—"
                     print(f"| {name} | {'on' if augment else 'off'} | {batch} | {key.replace('reglab bf16', 'bf16').replace('reglab', 'fp32')} | {row[key]:.0f} | "
-                          f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | "
+                          f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | {gflops / bf16:.0%} | "
                           f"{compile_seconds} | {row[f'{evaluated} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{evaluated} eval'] / row['idiomatic eval']:.2f} |"
                           + (f" {row['peak_mib'][key]:.0f} | {row['peak_mib']['idiomatic']:.0f} |" if args.memory else ""), flush=True)  # fmt: skip
                 for key, heaviest in row["profile"].items():
