@@ -119,10 +119,11 @@ class Trainee:
 
     @classmethod
     def start(cls, recipe: Recipe, out, reporter=None, resume: bool = False, split: Optional[Split] = None,
-              tags: Optional[dict] = None) -> "Trainee":  # fmt: skip
+              tags: Optional[dict] = None, stacked: bool = False) -> "Trainee":  # fmt: skip
         """Everything before the first epoch (or, with ``resume``, the run in ``out`` put back
         where its training state left it). ``tags``: what a tracker records the run as (a study's
-        arm and seed, its parent MLflow run)."""
+        arm and seed, its parent MLflow run); ``stacked``: a member of a stack, which runs under
+        vmap, uncompiled."""
         reporter = reporter or Silent()
         check_available(recipe)
         run = RunDir.reopen(out, recipe) if resume else RunDir.vacant(out)
@@ -143,7 +144,7 @@ class Trainee:
         optimizer = Optimizer(recipe.optim, model)
         visits = planner.visits_per_epoch(train_set.y)
         steps_per_epoch = batches_in(visits, recipe.train.batch_size)
-        compiles = concrete_compile(recipe.train.compile, device, recipe.model.name, visits * recipe.train.epochs)
+        compiles = not stacked and concrete_compile(recipe.train.compile, device, recipe.model.name, visits * recipe.train.epochs)
         learner = Learner(
             model, create_loss(recipe.loss, counts).to(device), optimizer,
             Schedule(recipe.schedule, optimizer.torch, recipe.train.epochs, steps_per_epoch),

@@ -115,14 +115,13 @@ def train_stack(recipes: list[Recipe], outs: list[str | Path], reporters=None, t
     and dropout masks drawn otherwise). ``tags``: each member's, for the trackers."""
     reporters = reporters or [Silent() for _ in recipes]
     tags = tags or [None for _ in recipes]
-    recipes = [recipe.model_copy(update={"train": recipe.train.model_copy(update={"compile": False})}) for recipe in recipes]  # vmap, uncompiled
     device = pick_device(recipes[0].train.device)
     full = data_sources.load(recipes[0].data, "train")  # decoded once; each split seed splits it once
     splits = {seed: Split.load(recipes[0].model_copy(update={"data": recipes[0].data.model_copy(update={"split_seed": seed})}), device, full)
               for seed in dict.fromkeys(recipe.data.split_seed for recipe in recipes)}  # fmt: skip
     trainees, streams = [], []
     for recipe, out, reporter, own_tags in zip(recipes, outs, reporters, tags):
-        trainees.append(Trainee.start(recipe, out, reporter, split=splits[recipe.data.split_seed], tags=own_tags))
+        trainees.append(Trainee.start(recipe, out, reporter, split=splits[recipe.data.split_seed], tags=own_tags, stacked=True))
         streams.append(random_state(trainees[-1].generator))  # where this member's own run would be now
     torch.manual_seed(hash(tuple(recipe.train.seed for recipe in recipes)) % 2**62)
     masks = [random_state(MASK_ORDER)]
