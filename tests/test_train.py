@@ -140,7 +140,7 @@ def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_on
     """``train.amp: auto`` on the CPU: bfloat16 where the CPU has bfloat16 instructions and the
     model family was shown equivalent in it (AlexNet-like), float32 for the rest; ``train.compile:
     auto``: only families measured faster compiled, on runs long enough to repay the compile."""
-    from reglab.device import cpu_has_native_bf16, concrete_compile
+    from reglab.device import concrete_amp, concrete_compile, cpu_has_native_bf16
 
     alexnet = train(digits_recipe("model={name: alexnet_like, width: 0.25}", "data.image_size=32", "train.epochs=1"), tmp_path / "a")
     linear = train(digits_recipe("model={name: linear}", "train.epochs=1"), tmp_path / "l")
@@ -148,6 +148,8 @@ def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_on
     assert meta["a"]["precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32") and meta["l"]["precision"] == "float32"
     assert not meta["a"]["compiled"] and not meta["l"]["compiled"] and alexnet.status == linear.status == "completed"
     cpu = torch.device("cpu")
+    assert concrete_amp("auto", cpu, "resnet18") == ("bf16" if cpu_has_native_bf16() else "off") == concrete_amp("auto", cpu, "alexnet_like")
+    assert concrete_amp("auto", cpu, "instrunet") == "off" and concrete_amp("off", cpu, "resnet18") == "off"
     assert concrete_compile("auto", cpu, "instrunet", 250_000) and not concrete_compile("auto", cpu, "instrunet", 20_000)
     assert not concrete_compile("auto", cpu, "alexnet_like", 10**9) and concrete_compile(True, cpu, "alexnet_like", 1)
     monkeypatch.setenv("PATH", str(tmp_path))  # no C++ compiler: auto does not compile, where true is an error
