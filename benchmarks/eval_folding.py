@@ -58,7 +58,7 @@ def main() -> None:
     for name in args.models:
         model, x, batch = trained_briefly(name)
         for amp in precisions:
-            context = functools.partial(autocast, torch.device("cpu"), amp)
+            context = functools.partial(autocast, torch.device("cpu"), amp, name)
             rates = {key: [] for key in runs}
             for repeat in range(args.repeats + 1):  # the first round warms up
                 for key, run in runs.items():

@@ -105,8 +105,10 @@ def sources(folder: Path, run: Path | None) -> list[tuple[Path, str, str]]:
         rows = list(csv.DictReader(table))
     found = []
     for row in rows:
-        audio = next(p for p in (folder / row["id"]).parent.glob(f"{Path(row['id']).name}.*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
-        found.append((audio, row["id"].replace("/", "_"), f"{row['label']}\n"))
+        audio = [p for p in (folder / row["id"]).parent.glob(f"{Path(row['id']).name}.*") if p.suffix.lower() in (".wav", ".flac", ".ogg")]
+        if not audio:
+            raise SystemExit(f"{folder}: no audio file for {row['id']}, a validation clip of {run} (is it the folder the run trained on?)")
+        found.append((audio[0], row["id"].replace("/", "_"), f"{row['label']}\n"))
     return found
 
 

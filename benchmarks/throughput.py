@@ -221,7 +221,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     optimizer = Optimizer(recipe.optim, model)
     schedule = Schedule(NoScheduleConfig(), optimizer.torch, 1, 1)
     forward = compiled(model, device) if args.compile else None
-    variants = {key: Learner(model, loss_fn, optimizer, schedule, None, autocast(device, amp), forward if compile else None)
+    variants = {key: Learner(model, loss_fn, optimizer, schedule, None, autocast(device, amp, name), forward if compile else None)
                 for key, amp, compile in variants_of(args)}  # fmt: skip
     ops = BatchOps(recipe.augment, counts, shape, recipe.data).to(device)
     planner = EpochPlanner(counts, 0.0, 1, None)

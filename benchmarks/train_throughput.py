@@ -38,7 +38,7 @@ def build_arms(compare: str, recipe, data, device) -> dict[str, tuple[Learner, B
     """name → (learner at a constant rate, augment) for the two arms compared."""
     counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
     loss_fn = create_loss(recipe.loss, counts).to(device)
-    amp = autocast(device, recipe.train.amp)
+    amp = autocast(device, recipe.train.amp, recipe.model.name)  # what a run of the recipe trains at
 
     def arm(augment_config, channels_last: bool) -> tuple[Learner, BatchOps, EpochPlanner]:
         torch.manual_seed(0)

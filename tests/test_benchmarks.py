@@ -50,3 +50,7 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in valid.iterdir()) == ["pia_pia_1.flac", "pia_pia_1.txt", "voi_voi_0.flac", "voi_voi_0.txt"]  # its validation clips only
     assert (valid / "voi_voi_0.txt").read_text() == "voi\n"
+    (run / "val_predictions.csv").write_text("id,label,predicted\ncel/cel_0,cel,pia\n")  # a run of another training folder
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(tmp_path / "other"), "--validation-of", str(run)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode != 0 and "no audio file for cel/cel_0" in done.stderr and "Traceback" not in done.stderr

@@ -236,7 +236,7 @@ def test_swa_averages_the_epochs_snapshots_and_recomputes_batch_norm():
         snapshots.append([p.detach().clone() for p in model.parameters()])
         swa.collect()
     x = torch.rand(50, 3, 8, 8)
-    swa.finalize(x, 16, autocast(torch.device("cpu"), "off"))
+    swa.finalize(x, 16, autocast(torch.device("cpu"), "off", "resnet18"))
     for k, p in enumerate(model.parameters()):
         assert torch.allclose(p, torch.stack([s[k] for s in snapshots]).mean(0))  # the mean of the snapshots
     with torch.no_grad():

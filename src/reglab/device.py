@@ -52,13 +52,13 @@ def concrete_amp(mode: str, device: torch.device, model: str) -> str:
 
 
 def precision(device: torch.device, mode: str, model: str) -> str:
-    """What a run trains at: ``bfloat16`` or ``float32``."""
+    """What a run trains at: ``bfloat16`` or ``float32`` (``bf16`` on a GPU without it: float32)."""
     bf16 = concrete_amp(mode, device, model) == "bf16"
     return "bfloat16" if bf16 and (device.type == "cpu" or torch.cuda.is_bf16_supported()) else "float32"
 
 
-def autocast(device: torch.device, mode: str, model: str = ""):
-    """bfloat16 autocast (no loss scaling needed) where ``precision`` says so."""
+def autocast(device: torch.device, mode: str, model: str):
+    """bfloat16 autocast (no loss scaling needed) where ``precision`` says so for ``model``'s family."""
     if precision(device, mode, model) == "float32":
         return contextlib.nullcontext()
     if device.type == "cpu" and not cpu_has_bf16():
