@@ -9,7 +9,11 @@ repository; then ``reglab evaluate RUN --data OUT`` scores a run there as on the
 With ``--validation-of RUN`` the source is the training folder (one folder per class) and what
 goes through the chain is that run's validation clips (the ids of its ``val_predictions.csv``),
 each written as a labelled clip: a validation condition under the same transformations, on
-which recipes may be compared (use another ``--seed`` than the test condition's).
+which recipes may be compared (use another ``--seed`` than the test condition's). With
+``--mixtures N`` as well, it writes N polyphonic excerpts mixed from those clips instead, as the
+test's are polyphonic (the mixtures drawn from their own stream: the same seed mixes the same
+excerpts whatever ``--stages`` says). ``--stages eq,reverb`` applies only the stages named
+(``--stages ""`` none), to see which stage costs what.
 
 The chain, per excerpt and applied to every channel alike:
 - equalization: three peaking filters (RBJ biquads) at log-uniform centres 100 Hz–6 kHz, gains
@@ -74,9 +78,20 @@ def compress(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarr
     return out * np.sqrt(np.mean(audio**2) / max(np.mean(out**2), 1e-12))
 
 
-def chain(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    audio = compress(reverberate(equalize(audio, rate, rng), rate, rng), rate, rng)
+def level(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(audio * 10 ** (rng.uniform(-12, 6) / 20), -1.0, 1.0)
+
+
+STAGES = {"eq": equalize, "reverb": reverberate, "compress": compress, "level": level}
+
+
+def chain(audio: np.ndarray, rate: int, rng: np.random.Generator, stages: tuple[str, ...] = tuple(STAGES)) -> np.ndarray:
+    """The stages in their fixed order; a stage left out draws nothing, so the others draw what
+    they would draw in the whole chain only when it comes last."""
+    for name, stage in STAGES.items():
+        if name in stages:
+            audio = stage(audio, rate, rng)
+    return audio
 
 
 def main() -> None:
@@ -84,15 +99,45 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="test excerpts (audio files with .txt label files beside them)")
     parser.add_argument("out", type=Path, help="where the transformed copy goes (outside the repository)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"a comma-separated subset of {','.join(STAGES)} (to see which one costs what)")
     parser.add_argument("--validation-of", type=Path, metavar="RUN", help="the source is a training folder: take this run's validation clips")
+    parser.add_argument("--mixtures", type=int, default=0, metavar="N",
+                        help="with --validation-of: N polyphonic excerpts, each the sum of 1-3 validation clips of different classes, instead of the clips")  # fmt: skip
     args = parser.parse_args()
+    stages = tuple(args.stages.split(",")) if args.stages else ()  # none: the clips as they are, for a side-by-side
+    if unknown := set(stages) - set(STAGES):
+        raise SystemExit(f"--stages: unknown {', '.join(sorted(unknown))} (known: {', '.join(STAGES)})")
+    if args.mixtures and args.validation_of is None:
+        raise SystemExit("--mixtures: mixes validation clips; give --validation-of RUN too")
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    for path, name, labels in sources(args.source, args.validation_of):
-        audio, rate = soundfile.read(path, always_2d=True, dtype="float64")
-        soundfile.write(args.out / f"{name}.flac", chain(audio, rate, rng).astype(np.float32), rate)
+    found = sources(args.source, args.validation_of)
+    excerpts = mixtures(found, args.mixtures, np.random.default_rng([args.seed, 1])) if args.mixtures else ((name, *read(path), labels) for path, name, labels in found)
+    for name, audio, rate, labels in excerpts:
+        soundfile.write(args.out / f"{name}.flac", chain(audio, rate, rng, stages).astype(np.float32), rate)
         (args.out / f"{name}.txt").write_text(labels)
-    print(f"{len(list(args.out.glob('*.txt')))} excerpts through the recording chain (seed {args.seed}) into {args.out}")
+    print(f"{len(list(args.out.glob('*.txt')))} excerpts through the recording chain (seed {args.seed}, {','.join(stages) or 'no stage'}) into {args.out}")
+
+
+def read(path: Path) -> tuple[np.ndarray, int]:
+    return soundfile.read(path, always_2d=True, dtype="float64")
+
+
+def mixtures(clips: list[tuple[Path, str, str]], count: int, rng: np.random.Generator):
+    """``count`` polyphonic excerpts ``(name, audio, rate, labels)`` like the test's (1-3
+    instruments at once): 1-3 clips of different classes summed at gains U(-6, 6) dB, scaled to a
+    peak of 0.5, labelled with the union of their labels."""
+    by_label: dict[str, list[Path]] = {}
+    for path, _, labels in clips:
+        by_label.setdefault(labels.strip(), []).append(path)
+    names = sorted(by_label)
+    for n in range(count):
+        chosen = rng.choice(len(names), size=min(int(rng.integers(1, 4)), len(names)), replace=False)
+        parts = [read(by_label[names[i]][rng.integers(len(by_label[names[i]]))]) for i in chosen]
+        length, rate = min(len(audio) for audio, _ in parts), parts[0][1]
+        audio = sum(audio[:length].mean(axis=1, keepdims=True) * 10 ** (rng.uniform(-6, 6) / 20) for audio, _ in parts)
+        audio *= 0.5 / max(np.abs(audio).max(), 1e-9)
+        yield f"mix_{n:04d}", audio, rate, "".join(f"{names[i]}\n" for i in sorted(chosen))
 
 
 def sources(folder: Path, run: Path | None) -> list[tuple[Path, str, str]]:

@@ -50,6 +50,16 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in valid.iterdir()) == ["pia_pia_1.flac", "pia_pia_1.txt", "voi_voi_0.flac", "voi_voi_0.txt"]  # its validation clips only
     assert (valid / "voi_voi_0.txt").read_text() == "voi\n"
+    labels = {}
+    for stages in ("eq,reverb,compress,level", ""):  # polyphonic validation excerpts, the same ones whatever the stages
+        mixed = tmp_path / f"mixed-{stages}"
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(mixed), "--validation-of", str(run),
+                               "--mixtures", "6", "--stages", stages], capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        labels[stages] = [(mixed / f"mix_{n:04d}.txt").read_text() for n in range(6)]
+        assert all(soundfile.info(mixed / f"mix_{n:04d}.flac").frames == len(tone) for n in range(6))
+    assert labels[""] == labels["eq,reverb,compress,level"] and {"pia\nvoi\n", "pia\n", "voi\n"} >= set(labels[""])
+    assert len(set(labels[""])) > 1
     (run / "val_predictions.csv").write_text("id,label,predicted\ncel/cel_0,cel,pia\n")  # a run of another training folder
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(tmp_path / "other"), "--validation-of", str(run)],
                           capture_output=True, text=True)  # fmt: skip

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +9,7 @@ from reglab.errors import UserError
 from reglab.inference.predictor import predict_logits
 from reglab.models import MODELS, create_model
 from reglab.models.folding import folded
+from reglab.models.pcen import PCEN
 from reglab.recipe import load_recipe, section
 
 
@@ -72,6 +75,44 @@ def test_normalization_is_fitted_on_training_pixels_and_saved():
     model.fit(x)
     assert torch.allclose(model.mean.flatten(), (x.float() / 255).mean(dim=(0, 2, 3)))
     assert {"mean", "std"} <= set(model.state_dict())
+
+
+AUDIO = section("data", source="irmas", path="clips", clip_seconds=1.0)  # 40 frames a second below
+
+
+def audio_model(input_norm: str, x: torch.Tensor):
+    model = create_model(section("model", name="instrunet", width=0.25, input_norm=input_norm), (1, 16, 40), 3, AUDIO).eval()
+    model.fit(x)
+    return model
+
+
+@torch.no_grad()
+def test_band_mean_and_pcen_inputs_ignore_a_fixed_equalization_and_level_that_per_band_sees():
+    """A recording's fixed equalization or level change adds a constant to each log-mel row."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 16, 40) * 2 - 4
+    tilt = torch.linspace(-2.0, 2.0, 16).view(1, 1, 16, 1) + 1.5  # a spectral tilt and a gain, in nepers
+    models = {mode: audio_model(mode, x) for mode in ("per_band", "band_mean", "pcen")}
+    moved = {mode: (model(x) - model(x + tilt)).abs().max() for mode, model in models.items()}
+    assert moved["band_mean"] < 1e-4 and moved["pcen"] < 0.05 * moved["per_band"]
+    band_mean = audio_model("band_mean", x)  # the spread of the centred rows, not of the rows as they come
+    assert torch.allclose(band_mean.std.flatten(), (x - x.mean(3, keepdim=True)).std(dim=(0, 1, 3)), atol=1e-5)
+    with pytest.raises(UserError, match="model.input_norm: pcen acts on log-mel features"):
+        create_model(section("model", name="resnet18", input_norm="pcen"), (3, 32, 32), 3)
+
+
+def test_pcen_is_librosas_recursion():
+    """librosa.pcen: M = lfilter([b], [1, b - 1], E) started at steady state, then
+    (E / (eps + M)^0.98 + 2)^0.5 - 2^0.5; b from a 0.4 s time constant."""
+    signal = pytest.importorskip("scipy.signal")
+    torch.manual_seed(1)
+    log_mel = torch.randn(2, 1, 5, 60, dtype=torch.float64) * 3
+    energy = log_mel.exp().numpy()
+    b = PCEN(frame_rate=40.0).weight
+    assert b == pytest.approx((math.sqrt(1 + 4 * 16.0**2) - 1) / (2 * 16.0**2))
+    smooth, _ = signal.lfilter([b], [1, b - 1], energy, axis=-1, zi=signal.lfilter_zi([b], [1, b - 1]) * energy[..., :1])
+    expected = (energy / (1e-6 + smooth) ** 0.98 + 2) ** 0.5 - 2**0.5
+    assert torch.allclose(PCEN(frame_rate=40.0)(log_mel), torch.from_numpy(expected), rtol=1e-4, atol=1e-6)
 
 
 def test_linear_weight_images():

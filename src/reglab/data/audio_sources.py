@@ -14,6 +14,7 @@ from .audio import fit_length, read_audio, windows
 from .dataset import Excerpts, Samples
 from .feature_cache import FeatureCache, cache_key
 from .irmas import list_testing, list_training
+from .rooms import in_rooms
 
 BATCH = 64
 
@@ -37,10 +38,12 @@ def decode_all(files, config, channels: str = "downmix") -> list:
 
 
 def load_irmas_clips(config) -> Samples:
+    """The training clips' features and, with ``data.rooms``, their features in simulated rooms."""
     files, labels, classes = list_training(config.path, config.classes)
     cache = FeatureCache(config.cache_dir)
-    key = cache_key(files, frontend_params(config, "clips"))
-    payload = cache.get(key, ("x", "kept"))
+    rooms = config.rooms.model_dump(exclude={"p"}) if config.rooms else None
+    key = cache_key(files, frontend_params(config, "clips") | ({"rooms": rooms} if rooms else {}))
+    payload = cache.get(key, ("x", "kept") + (("variants",) if rooms else ()))
     if payload is None:
         length = int(round(config.clip_seconds * config.sample_rate))
         waves = decode_all(files, config)
@@ -49,10 +52,13 @@ def load_irmas_clips(config) -> Samples:
             raise UserError(f"{config.path}: no audio file could be decoded")
         stacked = np.stack([fit_length(waves[i], length) for i in kept])
         payload = {"x": log_mel(stacked, config), "kept": torch.tensor(kept)}
+        if rooms:
+            wet = in_rooms(stacked, config.sample_rate, config.rooms)
+            payload["variants"] = log_mel(wet.reshape(-1, length), config).unflatten(0, wet.shape[:2])
         cache.put(key, payload)
     kept = payload["kept"].tolist()
     ids = [str(files[i].relative_to(files[i].parents[1]).with_suffix("")) for i in kept]
-    return Samples(payload["x"], torch.tensor([labels[i] for i in kept]), classes, ids)
+    return Samples(payload["x"], torch.tensor([labels[i] for i in kept]), classes, ids, payload.get("variants"), config.rooms.p if rooms else 0.0)
 
 
 def load_irmas_excerpts(config, classes: list[str], channels: str = "downmix") -> Excerpts:

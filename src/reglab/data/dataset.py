@@ -21,12 +21,16 @@ class Named:
 class Samples(Named):
     """``x``: uint8 images or float features ``[N, C, H, W]``; ``y``: class indices ``[N]``, a
     multi-hot ``[N, C]`` matrix, or ``None`` when unlabelled; ``ids``: one name per sample (file
-    stem or index) for predictions and submissions."""
+    stem or index) for predictions and submissions; ``variants``: other renderings of each sample
+    ``[N, K, C, H, W]`` (the clip in simulated rooms), of which a visit takes one with probability
+    ``variant_p``."""
 
     x: torch.Tensor
     y: Optional[torch.Tensor]
     classes: list[str]
     ids: list[str]
+    variants: Optional[torch.Tensor] = None
+    variant_p: float = 0.0
 
     @property
     def multilabel(self) -> bool:
@@ -35,8 +39,18 @@ class Samples(Named):
     def subset(self, index: torch.Tensor) -> "Samples":
         picked = index.tolist()
         return Samples(
-            self.x[index], None if self.y is None else self.y[index], self.classes, [self.ids[i] for i in picked]
+            self.x[index], None if self.y is None else self.y[index], self.classes, [self.ids[i] for i in picked],
+            None if self.variants is None else self.variants[index], self.variant_p,
         )
+
+    def visited(self, index: torch.Tensor) -> torch.Tensor:
+        """The inputs a batch of visits sees: each sample as it is or, with probability
+        ``variant_p``, one of its variants drawn uniformly (from torch's current random stream)."""
+        if self.variants is None:
+            return self.x[index]
+        variant = torch.randint(self.variants.shape[1], (len(index),), device=index.device)
+        varied = (torch.rand(len(index), device=index.device) < self.variant_p).view(-1, *[1] * (self.x.dim() - 1))
+        return torch.where(varied, self.variants[index, variant], self.x[index])
 
     def class_counts(self) -> torch.Tensor:
         """Samples per class (positives per class for multi-label targets)."""

@@ -35,7 +35,7 @@ class TrainedRun:
         self.classes: list[str] = self.meta["classes"]
         self.device = pick_device(device)
         input_shape = tuple(self.meta["input_shape"])
-        self.model = create_model(self.recipe.model, input_shape, len(self.classes))
+        self.model = create_model(self.recipe.model, input_shape, len(self.classes), self.recipe.data)
         checkpoint = self.meta.get("final_checkpoint", "last.pt")
         try:
             self.model.load_state_dict(self.run.load_state(checkpoint))

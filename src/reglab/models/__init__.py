@@ -22,15 +22,19 @@ for _name, _architecture in {"linear": LinearClassifier, "alexnet_like": AlexNet
     MODELS.register(_name, _architecture, builtin=True)
 
 
-def create_model(config, input_shape: tuple[int, int, int], n_classes: int) -> Normalized:
-    """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``."""
+def create_model(config, input_shape: tuple[int, int, int], n_classes: int, data=None) -> Normalized:
+    """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``; ``data``, the
+    recipe's ``data`` section, tells a log-mel input's frame rate (``input_norm: pcen`` needs it)."""
+    frame_rate = input_shape[2] / data.clip_seconds if data is not None and data.is_audio else None
+    if config.input_norm in ("band_mean", "pcen") and frame_rate is None:
+        raise UserError(f"model.input_norm: {config.input_norm} acts on log-mel features; it needs an audio data source (data.source: irmas)")
     entry = MODELS.entries.get(config.name)
     if entry is not None and entry.builtin:
         net = entry.target(config, input_shape, n_classes)
     else:
         net = call(MODELS.resolve(config.name, "model.name"), "model.name", tuple(input_shape), n_classes, **config.kwargs)
         check_user_model(net, config.name, input_shape, n_classes)
-    return Normalized(net, input_shape, config.input_norm, config.channels_last)
+    return Normalized(net, input_shape, config.input_norm, config.channels_last, frame_rate)
 
 
 def check_user_model(net, name: str, input_shape: tuple[int, int, int], n_classes: int) -> None:

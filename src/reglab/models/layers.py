@@ -6,6 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pcen import PCEN
+
+BAND_MODES = ("per_band", "band_mean", "pcen")  # input normalizations standardized per frequency row
+
 
 def channels(base: int, width: float) -> int:
     """``base`` channels scaled by the recipe's width multiplier, at least 8."""
@@ -111,15 +115,23 @@ class Normalized(nn.Module):
     ``dataset``: per-channel mean and std of the training split; ``per_band``: per frequency row
     (spectrogram bands), also from the training split; both are buffers, so a checkpoint carries
     them. ``per_image``: each input minus its own mean over its own std (as TensorFlow's
-    ``per_image_standardization``), which discards global colour, contrast or loudness. With
-    ``channels_last`` the convolution weights and the standardized batch are in NHWC layout."""
+    ``per_image_standardization``), which discards global colour, contrast or loudness.
+    ``band_mean``: each frequency row minus its own mean over time in this input, over the
+    training split's per-row std of that (cepstral mean normalization, Furui 1981, "Cepstral
+    analysis technique for automatic speaker verification"): a fixed equalization or level change
+    adds a constant to each row of a log spectrogram, and this removes it. ``pcen``: per-channel
+    energy normalization of log-mel features (``pcen.py``; ``frame_rate`` in frames per second),
+    then standardized per row as ``per_band``. With ``channels_last`` the convolution weights and
+    the standardized batch are in NHWC layout."""
 
-    def __init__(self, net: nn.Module, input_shape: tuple[int, int, int], mode: str = "dataset", channels_last: bool = False):
+    def __init__(self, net: nn.Module, input_shape: tuple[int, int, int], mode: str = "dataset", channels_last: bool = False,
+                 frame_rate: float | None = None):  # fmt: skip
         super().__init__()
         self.net, self.mode = net, mode
+        self.pcen = PCEN(frame_rate) if mode == "pcen" else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         net.to(memory_format=self.memory_format)
-        shape = (1, 1, input_shape[1], 1) if mode == "per_band" else (1, input_shape[0], 1, 1)
+        shape = (1, 1, input_shape[1], 1) if mode in BAND_MODES else (1, input_shape[0], 1, 1)
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("std", torch.ones(shape))
 
@@ -130,13 +142,20 @@ class Normalized(nn.Module):
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> None:
-        x = self.as_float(x)
-        dims = (0, 1, 3) if self.mode == "per_band" else (0, 2, 3)
+        x = self.transformed(self.as_float(x))
+        dims = (0, 1, 3) if self.mode in BAND_MODES else (0, 2, 3)
         self.mean.copy_(x.mean(dim=dims, keepdim=True))
         self.std.copy_(x.std(dim=dims, keepdim=True).clamp_min(1e-3))
 
+    def transformed(self, x: torch.Tensor) -> torch.Tensor:
+        """What is standardized: ``band_mean``, every row less its mean over time; ``pcen``, the
+        normalized energies; other modes, ``x`` as it is."""
+        if self.mode == "band_mean":
+            return x - x.mean(dim=3, keepdim=True)
+        return self.pcen(x) if self.pcen is not None else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.as_float(x)
+        x = self.transformed(self.as_float(x))
         if self.mode == "per_image":
             x = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         else:

@@ -27,6 +27,25 @@ class FrontendConfig(Section):
     resize: Optional[int] = Field(None, gt=0, description="resize each spectrogram to this square size")
 
 
+class RoomsConfig(Section):
+    """Audio: every training clip also heard in ``copies`` simulated rooms (``data/rooms.py``); a
+    visit takes one of them with probability ``p``."""
+
+    copies: int = Field(4, ge=1, le=32, description="rooms each training clip is rendered in, drawn once from seed")
+    p: float = Field(0.5, ge=0.0, le=1.0, description="share of visits that take one of the clip's rooms instead of the dry clip")
+    rt60: tuple[float, float] = Field((0.2, 1.2), description="seconds for a room's tail to decay by 60 dB, drawn from this range")
+    drr_db: tuple[float, float] = Field((0.0, 12.0), description="direct-to-reverberant energy ratio in dB, drawn from this range")
+    seed: int = Field(0, description="draws the rooms (the same for every run of a recipe, whatever its train.seed)")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if not 0 < self.rt60[0] <= self.rt60[1] <= 5:
+            raise ValueError("rt60 must be [low, high] seconds with 0 < low <= high <= 5")
+        if self.drr_db[0] > self.drr_db[1]:
+            raise ValueError("drr_db must be [low, high] with low <= high")
+        return self
+
+
 DATA_SOURCE_NAMES = ("digits", "image_folder", "test_folder", "cifar", "tiny_imagenet", "irmas", "irmas_test")
 
 
@@ -45,6 +64,7 @@ class DataConfig(Section):
     on_error: Literal["raise", "skip"] = Field("raise", description="audio: an undecodable file stops the run or is skipped with a warning")
     frontend: FrontendConfig = FrontendConfig()
     cache_dir: Optional[str] = Field(".reglab-cache", description="audio feature cache (null: off)")
+    rooms: Optional[RoomsConfig] = Field(None, description="audio: training clips also heard in simulated rooms")
 
     @property
     def is_audio(self) -> bool:
@@ -57,6 +77,8 @@ class DataConfig(Section):
             raise ValueError(f"data.path is required for source '{self.source}'")
         if isinstance(self.classes, int) and self.classes < 2:
             raise ValueError("data.classes must keep at least 2 classes")
+        if self.rooms is not None and self.source != "irmas":
+            raise ValueError(f"data.rooms renders training recordings in rooms; source '{self.source}' has none (use irmas)")
         return self
 
 
@@ -97,8 +119,8 @@ class InitConfig(Section):
 
 # --- model: one schema per architecture ---------------------------------------------------------
 class ModelCommon(Section):
-    input_norm: Literal["dataset", "per_band", "per_image"] = Field(
-        "dataset", description="standardize by training-set statistics per channel or per frequency band, or per image"
+    input_norm: Literal["dataset", "per_band", "per_image", "band_mean", "pcen"] = Field(
+        "dataset", description="standardize by training-set statistics per channel or per frequency band, or per image; log-mel features only: band_mean, each band less its own mean over time first (removes a fixed equalization or level); pcen, per-channel energy normalization first (Wang et al. 2017)"
     )
     init: Optional[InitConfig] = Field(None, description="initial weights from a file (fine-tuning)")
     freeze: list[str] = Field([], description="parameter name prefixes kept fixed during training")

@@ -68,7 +68,7 @@ def run_epoch(members: list[Member], plans: list[EpochPlan], batch_size: int, st
         for j, member in enumerate(members):
             index = orders[j][batch]
             with drawing(j):
-                xb, tb = member.augment(member.data.x[index], targets_for(member.data.y[index], n_classes), extras[j][batch])
+                xb, tb = member.augment(member.data.visited(index), targets_for(member.data.y[index], n_classes), extras[j][batch])
             inputs.append(xb)
             targets.append(tb)
         logits, losses = step(inputs, targets)

@@ -133,7 +133,7 @@ class Trainee:
         split = split or Split.load(recipe, device)
         train_set, classes, input_shape = split.train_set, split.classes, split.input_shape
 
-        model = create_model(recipe.model, input_shape, len(classes))
+        model = create_model(recipe.model, input_shape, len(classes), recipe.data)
         check_input_size(model, recipe.model, input_shape)
         model.fit(train_set.x)
         left_out = start_weights(model, recipe.model, resume)

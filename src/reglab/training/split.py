@@ -66,5 +66,6 @@ class Split:
         train_set, val_set = stratified_split(full, recipe.data.val_fraction, recipe.data.split_seed)
         x_val, y_val = val_set.x.to(device), val_set.y.to(device)
         mixtures = ValidationMixtures(x_val, targets_for(val_set.y, len(full.classes)), recipe.evaluate) if recipe.polyphonic else None
-        train_data = Samples(train_set.x.to(device), train_set.y.to(device), full.classes, train_set.ids)
+        variants = None if train_set.variants is None else train_set.variants.to(device)
+        train_data = Samples(train_set.x.to(device), train_set.y.to(device), full.classes, train_set.ids, variants, train_set.variant_p)
         return cls(train_set, val_set, train_data, x_val, y_val, mixtures)

@@ -1,0 +1,66 @@
+"""Training clips heard in simulated rooms (``data.rooms``): the responses, the rendered clips and
+their features, and how a training visit picks one."""
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from reglab import data as data_sources
+from reglab.data.dataset import Samples
+from reglab.data.rooms import in_rooms, room_response
+from reglab.errors import UserError
+from reglab.recipe import load_recipe
+from reglab.recipe.schema import section
+
+RATE = 8000
+
+
+def test_a_room_response_decays_60_db_over_rt60_and_holds_the_drr_share_of_the_energy():
+    for rt60, drr in ((0.4, 0.0), (1.0, 10.0)):
+        response = room_response(RATE, rt60, drr, np.random.default_rng(0))
+        assert response[0] == 1.0 and len(response) == int(rt60 * RATE)
+        assert np.sum(response[1:] ** 2) == pytest.approx(10 ** (-drr / 10))
+        tenth = len(response) // 10  # energy per tenth of the tail: 6 dB less each tenth, as 60 dB over the whole
+        energy_db = 10 * np.log10([np.sum(response[1 + k * tenth : 1 + (k + 1) * tenth] ** 2) for k in range(9)])
+        assert np.diff(energy_db).mean() == pytest.approx(-6.0, abs=0.3)
+
+
+def test_a_clip_in_a_room_rings_on_after_its_sound_stops_at_the_same_level_and_the_same_rooms_each_time():
+    t = np.arange(RATE) / RATE
+    burst = np.where(t < 0.3, np.sin(2 * np.pi * 440 * t), 0.0)[None]  # 0.3 s of tone, then silence
+    rooms = section("data", source="irmas", path="x", rooms={"copies": 3, "rt60": [0.6, 0.9], "drr_db": [0.0, 3.0]}).rooms
+    wet = in_rooms(burst, RATE, rooms)
+    assert wet.shape == (1, 3, RATE)
+    after = slice(int(0.35 * RATE), int(0.5 * RATE))
+    assert np.all(np.sqrt(np.mean(wet[0, :, after] ** 2, axis=-1)) > 100 * np.sqrt(np.mean(burst[0, after] ** 2) + 1e-20))
+    assert np.sqrt(np.mean(wet**2, axis=-1)) == pytest.approx(np.sqrt(np.mean(burst**2)), rel=1e-4)
+    assert np.array_equal(in_rooms(burst, RATE, rooms), wet)
+    assert not np.allclose(wet[0, 0], wet[0, 1])  # each copy its own room
+
+
+def test_a_visit_takes_a_rooms_rendering_with_probability_p():
+    x = torch.zeros(50, 1, 2, 3)
+    variants = torch.arange(1, 5).float().view(1, 4, 1, 1, 1).expand(50, 4, 1, 2, 3)
+    index = torch.randint(50, (20000,))
+    torch.manual_seed(0)
+    for p in (0.0, 0.3, 1.0):
+        seen = Samples(x, torch.zeros(50, dtype=torch.long), ["a"], [str(i) for i in range(50)], variants, p).visited(index)[:, 0, 0, 0]
+        assert (seen > 0).float().mean().item() == pytest.approx(p, abs=0.02)
+        if p == 1.0:  # the copies drawn uniformly
+            assert torch.bincount(seen.long(), minlength=5)[1:].float().div(len(index)).sub(0.25).abs().max() < 0.02
+
+
+def test_rooms_come_with_the_training_clips_and_are_refused_for_images(tmp_path):
+    for label in ("pia", "voi"):
+        (tmp_path / label).mkdir()
+        for n in range(3):
+            soundfile.write(tmp_path / label / f"{label}_{n}.flac", 0.1 * np.random.default_rng(n).standard_normal(RATE), RATE)
+    recipe = load_recipe(None, [f"data={{source: irmas, path: {tmp_path}, sample_rate: {RATE}, clip_seconds: 1.0, cache_dir: null,"
+                                " rooms: {copies: 2, p: 0.25}}"])  # fmt: skip
+    clips = data_sources.load(recipe.data, "train")
+    assert clips.variants.shape == (6, 2, *clips.x.shape[1:]) and clips.variant_p == 0.25
+    assert not torch.allclose(clips.variants[:, 0], clips.x)
+    assert clips.subset(torch.tensor([4, 1])).variants.shape[0] == 2
+    with pytest.raises(UserError, match="data.rooms"):
+        load_recipe(None, ["data={source: digits, rooms: {copies: 2}}"])
