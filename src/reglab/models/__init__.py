@@ -13,7 +13,7 @@ from ..plugins import MODELS, call
 from .alexnet_like import AlexNetLike
 from .efficientnet import EfficientNetB0
 from .instrunet import InstruNet
-from .layers import Normalized
+from .layers import LOG_MEL_MODES, Normalized
 from .linear import LinearClassifier
 from .resnet18 import ResNet18
 
@@ -26,7 +26,7 @@ def create_model(config, input_shape: tuple[int, int, int], n_classes: int, data
     """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``; ``data``, the
     recipe's ``data`` section, tells a log-mel input's frame rate (``input_norm: pcen`` needs it)."""
     frame_rate = input_shape[2] / data.clip_seconds if data is not None and data.is_audio else None
-    if config.input_norm in ("band_mean", "pcen") and frame_rate is None:
+    if config.input_norm in LOG_MEL_MODES and frame_rate is None:
         raise UserError(f"model.input_norm: {config.input_norm} acts on log-mel features; it needs an audio data source (data.source: irmas)")
     entry = MODELS.entries.get(config.name)
     if entry is not None and entry.builtin:

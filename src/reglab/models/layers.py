@@ -8,7 +8,8 @@ from torch import nn
 
 from .pcen import PCEN
 
-BAND_MODES = ("per_band", "band_mean", "pcen")  # input normalizations standardized per frequency row
+LOG_MEL_MODES = ("band_mean", "pcen")  # input normalizations that only log-mel features have
+BAND_MODES = ("per_band", *LOG_MEL_MODES)  # input normalizations standardized per frequency row
 
 
 def channels(base: int, width: float) -> int:
