@@ -30,12 +30,12 @@ def test_a_clip_in_a_room_rings_on_after_its_sound_stops_at_the_same_level_and_t
     t = np.arange(RATE) / RATE
     burst = np.where(t < 0.3, np.sin(2 * np.pi * 440 * t), 0.0)[None]  # 0.3 s of tone, then silence
     rooms = section("data", source="irmas", path="x", rooms={"copies": 3, "rt60": [0.6, 0.9], "drr_db": [0.0, 3.0]}).rooms
-    wet = in_rooms(burst, RATE, rooms)
+    wet = np.concatenate(list(in_rooms(burst, RATE, rooms)))
     assert wet.shape == (1, 3, RATE)
     after = slice(int(0.35 * RATE), int(0.5 * RATE))
     assert np.all(np.sqrt(np.mean(wet[0, :, after] ** 2, axis=-1)) > 100 * np.sqrt(np.mean(burst[0, after] ** 2) + 1e-20))
     assert np.sqrt(np.mean(wet**2, axis=-1)) == pytest.approx(np.sqrt(np.mean(burst**2)), rel=1e-4)
-    assert np.array_equal(in_rooms(burst, RATE, rooms), wet)
+    assert np.array_equal(np.concatenate(list(in_rooms(burst, RATE, rooms))), wet)
     assert not np.allclose(wet[0, 0], wet[0, 1])  # each copy its own room
 
 

@@ -36,11 +36,11 @@ class Geometry:
         data = context.data
         if data is None or not data.is_audio:
             raise UserError(f"augment.{key}: acts on log-mel features; it needs an audio data source (data.source: irmas)")
-        frontend, (_, n_rows, n_frames) = data.frontend, context.input_shape
+        frontend, n_rows = data.frontend, context.input_shape[1]
         low, high = hz_to_mel(torch.tensor(frontend.fmin)), hz_to_mel(torch.tensor(frontend.fmax or data.sample_rate / 2))
         centres = torch.linspace(float(low), float(high), frontend.n_mels + 2)[1:-1]
         rows = F.interpolate(centres.view(1, 1, -1), size=n_rows, mode="linear", align_corners=True).view(-1)  # a resized axis
-        return cls(mel_to_hz(rows), n_frames / data.clip_seconds)
+        return cls(mel_to_hz(rows), data.frame_rate(context.input_shape))
 
 
 def chosen(x: torch.Tensor, p: float) -> torch.Tensor:

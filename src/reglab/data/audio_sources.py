@@ -53,8 +53,8 @@ def load_irmas_clips(config) -> Samples:
         stacked = np.stack([fit_length(waves[i], length) for i in kept])
         payload = {"x": log_mel(stacked, config), "kept": torch.tensor(kept)}
         if rooms:
-            wet = in_rooms(stacked, config.sample_rate, config.rooms)
-            payload["variants"] = log_mel(wet.reshape(-1, length), config).unflatten(0, wet.shape[:2])
+            chunks = in_rooms(stacked, config.sample_rate, config.rooms)
+            payload["variants"] = torch.cat([log_mel(wet.reshape(-1, length), config).unflatten(0, wet.shape[:2]) for wet in chunks])
         cache.put(key, payload)
     kept = payload["kept"].tolist()
     ids = [str(files[i].relative_to(files[i].parents[1]).with_suffix("")) for i in kept]

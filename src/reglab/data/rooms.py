@@ -11,10 +11,12 @@ phase and fine structure), at the price of being drawn once per clip rather than
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import torch
 
-CHUNK = 128  # clips convolved at a time
+CHUNK = 32  # clips convolved at a time (their spectra in float64: about 250 MB with 4 copies)
 
 
 def room_response(rate: int, rt60: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -25,23 +27,21 @@ def room_response(rate: int, rt60: float, drr_db: float, rng: np.random.Generato
     return np.concatenate([[1.0], tail])
 
 
-def in_rooms(waves: np.ndarray, rate: int, config) -> np.ndarray:
-    """``[N, samples]`` → ``[N, copies, samples]``: clip ``i``'s rooms drawn from ``(config.seed, i)``,
-    the same for every run on the same files; each copy keeps the clip's length and is scaled back
-    to its RMS (a room changes the sound, not the level)."""
-    count, length = waves.shape
-    responses = np.zeros((count, config.copies, int(config.rt60[1] * rate) + 1))
-    for i in range(count):
-        rng = np.random.default_rng([config.seed, i])
-        for k in range(config.copies):
-            response = room_response(rate, rng.uniform(*config.rt60), rng.uniform(*config.drr_db), rng)
-            responses[i, k, : len(response)] = response
-    size = length + responses.shape[2] - 1
-    out = np.empty((count, config.copies, length), dtype=np.float32)
-    for start in range(0, count, CHUNK):
+def in_rooms(waves: np.ndarray, rate: int, config) -> Iterator[np.ndarray]:
+    """``[N, samples]`` → ``[chunk, copies, samples]`` a chunk of clips at a time (the caller turns each
+    into features, so the N·copies waveforms are never all held at once): clip ``i``'s rooms drawn
+    from ``(config.seed, i)``, the same for every run on the same files; each copy keeps the clip's
+    length and is scaled back to its RMS (a room changes the sound, not the level)."""
+    length, longest = waves.shape[1], int(config.rt60[1] * rate) + 1
+    size = length + longest - 1
+    for start in range(0, len(waves), CHUNK):
         dry = torch.from_numpy(waves[start : start + CHUNK]).double()
-        spectrum = torch.fft.rfft(dry, size)[:, None, :] * torch.fft.rfft(torch.from_numpy(responses[start : start + CHUNK]), size)
-        wet = torch.fft.irfft(spectrum, size)[..., :length]
+        responses = torch.zeros(len(dry), config.copies, longest, dtype=torch.float64)
+        for i in range(len(dry)):
+            rng = np.random.default_rng([config.seed, start + i])
+            for k in range(config.copies):
+                response = room_response(rate, rng.uniform(*config.rt60), rng.uniform(*config.drr_db), rng)
+                responses[i, k, : len(response)] = torch.from_numpy(response)
+        wet = torch.fft.irfft(torch.fft.rfft(dry, size)[:, None, :] * torch.fft.rfft(responses, size), size)[..., :length]
         level = dry.pow(2).mean(-1).sqrt()[:, None, None] / wet.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
-        out[start : start + CHUNK] = (wet * level).float().numpy()
-    return out
+        yield (wet * level).float().numpy()

@@ -25,7 +25,7 @@ for _name, _architecture in {"linear": LinearClassifier, "alexnet_like": AlexNet
 def create_model(config, input_shape: tuple[int, int, int], n_classes: int, data=None) -> Normalized:
     """``config`` is the recipe's ``model`` section; ``input_shape`` is ``(C, H, W)``; ``data``, the
     recipe's ``data`` section, tells a log-mel input's frame rate (``input_norm: pcen`` needs it)."""
-    frame_rate = input_shape[2] / data.clip_seconds if data is not None and data.is_audio else None
+    frame_rate = data.frame_rate(input_shape) if data is not None and data.is_audio else None
     if config.input_norm in LOG_MEL_MODES and frame_rate is None:
         raise UserError(f"model.input_norm: {config.input_norm} acts on log-mel features; it needs an audio data source (data.source: irmas)")
     entry = MODELS.entries.get(config.name)

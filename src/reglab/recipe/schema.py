@@ -71,6 +71,11 @@ class DataConfig(Section):
         """Recordings (log-mel features), not images."""
         return self.source in ("irmas", "irmas_test")
 
+    def frame_rate(self, input_shape: tuple[int, int, int]) -> float:
+        """Frames per second of log-mel inputs ``(C, mels, frames)`` (a clip's frames over its length,
+        so that it holds for resized features too)."""
+        return input_shape[2] / self.clip_seconds
+
     @model_validator(mode="after")
     def _path_needed(self):
         if self.source != "digits" and not self.path:
