@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -49,6 +51,40 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def worker_mid_run(read: Callable[[], list], epochs: int, ready: Callable[[list], bool] = lambda trials: True,
+                   pids: set | None = None, timeout: float = 120) -> tuple[int, int]:
+    """The pid of a worker whose running trial has finished an epoch and has at least one whole epoch
+    to go after the one in progress (so a signal sent at once lands inside that run, however loaded
+    the machine), and that trial's number. ``read()`` gives the study's trials afresh (``[]`` before
+    its storage exists), ``ready(trials)`` says whether to choose yet, ``pids`` limits the choice."""
+    from optuna.trial import TrialState
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.05)
+        trials = read()
+        if not ready(trials):
+            continue
+        for trial in trials:
+            pid = trial.user_attrs.get("worker_pid")
+            if trial.state == TrialState.RUNNING and 1 <= len(trial.intermediate_values) <= epochs - 2 and pid is not None \
+                    and (pids is None or pid in pids):  # fmt: skip
+                return pid, trial.number
+    raise AssertionError("no worker's run got past its first epoch with an epoch to spare")
+
+
+def trials_reader(directory: Path, engine) -> Callable[[], list]:
+    """Reads the trials of the study or sweep in ``directory`` (``[]`` until it exists), its storage opened once."""
+    opened = []
+
+    def read() -> list:
+        if not opened and (directory / f"{engine.kind}.json").exists():
+            opened.append(engine(directory).optuna)
+        return opened[0].get_trials() if opened else []
+
+    return read
 
 
 def write_png(path: Path, rng: np.random.Generator, size=(12, 12), shade: int | None = None) -> None:

@@ -22,7 +22,7 @@ from reglab.experiments.storage import POINT
 from reglab.experiments.study import Study
 from reglab.experiments.sweep import Sweep
 
-from .conftest import run_cli, write_recipe
+from .conftest import worker_mid_run, run_cli, write_recipe
 
 RECIPE = """name: {name}
 data: {{source: digits}}
@@ -76,15 +76,10 @@ def work_with_a_kill(engine, url, name, folders) -> tuple:
     for key in ("worker_b", "worker_c"):
         command, options = reglab("worker", "--storage", url, "--study", name, "--quiet", cwd=folders[key])
         workers[key] = subprocess.Popen(command, **options)
-    deadline, victim = time.time() + 120, None
-    while victim is None and time.time() < deadline:  # a worker's run past its first epoch
-        time.sleep(0.1)
-        running = engine.optuna.get_trials(states=(TrialState.RUNNING,))
-        by_pid = {t.user_attrs.get("worker_pid"): tuple(t.user_attrs[POINT]) for t in running if len(t.intermediate_values) >= 1}
-        victim = next((key for key, process in workers.items() if process.pid in by_pid), None)
-    assert victim is not None, "no run reached its first epoch"
+    pid, number = worker_mid_run(engine.optuna.get_trials, epochs=12, pids={process.pid for process in workers.values()})
+    victim = next(key for key, process in workers.items() if process.pid == pid)
     workers[victim].send_signal(signal.SIGKILL)
-    killed = by_pid[workers[victim].pid]
+    killed = tuple(engine.optuna.get_trials()[number].user_attrs[POINT])
     survivor = next(key for key in workers if key != victim)
     _, err = workers[survivor].communicate(timeout=300)
     assert workers[survivor].returncode == 0, err

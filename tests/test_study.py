@@ -1,11 +1,14 @@
 """Studies as a user runs them: parallel workers, a worker killed mid-run, a rerun that finishes."""
 
+import fcntl
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -19,6 +22,8 @@ from reglab.recipe import load_study_recipe
 from reglab.experiments.storage import POINT as PAIR
 from reglab.experiments.storage import make_storage
 from reglab.experiments.study import Study
+
+from .conftest import trials_reader, worker_mid_run
 
 STUDY = """
 name: kill-test
@@ -62,20 +67,30 @@ def uninterrupted(study_recipe, tmp_path_factory):
     return completed(out)
 
 
-def worker_after_first_epoch(directory, only_first=True):
-    """The worker pid and trial number of a running trial that has finished its first epoch (and only
-    its first: one further along may complete before the caller acts on it); with ``only_first``
-    off, any running epoch will do (a stack of linear models runs one in a fraction of a second)."""
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.3 if only_first else 0.05)
-        if not (directory / "study.json").exists():
-            continue
-        for trial in Study(directory).optuna.get_trials(states=(TrialState.RUNNING,)):
-            done = len(trial.intermediate_values)
-            if (done == 1 if only_first else done >= 1) and "worker_pid" in trial.user_attrs:
-                return trial.user_attrs["worker_pid"], trial.number
-    raise AssertionError("no trial reached its first epoch")
+def worker_after_first_epoch(directory, epochs: int = 4) -> tuple[int, int]:
+    """The pid of a worker whose running trial has finished an epoch with another to spare, and its number."""
+    return worker_mid_run(trials_reader(directory, Study), epochs)
+
+
+def suspend_outside_locks(pid: int, database: Path) -> None:
+    """SIGSTOPs ``pid`` at a moment it holds neither the trial-state file lock nor a lock on the
+    SQLite file (a worker suspended inside one would stall every other worker until it wakes)."""
+    for _ in range(200):
+        os.kill(pid, signal.SIGSTOP)
+        with open(f"{database}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                connection = sqlite3.connect(database, timeout=0.5, isolation_level=None)
+                try:
+                    connection.execute("BEGIN EXCLUSIVE")  # granted only while no other connection holds a lock
+                    connection.execute("ROLLBACK")
+                    return
+                finally:
+                    connection.close()
+            except (BlockingIOError, sqlite3.OperationalError):
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.05)
+    raise AssertionError(f"worker {pid} never let go of the study's locks")
 
 
 def assert_same_results(directory, expected):
@@ -113,7 +128,7 @@ def test_a_paused_worker_whose_trial_was_taken_over_carries_on(tmp_path, study_r
     directory = tmp_path / "paused"
     study = subprocess.Popen(study_command(study_recipe, directory), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim, number = worker_after_first_epoch(directory)
-    os.kill(victim, signal.SIGSTOP)
+    suspend_outside_locks(victim, directory / "study.db")
     try:
         deadline = time.time() + 120
         while Study(directory).optuna.get_trials()[number].state == TrialState.RUNNING and time.time() < deadline:
@@ -260,7 +275,7 @@ def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_ru
     expected = completed(tmp_path / "single")
 
     killed = subprocess.Popen(study_command(recipe, tmp_path / "stacked", 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim, number = worker_after_first_epoch(tmp_path / "stacked", only_first=False)
+    victim, number = worker_after_first_epoch(tmp_path / "stacked", epochs=20)
     partner = [t for t in Study(tmp_path / "stacked").optuna.get_trials(states=(TrialState.RUNNING,)) if t.number != number]
     assert [t.user_attrs["worker_pid"] for t in partner] == [victim]  # the other seed of the arm trains in the same stack
     os.kill(victim, signal.SIGKILL)

@@ -22,7 +22,7 @@ from reglab.experiments.study import Study, run_value
 from reglab.experiments.sweep import Sweep
 from reglab.training.run import train
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, trials_reader, worker_mid_run
 
 def on_digits(name: str, model: str, optim: str, epochs: int, search: str) -> str:
     """A sweep recipe on the built-in digits, ranked by validation accuracy."""
@@ -71,16 +71,7 @@ def test_a_grid_runs_every_point_once_with_a_worker_killed_and_a_rerun(tmp_path)
     recipe, out = write(tmp_path, GRID), tmp_path / "grid"
     command = [sys.executable, "-m", "reglab.cli", "sweep", str(recipe), "--out", str(out), "--workers", "2", "--quiet"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, victim = time.time() + 120, None
-    while victim is None and time.time() < deadline:  # a worker three runs in, after its run's first epoch and before its last
-        time.sleep(0.2)
-        if not (out / "sweep.json").exists():
-            continue
-        trials = Sweep(out).optuna.get_trials()
-        if sum(t.state == TrialState.COMPLETE for t in trials) >= 3:
-            victim = next((t.user_attrs["worker_pid"] for t in trials if t.state == TrialState.RUNNING
-                           and len(t.intermediate_values) >= 1 and "worker_pid" in t.user_attrs), None)  # fmt: skip
-    assert victim is not None, "no run reached its first epoch"
+    victim, _ = worker_mid_run(trials_reader(out, Sweep), epochs=3, ready=lambda trials: sum(t.state == TrialState.COMPLETE for t in trials) >= 3)
     os.kill(victim, signal.SIGKILL)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 2 and "a worker exited" in err, err  # the other worker may have finished the grid meanwhile
