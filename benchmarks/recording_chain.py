@@ -35,14 +35,7 @@ import numpy as np
 import soundfile
 from scipy import signal
 
-
-def peaking(rate: int, centre: float, gain_db: float, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """An RBJ audio-EQ-cookbook peaking filter."""
-    a, w = 10 ** (gain_db / 40), 2 * np.pi * centre / rate
-    alpha = np.sin(w) / (2 * q)
-    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
-    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
-    return b / den[0], den / den[0]
+from reglab.data.rooms import peaking
 
 
 def equalize(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from scipy import signal
 
 from reglab import data as data_sources
 from reglab.data.dataset import Samples
-from reglab.data.rooms import in_rooms, room_response
+from reglab.data.rooms import in_rooms, peaking, room_response
 from reglab.errors import UserError
 from reglab.recipe import load_recipe
 from reglab.recipe.schema import section
@@ -37,6 +38,25 @@ def test_a_clip_in_a_room_rings_on_after_its_sound_stops_at_the_same_level_and_t
     assert np.sqrt(np.mean(wet**2, axis=-1)) == pytest.approx(np.sqrt(np.mean(burst**2)), rel=1e-4)
     assert np.array_equal(np.concatenate(list(in_rooms(burst, RATE, rooms))), wet)
     assert not np.allclose(wet[0, 0], wet[0, 1])  # each copy its own room
+
+
+def test_with_eq_db_each_copy_is_coloured_by_peaking_filters_within_that_gain():
+    b, a = peaking(RATE, 1000.0, 6.0, 1.0)  # the cookbook's filter: +6 dB at its centre, flat far from it
+    _, response = signal.freqz(b, a, worN=[2 * np.pi * 1000 / RATE, 1e-3])
+    assert 20 * np.log10(np.abs(response)) == pytest.approx([6.0, 0.0], abs=0.01)
+
+    noise = np.random.default_rng(0).standard_normal((1, 4 * RATE))
+    dry_room = {"copies": 4, "rt60": [0.01, 0.01], "drr_db": [60.0, 60.0]}  # a room that leaves the sound as it is
+    def band_db(eq_db):  # each copy's energy in 16 bands, relative to the dry clip's
+        rooms = section("data", source="irmas", path="x", rooms=dry_room | {"eq_db": eq_db}).rooms
+        wet = np.concatenate(list(in_rooms(noise, RATE, rooms)))[0]
+        bands = lambda x: np.add.reduceat(np.abs(np.fft.rfft(x, axis=-1)) ** 2, np.linspace(0, 2 * RATE, 17).astype(int)[:-1], axis=-1)
+        return 10 * np.log10(bands(wet) / bands(noise[0]))
+    flat, coloured = band_db(0.0), band_db(9.0)
+    assert np.abs(flat).max() < 0.1  # without eq_db nothing is coloured
+    spread = coloured.max(axis=1) - coloured.min(axis=1)  # a coloured copy's bands differ by up to twice 9 dB (plus the RMS rescaling)
+    assert np.all(spread > 2.0) and np.all(spread < 2 * 3 * 9.0)
+    assert not np.allclose(coloured[0], coloured[1]) and np.array_equal(coloured, band_db(9.0))  # each copy its own colour, every time
 
 
 def test_a_visit_takes_a_rooms_rendering_with_probability_p():

@@ -7,7 +7,11 @@ decays by 60 dB in RT60 seconds and holds 10^(−DRR/10) of the direct sound's e
 
 Unlike ``augment.reverb``, which convolves band powers with the tail's expected envelope, this
 keeps what a room does within a frame and across neighbouring frequencies (the tail's random
-phase and fine structure), at the price of being drawn once per clip rather than every visit."""
+phase and fine structure), at the price of being drawn once per clip rather than every visit.
+
+With ``eq_db`` each copy is also coloured as a microphone, a speaker or a mixing desk colours it:
+three peaking filters (the RBJ audio-EQ cookbook's) at log-uniform centres 100 Hz–6 kHz, gains
+U(−eq_db, eq_db) and Q U(0.7, 2), applied to the room's response."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from scipy import signal
 
 CHUNK = 32  # clips convolved at a time (their spectra in float64: about 250 MB with 4 copies)
 
@@ -27,6 +32,24 @@ def room_response(rate: int, rt60: float, drr_db: float, rng: np.random.Generato
     return np.concatenate([[1.0], tail])
 
 
+def peaking(rate: int, centre: float, gain_db: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """An RBJ audio-EQ-cookbook peaking filter's coefficients ``(b, a)``."""
+    a, w = 10 ** (gain_db / 40), 2 * np.pi * centre / rate
+    alpha = np.sin(w) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
+    return b / den[0], den / den[0]
+
+
+def equalizer(rate: int, eq_db: float, frequencies: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The complex response at ``frequencies`` (radians per sample) of three random peaking filters."""
+    response = np.ones(len(frequencies), dtype=np.complex128)
+    for _ in range(3):
+        centre = float(np.exp(rng.uniform(np.log(100), np.log(6000))))
+        response *= signal.freqz(*peaking(rate, centre, rng.uniform(-eq_db, eq_db), rng.uniform(0.7, 2.0)), worN=frequencies)[1]
+    return response
+
+
 def in_rooms(waves: np.ndarray, rate: int, config) -> Iterator[np.ndarray]:
     """``[N, samples]`` → ``[chunk, copies, samples]`` a chunk of clips at a time (the caller turns each
     into features, so the N·copies waveforms are never all held at once): clip ``i``'s rooms drawn
@@ -34,14 +57,19 @@ def in_rooms(waves: np.ndarray, rate: int, config) -> Iterator[np.ndarray]:
     length and is scaled back to its RMS (a room changes the sound, not the level)."""
     length, longest = waves.shape[1], int(config.rt60[1] * rate) + 1
     size = length + longest - 1
+    frequencies = np.linspace(0, np.pi, size // 2 + 1)
     for start in range(0, len(waves), CHUNK):
         dry = torch.from_numpy(waves[start : start + CHUNK]).double()
         responses = torch.zeros(len(dry), config.copies, longest, dtype=torch.float64)
+        colours = torch.ones(len(dry), config.copies, len(frequencies), dtype=torch.complex128)
         for i in range(len(dry)):
             rng = np.random.default_rng([config.seed, start + i])
             for k in range(config.copies):
                 response = room_response(rate, rng.uniform(*config.rt60), rng.uniform(*config.drr_db), rng)
                 responses[i, k, : len(response)] = torch.from_numpy(response)
-        wet = torch.fft.irfft(torch.fft.rfft(dry, size)[:, None, :] * torch.fft.rfft(responses, size), size)[..., :length]
+                if config.eq_db > 0:
+                    colours[i, k] = torch.from_numpy(equalizer(rate, config.eq_db, frequencies, rng))
+        spectra = torch.fft.rfft(responses, size) * colours
+        wet = torch.fft.irfft(torch.fft.rfft(dry, size)[:, None, :] * spectra, size)[..., :length]
         level = dry.pow(2).mean(-1).sqrt()[:, None, None] / wet.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
         yield (wet * level).float().numpy()

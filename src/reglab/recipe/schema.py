@@ -35,6 +35,7 @@ class RoomsConfig(Section):
     p: float = Field(0.5, ge=0.0, le=1.0, description="share of visits that take one of the clip's rooms instead of the dry clip")
     rt60: tuple[float, float] = Field((0.2, 1.2), description="seconds for a room's tail to decay by 60 dB, drawn from this range")
     drr_db: tuple[float, float] = Field((0.0, 12.0), description="direct-to-reverberant energy ratio in dB, drawn from this range")
+    eq_db: float = Field(0.0, ge=0.0, le=24.0, description="each copy also through three peaking filters of gains U(-eq_db, eq_db) dB; 0: none")
     seed: int = Field(0, description="draws the rooms (the same for every run of a recipe, whatever its train.seed)")
 
     @model_validator(mode="after")
