@@ -22,7 +22,7 @@ from reglab.experiments.storage import POINT
 from reglab.experiments.study import Study
 from reglab.experiments.sweep import Sweep
 
-from .conftest import worker_mid_run, run_cli, write_recipe
+from .conftest import run_cli, worker_mid_run, write_recipe
 
 RECIPE = """name: {name}
 data: {{source: digits}}

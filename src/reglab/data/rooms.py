@@ -61,15 +61,17 @@ def in_rooms(waves: np.ndarray, rate: int, config) -> Iterator[np.ndarray]:
     for start in range(0, len(waves), CHUNK):
         dry = torch.from_numpy(waves[start : start + CHUNK]).double()
         responses = torch.zeros(len(dry), config.copies, longest, dtype=torch.float64)
-        colours = torch.ones(len(dry), config.copies, len(frequencies), dtype=torch.complex128)
+        colours = []  # with eq_db, each copy's equalizer response, in the order drawn
         for i in range(len(dry)):
             rng = np.random.default_rng([config.seed, start + i])
             for k in range(config.copies):
                 response = room_response(rate, rng.uniform(*config.rt60), rng.uniform(*config.drr_db), rng)
                 responses[i, k, : len(response)] = torch.from_numpy(response)
                 if config.eq_db > 0:
-                    colours[i, k] = torch.from_numpy(equalizer(rate, config.eq_db, frequencies, rng))
-        spectra = torch.fft.rfft(responses, size) * colours
+                    colours.append(equalizer(rate, config.eq_db, frequencies, rng))
+        spectra = torch.fft.rfft(responses, size)
+        if colours:
+            spectra *= torch.from_numpy(np.stack(colours)).view(spectra.shape)
         wet = torch.fft.irfft(torch.fft.rfft(dry, size)[:, None, :] * spectra, size)[..., :length]
         level = dry.pow(2).mean(-1).sqrt()[:, None, None] / wet.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
         yield (wet * level).float().numpy()
