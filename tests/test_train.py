@@ -129,7 +129,7 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
         with pytest.raises(UserError, match="train.amp: bf16 needs a CPU with bfloat16"):
             train(recipe, tmp_path / "bf16")
         return
-    full = train(digits_recipe("model.name=instrunet", "model.width=0.25"), tmp_path / "fp32").history
+    full = train(digits_recipe("model.name=instrunet", "model.width=0.25", "train.amp=off"), tmp_path / "fp32").history
     half = train(recipe, tmp_path / "bf16").history
     assert without_time(half) != without_time(full)  # it ran in bfloat16 ...
     assert abs(half[-1]["val_accuracy"] - full[-1]["val_accuracy"]) < 0.1  # ... and learnt as well
@@ -138,7 +138,7 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
 
 def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_only_long_runs_of_families_it_pays_for(tmp_path, monkeypatch):
     """``train.amp: auto`` on the CPU: bfloat16 where the CPU has bfloat16 instructions and the
-    model family was shown equivalent in it (AlexNet-like), float32 for the rest; ``train.compile:
+    model family was shown equivalent in it (AlexNet-like, ResNet-18, InstruNet), float32 for the rest; ``train.compile:
     auto``: only families measured faster compiled, on runs long enough to repay the compile."""
     from reglab.device import concrete_amp, concrete_compile, cpu_has_native_bf16
 
@@ -148,8 +148,9 @@ def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_on
     assert meta["a"]["precision"] == ("bfloat16" if cpu_has_native_bf16() else "float32") and meta["l"]["precision"] == "float32"
     assert not meta["a"]["compiled"] and not meta["l"]["compiled"] and alexnet.status == linear.status == "completed"
     cpu = torch.device("cpu")
-    assert concrete_amp("auto", cpu, "resnet18") == ("bf16" if cpu_has_native_bf16() else "off") == concrete_amp("auto", cpu, "alexnet_like")
-    assert concrete_amp("auto", cpu, "instrunet") == "off" and concrete_amp("off", cpu, "resnet18") == "off"
+    shown = ("bf16" if cpu_has_native_bf16() else "off")
+    assert concrete_amp("auto", cpu, "resnet18") == concrete_amp("auto", cpu, "alexnet_like") == concrete_amp("auto", cpu, "instrunet") == shown
+    assert concrete_amp("auto", cpu, "efficientnet_b0") == "off" and concrete_amp("off", cpu, "resnet18") == "off"
     assert concrete_compile("auto", cpu, "instrunet", 250_000) and not concrete_compile("auto", cpu, "instrunet", 20_000)
     assert not concrete_compile("auto", cpu, "alexnet_like", 10**9) and concrete_compile(True, cpu, "alexnet_like", 1)
     monkeypatch.setenv("PATH", str(tmp_path))  # no C++ compiler: auto does not compile, where true is an error
