@@ -1,7 +1,7 @@
 """reglab's training and evaluation loops against the idiomatic PyTorch loop and the machine's limit.
 
     python benchmarks/throughput.py [--models alexnet_like resnet18 instrunet] [--batches 32 128]
-                                    [--repeats 3] [--workers 2] [--bf16] [--compile] [--before] [--profile TOP] [--json PATH]
+                                    [--repeats 3] [--workers 2] [--bf16] [--compile] [--defaults] [--before] [--profile TOP] [--json PATH]
 
 For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
 ``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
@@ -25,6 +25,10 @@ are written, and bf16's share of the fp32 rate can pass 100 %.
 in the same rounds; the compile column is the warm-up epoch's extra time (the first compile of a
 shape; inductor caches its kernels on disk, so a later process compiles faster). Evaluation runs the
 model uncompiled, as validation does.
+
+``--defaults``: reglab's loop also as its defaults take it (``train.amp: auto``, ``train.compile:
+auto``) for a run of the model's example recipe (``EXAMPLES``: the length of that run decides whether
+compiling pays), in the same rounds; the row names what they resolved to.
 
 ``--memory``: each loop's peak resident memory, in MiB, beside its time: every configuration and
 loop (each precision of reglab's, the idiomatic one with its DataLoader workers) trains two epochs
@@ -63,7 +67,7 @@ from reglab import data as sources
 from reglab.allocator import keep_freed_memory
 from reglab.augment import BatchOps, EpochPlanner
 from reglab.data.dataset import Samples
-from reglab.device import autocast, compiled, cpu_has_bf16, pick_device
+from reglab.device import autocast, compiled, concrete_amp, concrete_compile, cpu_has_bf16, pick_device
 from reglab.inference.predictor import predict_logits, targets_for
 from reglab.training.losses import create_loss
 from reglab.models import create_model
@@ -71,6 +75,7 @@ from reglab.models.folding import folded
 from reglab.training.optim import Optimizer
 from reglab.progress import Silent
 from reglab.recipe import NoScheduleConfig, load_recipe
+from reglab.recipe.loading import load_study_recipe, read_recipe_tree
 from reglab.training.schedules import Schedule
 from reglab.training.epoch import Member, one_run, run_epoch
 from reglab.training.learner import Learner
@@ -88,6 +93,20 @@ MODELS = {  # recipe file, overrides, augmentation when on (the idiomatic Datase
     "resnet18": (None, IMAGE_RECIPE + ["model={name: resnet18, width: 0.25, stem: small}"], IMAGE_AUGMENT),
     "instrunet": (ROOT / "examples" / "instrunet.yaml", ["model.width=0.25", "optim={name: adamw, lr: 1.0e-3, weight_decay: 1.0e-4}"], AUDIO_AUGMENT),
 }
+EXAMPLES = {"alexnet_like": "ablation.yaml", "resnet18": "longtail.yaml", "instrunet": "instrunet.yaml"}  # whose run --defaults resolves for
+
+
+def example_samples(name: str, data) -> int:
+    """Training samples a run of the model's example recipe sees (epochs x visits an epoch), were its
+    training split the benchmark's data less the recipe's validation fraction."""
+    path = ROOT / "examples" / EXAMPLES[name]
+    if "study" in read_recipe_tree(path):  # a study's baseline arm
+        study, arms = load_study_recipe(path)
+        recipe = arms[study.study.baseline]
+    else:
+        recipe = load_recipe(path)
+    planner = EpochPlanner(data.class_counts(), recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
+    return int(recipe.train.epochs * planner.visits_per_epoch(data.y) * (1 - recipe.data.val_fraction))
 
 
 # --- the idiomatic loop ----------------------------------------------------------------------
@@ -220,9 +239,10 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     model.to(device)
     optimizer = Optimizer(recipe.optim, model)
     schedule = Schedule(NoScheduleConfig(), optimizer.torch, 1, 1)
-    forward = compiled(model, device) if args.compile else None
+    chosen = variants_of(args, name, device, data)
+    forward = compiled(model, device) if any(compile for _, _, compile in chosen) else None
     variants = {key: Learner(model, loss_fn, optimizer, schedule, None, autocast(device, amp, name), forward if compile else None)
-                for key, amp, compile in variants_of(args)}  # fmt: skip
+                for key, amp, compile in chosen}  # fmt: skip
     ops = BatchOps(recipe.augment, counts, shape, recipe.data).to(device)
     planner = EpochPlanner(counts, 0.0, 1, None)
     on_device = Samples(data.x.to(device), data.y.to(device), data.classes, data.ids)
@@ -252,7 +272,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     timed = {"idiomatic": reference_epoch, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
     for key, learner in variants.items():
         timed[key] = functools.partial(reglab_epoch, learner)
-        if learner.forward is model:  # evaluation runs the model itself, compiled or not
+        if learner.forward is model or key.startswith("auto"):  # evaluation runs the model itself, compiled or not
             timed[f"{key} eval"] = functools.partial(reglab_eval, learner)
     if args.peak_of:  # the --memory pass's child: this loop alone, twice, its peak counted from here on
         Path("/proc/self/clear_refs").write_text("5")  # the peak resident set so far (decoding, setup) is forgotten
@@ -277,21 +297,26 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     sample = data.x[:batch].to(device)
     flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
     return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops, "profile": heaviest,
-            "compile_seconds": compile_seconds, **rates}  # fmt: skip
+            "compile_seconds": compile_seconds, "variants": list(variants), **rates}  # fmt: skip
 
 
 def peak_memory(name: str, augment: bool, batch: int, key: str, args) -> float:
     """``key``'s loop trained alone in a fresh process: its peak resident memory in MiB."""
     command = [sys.executable, __file__, "--models", name, "--batches", str(batch), "--peak-of", key, "--augment", str(int(augment)),
-               "--workers", str(args.workers)] + [f"--{flag}" for flag in ("before", "bf16", "compile") if getattr(args, flag)]  # fmt: skip
+               "--workers", str(args.workers)] + [f"--{flag}" for flag in ("before", "bf16", "compile", "defaults") if getattr(args, flag)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])["peak_mib"]
 
 
-def variants_of(args) -> list[tuple[str, str, bool]]:
-    """reglab's timed variants: (row key, ``train.amp``, compiled or not)."""
+def variants_of(args, name: str, device, data) -> list[tuple[str, str, bool]]:
+    """reglab's timed variants of model ``name``: (row key, ``train.amp``, compiled or not)."""
     amps = [("reglab", "off")] + ([("reglab bf16", "bf16")] if args.bf16 else [])
-    return [(key, amp, False) for key, amp in amps] + ([(f"{key} compiled", amp, True) for key, amp in amps] if args.compile else [])
+    chosen = [(key, amp, False) for key, amp in amps] + ([(f"{key} compiled", amp, True) for key, amp in amps] if args.compile else [])
+    if args.defaults:
+        amp = concrete_amp("auto", device, name)
+        compile = concrete_compile("auto", device, name, example_samples(name, data))
+        chosen.append((f"auto: {'bf16' if amp == 'bf16' else 'fp32'}{' compiled' if compile else ''}", amp, compile))
+    return chosen
 
 
 def main() -> None:
@@ -302,6 +327,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the idiomatic loop")
     parser.add_argument("--bf16", action="store_true", help="also time reglab under train.amp: bf16 in the same rounds (the idiomatic loop stays in float32)")
     parser.add_argument("--compile", action="store_true", help="also time reglab's loop under train.compile (torch.compile), in each precision, in the same rounds")
+    parser.add_argument("--defaults", action="store_true", help="also time reglab's loop as train.amp: auto and train.compile: auto take it for a run of the model's example recipe")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN, inference mode and folded batch norms")
@@ -331,11 +357,11 @@ def main() -> None:
                 row = measure(name, augment, batch, args, device)
                 rows.append(row)
                 if args.memory:
-                    row["peak_mib"] = {key: peak_memory(name, augment, batch, key, args) for key in ["idiomatic"] + [k for k, _, _ in variants_of(args)]}
-                for key, _, _ in variants_of(args):
+                    row["peak_mib"] = {key: peak_memory(name, augment, batch, key, args) for key in ["idiomatic"] + row["variants"]}
+                for key in row["variants"]:
                     gflops = row[key] * row["flops_per_sample"] / 1e9
                     row[f"{key} share of fp32 rate"] = gflops / fp32
-                    evaluated = key.removesuffix(" compiled")  # evaluation runs the model uncompiled
+                    evaluated = key if key.startswith("auto") else key.removesuffix(" compiled")  # evaluation runs the model uncompiled
                     compile_seconds = f"{row['compile_seconds'][key]:.0f}" if key in row["compile_seconds"] else "—"
                     print(f"| {name} | {'on' if augment else 'off'} | {batch} | {key.replace('reglab bf16', 'bf16').replace('reglab', 'fp32')} | {row[key]:.0f} | "
                           f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | {gflops / bf16:.0%} | "
