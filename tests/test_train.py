@@ -138,9 +138,11 @@ def test_bf16_autocast_on_the_cpu_is_a_recipe_option(tmp_path):
 
 def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_only_long_runs_of_families_it_pays_for(tmp_path, monkeypatch):
     """``train.amp: auto`` on the CPU: bfloat16 where the CPU has bfloat16 instructions and the
-    model family was shown equivalent in it (AlexNet-like, ResNet-18, InstruNet), float32 for the rest; ``train.compile:
-    auto``: only families measured faster compiled, on runs long enough to repay the compile."""
-    from reglab.device import concrete_amp, concrete_compile, cpu_has_native_bf16
+    model family was shown equivalent in it (AlexNet-like, ResNet-18, InstruNet), float32 for the
+    rest; ``train.compile: auto``: only families measured faster compiled, on runs long enough to
+    repay the compile, on the CPU kind where that was measured (AMX)."""
+    from reglab import device
+    from reglab.device import concrete_amp, concrete_compile, cpu_has_amx, cpu_has_native_bf16
 
     alexnet = train(digits_recipe("model={name: alexnet_like, width: 0.25}", "data.image_size=32", "train.epochs=1"), tmp_path / "a")
     linear = train(digits_recipe("model={name: linear}", "train.epochs=1"), tmp_path / "l")
@@ -151,8 +153,11 @@ def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_on
     shown = ("bf16" if cpu_has_native_bf16() else "off")
     assert concrete_amp("auto", cpu, "resnet18") == concrete_amp("auto", cpu, "alexnet_like") == concrete_amp("auto", cpu, "instrunet") == shown
     assert concrete_amp("auto", cpu, "efficientnet_b0") == "off" and concrete_amp("off", cpu, "resnet18") == "off"
-    assert concrete_compile("auto", cpu, "instrunet", 250_000) and not concrete_compile("auto", cpu, "instrunet", 20_000)
+    assert concrete_compile("auto", cpu, "instrunet", 250_000) == cpu_has_amx() and not concrete_compile("auto", cpu, "instrunet", 20_000)
     assert not concrete_compile("auto", cpu, "alexnet_like", 10**9) and concrete_compile(True, cpu, "alexnet_like", 1)
+    for amx in (False, True):  # the rule on either CPU kind, whichever this one is
+        monkeypatch.setattr(device, "cpu_has_amx", lambda: amx)
+        assert concrete_compile("auto", cpu, "instrunet", 250_000) == amx and concrete_compile("auto", cpu, "resnet18", 400_000) == amx
     monkeypatch.setenv("PATH", str(tmp_path))  # no C++ compiler: auto does not compile, where true is an error
     monkeypatch.delenv("CXX", raising=False)
     assert not concrete_compile("auto", cpu, "instrunet", 250_000)

@@ -77,11 +77,18 @@ def pinned_amp(device_name: str, model: str) -> str:
     return concrete_amp("auto", pick_device(device_name), model)
 
 
-# Model families for which torch.compile was measured to pay on the CPU (benchmarks/throughput.py
+# Model families for which torch.compile was measured to pay on a CPU with AMX (benchmarks/throughput.py
 # --compile, float32 at width 0.25: InstruNet 1.6-1.85x, ResNet-18 1.10-1.16x as fast; AlexNet-like
 # no faster), with the training samples a run must see before the time saved is twice a cold
 # compile's (InstruNet ~45 s, ResNet-18 ~60 s): 2 x 45 s / (1/579 - 1/949 s) and 2 x 60 s / (1/250 - 1/271 s).
+# On a CPU with AVX512-BF16 but no AMX (AMD EPYC) compiling made InstruNet slower: 0.85-0.90x in
+# float32 and 0.96-0.98x in bf16 at width 0.25, 0.70x in bf16 at the recipe's width 0.5.
 COMPILE_PAYS_AFTER = {"instrunet": 135_000, "resnet18": 390_000}
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles: the CPU kind on which compiling was measured to pay."""
+    return bool(torch.cpu._is_amx_tile_supported())
 
 
 def has_compiler() -> bool:
@@ -89,12 +96,13 @@ def has_compiler() -> bool:
 
 
 def concrete_compile(setting, device: torch.device, model: str, samples: int) -> bool:
-    """``train.compile`` made concrete: ``auto`` compiles on the CPU (with a C++ compiler) a family of
-    ``COMPILE_PAYS_AFTER`` trained on at least its samples (epochs x samples an epoch); not on CUDA,
-    where it has not been measured yet."""
+    """``train.compile`` made concrete: ``auto`` compiles on a CPU with AMX (with a C++ compiler) a
+    family of ``COMPILE_PAYS_AFTER`` trained on at least its samples (epochs x samples an epoch); not
+    on other CPUs, where it was measured slower, nor on CUDA, where it has not been measured yet."""
     if setting != "auto":
         return setting
-    return device.type == "cpu" and samples >= COMPILE_PAYS_AFTER.get(model, float("inf")) and has_compiler()
+    long_enough = samples >= COMPILE_PAYS_AFTER.get(model, float("inf"))
+    return device.type == "cpu" and long_enough and cpu_has_amx() and has_compiler()
 
 
 SEEDS_PER_CUDA_STACK = 8  # a guess until benchmarks/cuda_check.py has measured k = 1-16 on a GPU
