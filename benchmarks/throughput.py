@@ -74,8 +74,7 @@ from reglab.models import create_model
 from reglab.models.folding import folded
 from reglab.training.optim import Optimizer
 from reglab.progress import Silent
-from reglab.recipe import NoScheduleConfig, load_recipe
-from reglab.recipe.loading import load_study_recipe, read_recipe_tree
+from reglab.recipe import NoScheduleConfig, load_base_recipe, load_recipe
 from reglab.training.schedules import Schedule
 from reglab.training.epoch import Member, one_run, run_epoch
 from reglab.training.learner import Learner
@@ -99,12 +98,7 @@ EXAMPLES = {"alexnet_like": "ablation.yaml", "resnet18": "longtail.yaml", "instr
 def example_samples(name: str, data) -> int:
     """Training samples a run of the model's example recipe sees (epochs x visits an epoch), were its
     training split the benchmark's data less the recipe's validation fraction."""
-    path = ROOT / "examples" / EXAMPLES[name]
-    if "study" in read_recipe_tree(path):  # a study's baseline arm
-        study, arms = load_study_recipe(path)
-        recipe = arms[study.study.baseline]
-    else:
-        recipe = load_recipe(path)
+    recipe = load_base_recipe(ROOT / "examples" / EXAMPLES[name])  # a study's: its base, which its baseline arm trains
     planner = EpochPlanner(data.class_counts(), recipe.train.balanced_sampling, recipe.train.repeats, recipe.augment.multicrop)
     return int(recipe.train.epochs * planner.visits_per_epoch(data.y) * (1 - recipe.data.val_fraction))
 
@@ -270,9 +264,12 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         return len(predict_logits(folded(model), on_device.x, recipe.train.eval_batch_size, learner.amp))  # as a validation does
 
     timed = {"idiomatic": reference_epoch, "idiomatic eval": lambda: idiomatic_eval(model, eval_loader)}
+    # evaluation runs the model uncompiled, so a row's evaluation is that of the first uncompiled row at its precision
+    evaluation = {key: next((other for other, other_amp, other_compiled in chosen if other_amp == amp and not other_compiled), key)
+                  for key, amp, _ in chosen}  # fmt: skip
     for key, learner in variants.items():
         timed[key] = functools.partial(reglab_epoch, learner)
-        if learner.forward is model or key.startswith("auto"):  # evaluation runs the model itself, compiled or not
+        if evaluation[key] == key:
             timed[f"{key} eval"] = functools.partial(reglab_eval, learner)
     if args.peak_of:  # the --memory pass's child: this loop alone, twice, its peak counted from here on
         Path("/proc/self/clear_refs").write_text("5")  # the peak resident set so far (decoding, setup) is forgotten
@@ -297,7 +294,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     sample = data.x[:batch].to(device)
     flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
     return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops, "profile": heaviest,
-            "compile_seconds": compile_seconds, "variants": list(variants), **rates}  # fmt: skip
+            "compile_seconds": compile_seconds, "variants": list(variants), "evaluation": evaluation, **rates}  # fmt: skip
 
 
 def peak_memory(name: str, augment: bool, batch: int, key: str, args) -> float:
@@ -361,7 +358,7 @@ def main() -> None:
                 for key in row["variants"]:
                     gflops = row[key] * row["flops_per_sample"] / 1e9
                     row[f"{key} share of fp32 rate"] = gflops / fp32
-                    evaluated = key if key.startswith("auto") else key.removesuffix(" compiled")  # evaluation runs the model uncompiled
+                    evaluated = row["evaluation"][key]
                     compile_seconds = f"{row['compile_seconds'][key]:.0f}" if key in row["compile_seconds"] else "—"
                     print(f"| {name} | {'on' if augment else 'off'} | {batch} | {key.replace('reglab bf16', 'bf16').replace('reglab', 'fp32')} | {row[key]:.0f} | "
                           f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | {gflops / bf16:.0%} | "

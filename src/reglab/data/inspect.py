@@ -72,13 +72,10 @@ def _audio_headers(files: list[Path]) -> tuple[Counter, tuple[float, float, floa
 
 def summarize_recipe_data(path: Path) -> DataSummary:
     """The data a recipe (a run's, a study's or a sweep's) trains on, any source, a user's included."""
-    from ..recipe import read_recipe_tree, validate
+    from ..recipe import load_base_recipe
     from . import load
 
-    tree = read_recipe_tree(path)
-    if not isinstance(tree, dict):
-        raise UserError(f"{path}: a recipe must be a mapping of sections")
-    config = validate({key: value for key, value in tree.items() if key not in ("study", "search")}, str(path)).data
+    config = load_base_recipe(path).data
     data = load(config, "train")
     shape = tuple(data.x.shape[1:])
     return DataSummary(path, f"the data of recipe {path.name} ({config.source}, inputs {'x'.join(map(str, shape))})",

@@ -190,6 +190,15 @@ def load_recipe(path: str | Path | None, overrides: list[str] = (), saved: bool 
     return validate(tree, str(path) if path is not None else "recipe")
 
 
+def load_base_recipe(path: str | Path) -> Recipe:
+    """The recipe a file trains, whether a run's, a study's or a sweep's: its plan section
+    (``study`` or ``search``) left aside."""
+    tree = read_recipe_tree(path)
+    if not isinstance(tree, dict):
+        raise UserError(f"{path}: a recipe must be a mapping of sections")
+    return validate({key: value for key, value in tree.items() if key not in ("study", "search")}, str(path))
+
+
 def load_plan(path: str | Path, overrides: list[str], saved: bool, schema: type[Recipe], key: str) -> tuple[Recipe, dict]:
     """A recipe with a plan section (``study`` or ``search``) and the base recipe's tree without
     it. Overrides apply to the base recipe; ``saved`` as for ``load_recipe``."""
