@@ -120,15 +120,16 @@ def test_linear_weight_images():
     assert model.net.weight_images().shape == (2, 3, 4, 4)
 
 
-@pytest.mark.parametrize("size", [3, 4, 5])
-def test_local_response_norm_gives_torchs_values_and_gradients(size):
+@pytest.mark.parametrize("size, beta", [(3, 0.75), (4, 0.75), (5, 0.75), (5, 0.5), (5, 0.6)])
+def test_local_response_norm_gives_torchs_values_and_gradients(size, beta):
+    """AlexNet's β = 0.75 and 0.5 take square roots instead of a power: the same numbers either way."""
     from reglab.models.lrn import LocalResponseNorm
 
     torch.manual_seed(0)
     x = (torch.randn(2, 9, 4, 5, dtype=torch.double) * 3).contiguous(memory_format=torch.channels_last).requires_grad_()
     grad = torch.randn(2, 9, 4, 5, dtype=torch.double)
     for alpha in (1e-4, 0.5):
-        reference, ours = torch.nn.LocalResponseNorm(size, alpha, 0.75, 2.0), LocalResponseNorm(size, alpha, 0.75, 2.0)
+        reference, ours = torch.nn.LocalResponseNorm(size, alpha, beta, 2.0), LocalResponseNorm(size, alpha, beta, 2.0)
         expected, got = reference(x), ours(x)
         assert torch.allclose(got, expected, atol=1e-12)
         assert torch.allclose(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0], atol=1e-12)
