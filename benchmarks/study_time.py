@@ -1,10 +1,15 @@
 """A study's wall time as a user feels it: the whole ``reglab study RECIPE --workers 2`` command,
 timed from start to table, once as the recipe is and once with each set of overrides given (a
 candidate default, e.g. ``train.amp=bf16``), one after the other and alone on the machine; with
-each study's peak resident memory (the largest of its processes) and its verdicts, so a faster
-variant is seen to reach the same conclusions.
+each study's peak resident memory (the largest of its processes) and each arm's mean of the
+compared metric, its difference from the baseline and its verdict, so a faster variant is seen to
+reach the same conclusions.
 
-    python benchmarks/study_time.py examples/ablation.yaml --variant train.amp=bf16 [--workers 2] [--out FILE.md]
+    python benchmarks/study_time.py examples/ablation.yaml --variant train.amp=bf16 [--before REV] [--workers 2] [--out FILE.md]
+
+``--before REV``: first the recipe as it is, run by reglab's source as it was at git revision
+``REV`` (exported to a temporary folder and put first on ``PYTHONPATH``, the workers included), so
+that the table's ratios are against that code's wall time on the same machine, in the same session.
 
 Writes a Markdown table (stdout, and ``--out``); each study runs in a fresh temporary directory.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,22 +29,38 @@ MEASURE = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]
            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")  # fmt: skip
 
 
-def timed_study(recipe: str, overrides: list[str], workers: int) -> dict:
-    """Run one study as a user would; its wall time, peak memory (the largest process, MiB),
-    runs and each arm's verdict."""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def exported_source(revision: str, folder: Path) -> Path:
+    """reglab's ``src`` as it was at ``revision``, written under ``folder``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "src"
+
+
+def timed_study(recipe: str, overrides: list[str], workers: int, source: Path | None = None) -> dict:
+    """Run one study as a user would (with reglab from ``source`` if given); its wall time, peak
+    memory (the largest process, MiB), runs and each arm's verdict."""
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))) if source else None
     with tempfile.TemporaryDirectory() as folder:
         table = Path(folder) / "table.json"
         command = [sys.executable, "-m", "reglab.cli", "study", recipe, *overrides, "--workers", str(workers), "--out",
                    str(Path(folder) / "study"), "--json", str(table), "--quiet"]  # fmt: skip
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, env=environment)
         seconds = time.perf_counter() - started
         if done.returncode:
             raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
         peak_kib = int(done.stderr.strip().splitlines()[-1])
         summary = json.loads(table.read_text())
     return {"seconds": seconds, "peak_mib": peak_kib / 1024, "runs": summary["finished"],
-            "verdicts": {arm["arm"]: arm["verdict"] for arm in summary["arms"]}}  # fmt: skip
+            "verdicts": {arm["arm"]: f"{arm['value']['mean']:.3f}{difference(arm)}, {arm['verdict']}" for arm in summary["arms"]}}  # fmt: skip
+
+
+def difference(arm: dict) -> str:
+    """`` (Δ +0.012)``: an arm's mean difference from the baseline; nothing for the baseline."""
+    return f" (Δ {arm['difference']['mean']:+.3f})" if arm.get("difference") else ""
 
 
 def main() -> None:
@@ -46,18 +68,21 @@ def main() -> None:
     parser.add_argument("recipes", nargs="+", help="study recipes")
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]", help="overrides to time against the recipe as it is")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--before", metavar="REV", help="first time the recipe as written with reglab's source at this git revision")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
     lines = ["| study | variant | wall | runs | peak memory (largest process) | verdicts |", "| --- | --- | --- | --- | --- | --- |"]
-    for recipe in args.recipes:
-        baseline = None
-        for variant in [""] + args.variant:
-            result = timed_study(recipe, [part for part in variant.split(",") if part], args.workers)
-            baseline = baseline or result["seconds"]
-            verdicts = "; ".join(f"{arm}: {verdict}" for arm, verdict in result["verdicts"].items())
-            lines.append(f"| {Path(recipe).name} | {variant or 'as written'} | {result['seconds'] / 60:.1f} min "
-                         f"({result['seconds'] / baseline:.2f}x) | {result['runs']} | {result['peak_mib']:.0f} MiB | {verdicts} |")  # fmt: skip
-            print(lines[-1], flush=True)
+    with tempfile.TemporaryDirectory() as exported:
+        before = [(f"as written, reglab at {args.before}", "", exported_source(args.before, Path(exported)))] if args.before else []
+        for recipe in args.recipes:
+            baseline = None
+            for label, variant, source in before + [(variant or "as written", variant, None) for variant in [""] + args.variant]:
+                result = timed_study(recipe, [part for part in variant.split(",") if part], args.workers, source)
+                baseline = baseline or result["seconds"]
+                verdicts = "; ".join(f"{arm}: {verdict}" for arm, verdict in result["verdicts"].items())
+                lines.append(f"| {Path(recipe).name} | {label} | {result['seconds'] / 60:.1f} min "
+                             f"({result['seconds'] / baseline:.2f}x) | {result['runs']} | {result['peak_mib']:.0f} MiB | {verdicts} |")  # fmt: skip
+                print(lines[-1], flush=True)
     print("\n".join(lines))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
