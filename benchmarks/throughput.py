@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--models alexnet_like resnet18 instrunet] [--batches 32 128]
                                     [--repeats 3] [--workers 2] [--bf16] [--compile] [--defaults] [--before] [--profile TOP] [--json PATH]
+                                    [--set KEY=VALUE ...]
 
 For each model (``alexnet_like`` and ``resnet18`` at width 0.25 on the typeface set, 64x64 RGB;
 ``instrunet`` on the instrument clips' cached log-mel features), augmentation off and on, and each
@@ -218,7 +219,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     settings = [f"train.batch_size={batch}", "train.repeats=1", augmentation if augment else "augment={}"]
     if args.before:
         settings.append("train.eval_batch_size=512")  # the default then
-    recipe = load_recipe(path, overrides + settings)
+    recipe = load_recipe(path, overrides + settings + args.set)
     data = sources.load(recipe.data, "train")
     counts, shape, n_classes = data.class_counts(), tuple(data.x.shape[1:]), len(data.classes)
     audio = recipe.data.source == "irmas"
@@ -301,6 +302,7 @@ def peak_memory(name: str, augment: bool, batch: int, key: str, args) -> float:
     """``key``'s loop trained alone in a fresh process: its peak resident memory in MiB."""
     command = [sys.executable, __file__, "--models", name, "--batches", str(batch), "--peak-of", key, "--augment", str(int(augment)),
                "--workers", str(args.workers)] + [f"--{flag}" for flag in ("before", "bf16", "compile", "defaults") if getattr(args, flag)]  # fmt: skip
+    command += [f"--set={override}" for override in args.set]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])["peak_mib"]
 
@@ -326,6 +328,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time reglab's loop under train.compile (torch.compile), in each precision, in the same rounds")
     parser.add_argument("--defaults", action="store_true", help="also time reglab's loop as train.amp: auto and train.compile: auto take it for a run of the model's example recipe")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override laid over every model's benchmark recipe, e.g. model.width=0.5 (InstruNet at its example's width)")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN, inference mode and folded batch norms")
     parser.add_argument("--memory", action="store_true", help="also each loop's peak resident memory, each trained alone in a fresh process")
