@@ -329,7 +329,7 @@ def main() -> None:
     parser.add_argument("--defaults", action="store_true", help="also time reglab's loop as train.amp: auto and train.compile: auto take it for a run of the model's example recipe")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="also print the TOP operators of a reglab epoch by self CPU time")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="an override laid over every model's benchmark recipe, e.g. model.width=0.5 (InstruNet at its example's width)")
+                        help="an override laid over every model's benchmark recipe, e.g. model.width=0.75 (InstruNet at its example's width)")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--before", action="store_true", help="reglab without its allocator setting, fused LRN, inference mode and folded batch norms")
     parser.add_argument("--memory", action="store_true", help="also each loop's peak resident memory, each trained alone in a fresh process")

@@ -82,7 +82,8 @@ def pinned_amp(device_name: str, model: str) -> str:
 # no faster), with the training samples a run must see before the time saved is twice a cold
 # compile's (InstruNet ~45 s, ResNet-18 ~60 s): 2 x 45 s / (1/579 - 1/949 s) and 2 x 60 s / (1/250 - 1/271 s).
 # On a CPU with AVX512-BF16 but no AMX (AMD EPYC) compiling made InstruNet slower: 0.85-0.90x in
-# float32 and 0.96-0.98x in bf16 at width 0.25, 0.72x in bf16 at the recipe's width 0.5.
+# float32 and 0.96-0.98x in bf16 at width 0.25, 0.72x in bf16 at width 0.5 (the
+# instrument recipe's then; it trains at 0.75 now, not timed compiled).
 COMPILE_PAYS_AFTER = {"instrunet": 135_000, "resnet18": 390_000}
 
 
