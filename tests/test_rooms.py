@@ -40,6 +40,20 @@ def test_a_clip_in_a_room_rings_on_after_its_sound_stops_at_the_same_level_and_t
     assert not np.allclose(wet[0, 0], wet[0, 1])  # each copy its own room
 
 
+def test_a_steady_room_starts_with_the_tail_of_the_clips_end_as_a_window_of_a_longer_recording_does():
+    t = np.arange(RATE) / RATE
+    burst = np.where(t > 0.7, np.sin(2 * np.pi * 440 * t), 0.0)[None]  # silence, then tone for the last 0.3 s
+    room = {"copies": 2, "rt60": [0.6, 0.9], "drr_db": [0.0, 3.0]}
+    start = slice(0, int(0.1 * RATE))
+    rms = lambda x: np.sqrt(np.mean(x**2, axis=-1))
+    silent_room, steady = (np.concatenate(list(in_rooms(burst, RATE, section("data", source="irmas", path="x", rooms=room | {"steady": s}).rooms))) for s in (False, True))
+    assert np.all(rms(silent_room[0, :, start]) < 1e-6 * rms(burst[0]))  # a linear convolution: nothing before the first sound
+    assert np.all(rms(steady[0, :, start]) > 0.01 * rms(burst[0]))  # wrapped: the end's tail rings at the start
+    assert rms(steady[0]) == pytest.approx([rms(burst[0])] * 2, rel=1e-4)
+    long_room = section("data", source="irmas", path="x", rooms={"copies": 1, "rt60": [2.0, 2.5], "steady": True}).rooms
+    assert np.concatenate(list(in_rooms(burst, RATE, long_room))).shape == (1, 1, RATE)  # a response longer than the clip folds onto it
+
+
 def test_with_eq_db_each_copy_is_coloured_by_peaking_filters_within_that_gain():
     b, a = peaking(RATE, 1000.0, 6.0, 1.0)  # the cookbook's filter: +6 dB at its centre, flat far from it
     _, response = signal.freqz(b, a, worN=[2 * np.pi * 1000 / RATE, 1e-3])

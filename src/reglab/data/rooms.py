@@ -11,7 +11,11 @@ phase and fine structure), at the price of being drawn once per clip rather than
 
 With ``eq_db`` each copy is also coloured as a microphone, a speaker or a mixing desk colours it:
 three peaking filters (the RBJ audio-EQ cookbook's) at log-uniform centres 100 Hz–6 kHz, gains
-U(−eq_db, eq_db) and Q U(0.7, 2), applied to the room's response."""
+U(−eq_db, eq_db) and Q U(0.7, 2), applied to the room's response.
+
+With ``steady`` the clip is heard as if it had been playing before it starts: the response wraps
+around (circular convolution), so the clip's first second carries the tail of its last instead of
+starting in a silent room — as a window cut from a longer reverberant recording does."""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def in_rooms(waves: np.ndarray, rate: int, config) -> Iterator[np.ndarray]:
     from ``(config.seed, i)``, the same for every run on the same files; each copy keeps the clip's
     length and is scaled back to its RMS (a room changes the sound, not the level)."""
     length, longest = waves.shape[1], int(config.rt60[1] * rate) + 1
-    size = length + longest - 1
+    size = length if config.steady else length + longest - 1
     frequencies = np.linspace(0, np.pi, size // 2 + 1)
     for start in range(0, len(waves), CHUNK):
         dry = torch.from_numpy(waves[start : start + CHUNK]).double()
@@ -69,6 +73,8 @@ def in_rooms(waves: np.ndarray, rate: int, config) -> Iterator[np.ndarray]:
                 responses[i, k, : len(response)] = torch.from_numpy(response)
                 if config.eq_db > 0:
                     colours.append(equalizer(rate, config.eq_db, frequencies, rng))
+        if config.steady:  # fold the response onto the clip's length: convolution wraps around
+            responses = torch.nn.functional.pad(responses, (0, -longest % length)).view(len(dry), config.copies, -1, length).sum(2)
         spectra = torch.fft.rfft(responses, size)
         if colours:
             spectra *= torch.from_numpy(np.stack(colours)).view(spectra.shape)

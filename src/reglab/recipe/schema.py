@@ -36,6 +36,7 @@ class RoomsConfig(Section):
     rt60: tuple[float, float] = Field((0.2, 1.2), description="seconds for a room's tail to decay by 60 dB, drawn from this range")
     drr_db: tuple[float, float] = Field((0.0, 12.0), description="direct-to-reverberant energy ratio in dB, drawn from this range")
     eq_db: float = Field(0.0, ge=0.0, le=24.0, description="each copy also through three peaking filters of gains U(-eq_db, eq_db) dB; 0: none")
+    steady: bool = Field(False, description="the response wraps around, as if the clip had been playing in the room before it starts")
     seed: int = Field(0, description="draws the rooms (the same for every run of a recipe, whatever its train.seed)")
 
     @model_validator(mode="after")
