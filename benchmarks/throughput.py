@@ -40,7 +40,11 @@ side in this process.
 
 ``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
 default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
-evaluation under ``no_grad`` at the evaluation batch of 512 (the idiomatic loop is the same in both).
+evaluation under ``no_grad`` at the evaluation batch of 512 (the idiomatic loop is the same in both);
+also torch's batch norm (reglab's few-channel path came with issue 33).
+
+The idiomatic loop trains the same model with torch's own ``nn.BatchNorm2d`` forward, as a model
+written without reglab would.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +77,7 @@ from reglab.device import autocast, compiled, concrete_amp, concrete_compile, cp
 from reglab.inference.predictor import predict_logits, targets_for
 from reglab.training.losses import create_loss
 from reglab.models import create_model
+from reglab.models.batchnorm import BatchNorm2d
 from reglab.models.folding import folded
 from reglab.training.optim import Optimizer
 from reglab.progress import Silent
@@ -174,6 +180,20 @@ def idiomatic_epoch(model, optimizer, loss_fn, loader) -> int:
     return seen
 
 
+@contextmanager
+def torch_batch_norm(model):
+    """The model's batch norms run torch's own ``nn.BatchNorm2d.forward`` (as a model written
+    without reglab would), not reglab's few-channel path (``models/batchnorm.py``)."""
+    ours = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
+    for module in ours:
+        module.__class__ = torch.nn.BatchNorm2d
+    try:
+        yield
+    finally:
+        for module in ours:
+            module.__class__ = BatchNorm2d
+
+
 @torch.no_grad()
 def idiomatic_eval(model, loader) -> int:
     model.eval()
@@ -230,6 +250,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         for module in model.modules():
             if isinstance(module, torch.nn.LocalResponseNorm):
                 module.__class__ = torch.nn.LocalResponseNorm  # torch's own forward
+        torch_batch_norm(model).__enter__()  # for good: reglab's few-channel path came later
     model.fit(data.x)
     model.to(device)
     optimizer = Optimizer(recipe.optim, model)
@@ -255,7 +276,8 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         return len(plan.order)
 
     def reference_epoch() -> int:
-        return idiomatic_epoch(model, reference_optimizer, loss_fn if audio else F.cross_entropy, loader)
+        with torch_batch_norm(model):
+            return idiomatic_epoch(model, reference_optimizer, loss_fn if audio else F.cross_entropy, loader)
 
     def reglab_eval(learner) -> int:
         if args.before:  # no_grad, as predict_logits was

@@ -22,7 +22,8 @@ def test_every_model_takes_uint8_images_of_any_small_size(name, shape):
 
 
 def kinds(model):
-    return {type(m) for m in model.modules()}
+    """The module classes in a model, each also under the torch class it extends."""
+    return {base for m in model.modules() for base in type(m).__mro__}
 
 
 def test_dropout_placement():
@@ -166,6 +167,57 @@ def test_local_response_norm_compiles_without_warnings_to_the_same_values():
         got.sum().backward()
     assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
     assert torch.allclose(got, layer(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 8, 10, 14), (4, 12, 6, 6), (5, 3, 7, 9), (2, 8, 3, 5)])
+def test_channels_last_batch_norm_gives_torchs_values_gradients_and_running_statistics(shape):
+    """The few-channel channels-last path (rows of g pixels, statistics pooled over them; an odd
+    pixel count gives g = 1) is ``nn.BatchNorm2d`` to double precision, for three steps in a row."""
+    from reglab.models.batchnorm import BatchNorm2d, takes_fast_path
+
+    torch.manual_seed(0)
+    reference = nn.BatchNorm2d(shape[1]).double()
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 1.5), reference.bias.uniform_(-1, 1)
+    ours = BatchNorm2d(shape[1]).double()
+    ours.load_state_dict(reference.state_dict())
+    for _ in range(3):
+        x = (torch.randn(shape, dtype=torch.double) * 2 + 1.5).contiguous(memory_format=torch.channels_last).requires_grad_()
+        grad = torch.randn(shape, dtype=torch.double)
+        assert takes_fast_path(x)
+        expected, got = reference(x), ours(x)
+        assert got.is_contiguous(memory_format=torch.channels_last) and torch.allclose(got, expected, atol=1e-12)
+        got_grads = torch.autograd.grad(got, (x, ours.weight, ours.bias), grad)
+        for mine, theirs in zip(got_grads, torch.autograd.grad(expected, (x, reference.weight, reference.bias), grad)):
+            assert torch.allclose(mine, theirs, atol=1e-10)
+    for name, buffer in reference.named_buffers():
+        assert torch.allclose(getattr(ours, name), buffer, atol=1e-12), name
+
+
+def test_channels_last_batch_norm_under_bfloat16_autocast_keeps_the_dtype_and_float32_statistics():
+    from reglab.models.batchnorm import BatchNorm2d
+
+    torch.manual_seed(0)
+    x = (torch.randn(16, 8, 12, 16) * 3 + 2).contiguous(memory_format=torch.channels_last)
+    low = x.bfloat16().requires_grad_()
+    ours, reference = BatchNorm2d(8), nn.BatchNorm2d(8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ours(low)
+    got.float().square().sum().backward()
+    expected = reference(low.detach().float())
+    assert got.dtype == low.grad.dtype == torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got.float(), expected, atol=2e-2)  # bfloat16 keeps 8 bits of mantissa
+    assert torch.allclose(ours.running_mean, reference.running_mean, atol=1e-5)
+    assert torch.allclose(ours.running_var, reference.running_var, rtol=1e-4)
+
+
+def test_batch_norm_takes_the_native_kernel_where_it_is_the_fast_one():
+    from reglab.models.batchnorm import takes_fast_path
+
+    cl = lambda *shape: torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    assert takes_fast_path(cl(4, 8, 6, 6))
+    assert not takes_fast_path(torch.randn(4, 8, 6, 6))  # NCHW: the native kernel reduces long rows already
+    assert not takes_fast_path(cl(4, 64, 6, 6))  # enough channels to fill a vector
 
 
 def test_stochastic_depth_drops_branches_linearly_in_depth_and_never_at_evaluation():

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batchnorm import BatchNorm2d
 from .pcen import PCEN
 
 LOG_MEL_MODES = ("band_mean", "pcen")  # input normalizations that only log-mel features have
@@ -18,7 +19,7 @@ def channels(base: int, width: float) -> int:
 
 
 def norm2d(enabled: bool, n: int) -> nn.Module:
-    return nn.BatchNorm2d(n) if enabled else nn.Identity()
+    return BatchNorm2d(n) if enabled else nn.Identity()
 
 
 class MaxDropout(nn.Module):
