@@ -8,7 +8,9 @@ memory, ``[N, H, W, C]``, is also a ``[R, g·C]`` matrix of rows of ``g`` pixels
 runs on that matrix as if each of its ``g·C`` columns were a channel (long contiguous rows:
 vectorized) and the ``g`` columns of a channel are pooled — statistics and sums in float32 for
 bfloat16 inputs, as the native kernel keeps them. The module is ``nn.BatchNorm2d`` (parameters,
-buffers, evaluation and folding unchanged); only a training step on such a map takes this path.
+buffers, evaluation and folding unchanged); only a training step on such a map takes this path, and
+only at 8 channels or fewer and 2^18 values or more (below that torch's one kernel is quicker than
+this path's dozen small ops; at 16 channels the gain was not steady).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import torch
 from torch import nn
 
 LANES = 64  # values per row of the matrix: a few vector registers of bfloat16 or float32
-FEW = 16  # at most this many channels: where the native channels-last kernel is the slow one (benchmarks/batch_norm.py)
+FEW = 8  # at most this many channels: where the native channels-last kernel is clearly the slow one (benchmarks/batch_norm.py)
+SMALLEST = 1 << 18  # values in a map below which the row path's dozen small ops cost more than they save
 
 
 def pixels_per_row(pixels: int, channels: int) -> int:
@@ -93,7 +96,7 @@ class _ChannelsLastBatchNorm(torch.autograd.Function):
 def takes_fast_path(x: torch.Tensor) -> bool:
     """A 4-D channels-last CPU map with few channels, outside a compiled graph and outside torch.func
     transforms (a stack of seeds runs its members under vmap: torch's kernel there)."""
-    if x.device.type != "cpu" or x.dim() != 4 or not 1 < x.shape[1] <= FEW:
+    if x.device.type != "cpu" or x.dim() != 4 or not 1 < x.shape[1] <= FEW or x.numel() < SMALLEST:
         return False
     if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x):
         return False
