@@ -20,7 +20,7 @@ data: {{source: irmas, path: {TRAIN}, frontend: {{n_mels: 32, hop_length: 1024}}
 model: {{name: instrunet, width: 0.25, input_norm: per_band}}
 loss: {{name: bce, class_weights: inverse_frequency}}
 optim: {{name: adam, lr: 0.003}}
-train: {{epochs: 4, batch_size: 64}}
+train: {{epochs: 6, batch_size: 64}}
 evaluate: {{threshold: tuned, tuning_mixtures: 100, aggregate: max, channels: each}}
 """
 
