@@ -180,13 +180,19 @@ def idiomatic_epoch(model, optimizer, loss_fn, loader) -> int:
     return seen
 
 
-@contextmanager
-def torch_batch_norm(model):
-    """The model's batch norms run torch's own ``nn.BatchNorm2d.forward`` (as a model written
-    without reglab would), not reglab's few-channel path (``models/batchnorm.py``)."""
+def to_torch_batch_norm(model) -> list:
+    """Switches the model's batch norms to torch's own ``nn.BatchNorm2d.forward`` (as a model written
+    without reglab would, not reglab's few-channel path, ``models/batchnorm.py``); the ones switched."""
     ours = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
     for module in ours:
         module.__class__ = torch.nn.BatchNorm2d
+    return ours
+
+
+@contextmanager
+def torch_batch_norm(model):
+    """Torch's batch norm for the duration of the block (the idiomatic loop's epochs)."""
+    ours = to_torch_batch_norm(model)
     try:
         yield
     finally:
@@ -250,7 +256,7 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         for module in model.modules():
             if isinstance(module, torch.nn.LocalResponseNorm):
                 module.__class__ = torch.nn.LocalResponseNorm  # torch's own forward
-        torch_batch_norm(model).__enter__()  # for good: reglab's few-channel path came later
+        to_torch_batch_norm(model)  # for good: reglab's few-channel path came later
     model.fit(data.x)
     model.to(device)
     optimizer = Optimizer(recipe.optim, model)
