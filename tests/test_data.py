@@ -20,6 +20,24 @@ def test_image_folder_decodes_once_into_uint8_and_resizes(image_tree):
     assert data.ids[0] == "blue/blue_000"
 
 
+def test_decoded_images_are_cached_and_decoded_again_when_a_file_changes(image_tree, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from reglab.data import images
+
+    config = DataConfig(source="image_folder", path=str(image_tree), image_size=8, cache_dir=str(tmp_path / "cache"))
+    first = sources.load(config)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    with monkeypatch.context() as patched:
+        patched.setattr(images, "_decode_all", lambda *_: pytest.fail("decoded again"))
+        assert torch.equal(sources.load(config).x, first.x)  # the second run reads the cache
+    Image.new("RGB", (10, 10), (0, 0, 0)).save(image_tree / "red" / "red_000.png")  # a file replaced: decoded again
+    changed = sources.load(config)
+    index = changed.ids.index("red/red_000")
+    assert changed.x[index].max() == 0 and first.x[index].max() > 0
+    assert sources.load(config.model_copy(update={"image_size": 4})).x.shape[-1] == 4  # another size: its own entry
+
+
 def test_class_subset_and_grey_channels(image_tree):
     data = sources.load(DataConfig(source="image_folder", path=str(image_tree), classes=["red", "blue"], channels=1))
     assert data.classes == ["blue", "red"] and data.x.shape[1] == 1

@@ -33,7 +33,7 @@ def _digits(config, split, classes):
 
 
 def _image_folder(config, split, classes):
-    return load_image_folder(config.path, config.image_size, config.channels, config.classes)
+    return load_image_folder(config.path, config.image_size, config.channels, config.classes, config.cache_dir)
 
 
 def _cifar(config, split, classes):
@@ -41,7 +41,7 @@ def _cifar(config, split, classes):
 
 
 def _tiny_imagenet(config, split, classes):
-    return load_tiny_imagenet(config.path, split, config.image_size, config.channels, config.classes)
+    return load_tiny_imagenet(config.path, split, config.image_size, config.channels, config.classes, config.cache_dir)
 
 
 def _irmas(config, split, classes):
@@ -53,7 +53,7 @@ def _irmas_test(config, split, classes):
 
 
 def _test_folder(config, split, classes):
-    return load_test_folder(config.path, config.image_size, config.channels, classes or [], config.labels)
+    return load_test_folder(config.path, config.image_size, config.channels, classes or [], config.labels, config.cache_dir)
 
 
 for _name, _loader in {"digits": _digits, "image_folder": _image_folder, "test_folder": _test_folder, "cifar": _cifar,

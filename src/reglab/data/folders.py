@@ -56,10 +56,10 @@ def list_class_folders(root: Path, wanted=None, images_subdir: str = "") -> tupl
     return files, labels, classes
 
 
-def load_image_folder(path, size: Optional[int], channels: Optional[int], wanted=None) -> Samples:
+def load_image_folder(path, size: Optional[int], channels: Optional[int], wanted=None, cache_dir=None) -> Samples:
     root = existing_dir(path, "image folder")
     files, labels, classes = list_class_folders(root, wanted)
-    x = decode_images(files, size, channels or 3)
+    x = decode_images(files, size, channels or 3, cache_dir)
     ids = [str(f.relative_to(root).with_suffix("")) for f in files]
     return Samples(x, torch.tensor(labels), classes, ids)
 
@@ -76,7 +76,7 @@ def read_label_csv(path: str | Path) -> dict[str, str]:
         return {row["id"]: row["label"] for row in reader}
 
 
-def load_test_folder(path, size, channels, classes: list[str], labels_csv=None) -> Samples:
+def load_test_folder(path, size, channels, classes: list[str], labels_csv=None, cache_dir=None) -> Samples:
     """A flat folder of ``<id>.png``; labelled through ``labels_csv`` when given."""
     root = existing_dir(path, "test folder")
     files = image_files(root)
@@ -94,4 +94,4 @@ def load_test_folder(path, size, channels, classes: list[str], labels_csv=None) 
         if unknown:
             raise UserError(f"{labels_csv}: label '{unknown[0]}' is not one of the model's classes")
         y = torch.tensor([index[answers[i]] for i in ids])
-    return Samples(decode_images(files, size, channels or 3), y, classes, ids)
+    return Samples(decode_images(files, size, channels or 3, cache_dir), y, classes, ids)

@@ -38,11 +38,11 @@ def _val_files(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def load_tiny_imagenet(path, split: str, size, channels, wanted=None) -> Samples:
+def load_tiny_imagenet(path, split: str, size, channels, wanted=None, cache_dir=None) -> Samples:
     root = existing_dir(path, "Tiny-ImageNet folder")
     train_dir = existing_dir(root / "train", "Tiny-ImageNet train folder")
     files, labels, classes = list_class_folders(train_dir, wanted, images_subdir="images")
     if split != "train":
         files, labels = _val_files(root, classes)
-    x = decode_images(files, size, channels or 3)
+    x = decode_images(files, size, channels or 3, cache_dir)
     return Samples(x, torch.tensor(labels), classes, [f.stem for f in files])

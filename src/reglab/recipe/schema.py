@@ -65,7 +65,7 @@ class DataConfig(Section):
     window_hop_seconds: float = Field(1.5, gt=0.0, description="audio: hop between evaluation windows")
     on_error: Literal["raise", "skip"] = Field("raise", description="audio: an undecodable file stops the run or is skipped with a warning")
     frontend: FrontendConfig = FrontendConfig()
-    cache_dir: Optional[str] = Field(".reglab-cache", description="audio feature cache (null: off)")
+    cache_dir: Optional[str] = Field(".reglab-cache", description="cache of decoded images and audio features, so the next run reads one file (null: off)")
     rooms: Optional[RoomsConfig] = Field(None, description="audio: training clips also heard in simulated rooms")
 
     @property
