@@ -221,6 +221,28 @@ def test_an_excerpt_that_lists_no_instrument_is_refused(tmp_path):
         list_testing(tmp_path, ["cel", "pia"])
 
 
+def test_freq_mixstyle_gives_spectrograms_blends_of_band_statistics_and_keeps_their_shape():
+    from reglab.augment.freq_mixstyle import FreqMixStyle
+    from reglab.recipe.augment import FreqMixStyleConfig
+
+    torch.manual_seed(0)
+    pattern = torch.randn(32, 1, 40, 30)
+    levels = torch.arange(32.0).view(32, 1, 1, 1) * torch.linspace(-1, 1, 40).view(1, 1, 40, 1)  # a tilt per spectrogram
+    x = pattern * 2.0 + levels
+
+    def standardized(t):
+        return (t - t.mean(dim=(1, 3), keepdim=True)) / t.std(dim=(1, 3), keepdim=True, correction=0)
+
+    out, _ = FreqMixStyle(FreqMixStyleConfig(p=1.0, alpha=0.3), context_of(x))(x, None, None)
+    assert torch.allclose(standardized(out), standardized(x), atol=1e-3)  # what varies along time is kept
+    tilt = out.mean(dim=(1, 3))[:, -1] - out.mean(dim=(1, 3))[:, 0]  # each band mean is a blend of two tilts 0..31
+    own = levels[:, 0, -1, 0] - levels[:, 0, 0, 0]
+    assert float(tilt.min()) >= -1e-3 and float(tilt.max()) <= float(own.max()) + 1e-3
+    assert int(((tilt - own).abs() > 1.0).sum()) >= 16  # most spectrograms took on another's colouring
+    untouched, _ = FreqMixStyle(FreqMixStyleConfig(p=0.0), context_of(x))(x, None, None)
+    assert torch.allclose(untouched, x, atol=1e-5)
+
+
 def test_filter_augment_adds_one_piecewise_linear_curve_per_spectrogram():
     from reglab.augment.filter_augment import FilterAugment
     from reglab.recipe import FilterAugmentConfig

@@ -24,6 +24,7 @@ from .acoustics import Compression, PitchShift, Reverb
 from .autoaugment import RandAugment, TrivialAugment
 from .context import BatchContext
 from .filter_augment import FilterAugment
+from .freq_mixstyle import FreqMixStyle
 from .image import ColorJitter, Erasing, HorizontalFlip, MinorityOnly, ResizedCrop, Rotation, Translate, VerticalFlip
 from .mix import Mix
 from .mixtures import Mixtures
@@ -38,6 +39,7 @@ BATCH_OPS = {  # recipe key under ``augment`` -> operation, in the order a batch
     "pitch_shift": PitchShift,
     "reverb": Reverb,
     "compression": Compression,
+    "freq_mixstyle": FreqMixStyle,
     "specaugment": SpecAugment,
     "filter_augment": FilterAugment,
     "multicrop": MinorityCrop,

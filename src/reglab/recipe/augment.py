@@ -103,6 +103,12 @@ class FilterAugmentConfig(ShareConfig):
     bands: int = Field(4, ge=1, description="bands the mel axis is cut into")
 
 
+class FreqMixStyleConfig(ShareConfig):
+    """Band statistics blended between spectrograms (Schmid et al. 2022, Freq-MixStyle); ``augment/freq_mixstyle.py``."""
+
+    alpha: float = Field(0.3, gt=0.0, description="the blend's weight on a spectrogram's own statistics is Beta(alpha, alpha)")
+
+
 class PitchShiftConfig(ShareConfig):
     """Small pitch shifts along the mel axis (Salamon & Bello 2017; McFee et al. 2015)."""
 
@@ -181,6 +187,7 @@ class AugmentConfig(ImageOpsConfig):
     pitch_shift: Optional[PitchShiftConfig] = None
     reverb: Optional[ReverbConfig] = None
     compression: Optional[CompressionConfig] = None
+    freq_mixstyle: Optional[FreqMixStyleConfig] = None
     random_gain_db: float = Field(0.0, ge=0.0, description="spectrograms: random gain up to ± this many dB")
     time_shift: float = Field(0.0, ge=0.0, lt=1.0, description="spectrograms: random roll up to this fraction")
     mixtures: Optional[MixturesConfig] = None
