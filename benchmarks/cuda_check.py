@@ -5,11 +5,12 @@ without one it says so in one line and exits 0):
 
 1. the tests marked ``cuda`` (``tests/test_cuda.py``: bfloat16 autocast, fused optimizers,
    channels-last, compiled training, the stack's member-by-member equivalence, prediction);
-2. the throughput table on CUDA (``benchmarks/throughput.py --bf16 --compile``: reglab against the
-   idiomatic float32 loop, batch 32 and 128, augmentation off and on);
+2. the throughput table on CUDA (``benchmarks/throughput.py --bf16 --compile``: reglab
+   against the idiomatic float32 loop, batch 32 and 128, augmentation off and on, with each loop's
+   peak GPU memory);
 3. stacked seeds at k = 1, 2, 4, 8, 16 for AlexNet-like and ResNet-18 (whole runs of 2 epochs,
    ``benchmarks/parallel_seeds.py --whole 2``): per-seed time relative to one run (aim at k = 8:
-   ≤ 0.25).
+   ≤ 0.25), with each stack's peak GPU memory.
 
 Each step's output is kept in ``OUT/<step>.txt``; ``OUT/cuda_check.json`` holds every step's exit
 code, seconds and output, and ``OUT/cuda_check.md`` the tables, for ``benchmarks/README.md``. A

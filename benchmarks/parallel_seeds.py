@@ -13,15 +13,23 @@ gain; 1/k: the stack costs what one run does). Validation runs per member and is
 
 ``--whole E``: whole runs of E epochs instead (data loading, validation, checkpoints and final
 metrics included, as a study's worker runs them): k seeds one after another with ``train`` against
-the same k seeds with ``stack.train_stack``, per seed.
+the same k seeds with ``stack.train_stack``, per seed; beside each figure, the peak memory of that
+training: on CUDA the device's peak allocated memory over the timed rounds; on the CPU, where freed
+memory stays with the process, the peak resident set of the training done once more alone in a
+fresh process of this script, as a worker holds it: the imported libraries (about 480 MiB: the
+linear model's figure is mostly theirs), the run's data, models, optimizer states and activations.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -84,23 +92,63 @@ def measure(name: str, ks: list[int], batches: int, repeats: int, folder: Path) 
     return {k: statistics.median(timings[k]) / k / alone for k in ks} | {"single_seconds": alone}
 
 
-def measure_whole(name: str, ks: list[int], epochs: int, repeats: int, folder: Path) -> dict[int, float]:
+class Peaks(dict):
+    """Peak GPU memory in MiB by configuration: ``with peaks.of(key):`` around a training (CUDA)."""
+
+    @contextmanager
+    def of(self, key):
+        if not torch.cuda.is_available():
+            yield
+            return
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        yield
+        self[key] = torch.cuda.max_memory_allocated() / 2**20
+
+
+def seeded_recipes(name: str, epochs: int, k: int) -> list[Recipe]:
     base = base_recipe(name)
     recipe = base.model_copy(update={"train": base.train.model_copy(update={"epochs": epochs})})
-    seeded = [recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": s})}) for s in range(max(ks))]
+    return [recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": s})}) for s in range(k)]
+
+
+def peak_resident(name: str, epochs: int, k: int) -> float:
+    """The peak resident memory (MiB) of one training of ``k`` seeds as a stack (0: one run) alone in
+    a fresh process."""
+    command = [sys.executable, __file__, "--models", name, "--whole", str(epochs), "--peak-of", str(k)]
+    return float(subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()[-1])
+
+
+def train_once_for_peak(name: str, epochs: int, k: int) -> float:
+    seeded = seeded_recipes(name, epochs, max(k, 1))
+    with tempfile.TemporaryDirectory() as folder:
+        if k:
+            train_stack(seeded, [Path(folder) / f"k{k}-{s}" for s in range(k)])
+        else:
+            train(seeded[0], Path(folder) / "single")
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def measure_whole(name: str, ks: list[int], epochs: int, repeats: int, folder: Path) -> tuple[dict, Peaks]:
+    seeded = seeded_recipes(name, epochs, max(ks))
     timings: dict[int, list[float]] = {k: [] for k in ks}
     alone: list[float] = []
+    peaks = Peaks()
     for repeat in range(repeats + 1):
         tag = f"{name}-{repeat}"
-        one = seconds(lambda: train(seeded[0], folder / f"{tag}-single"))
+        with peaks.of("single"):
+            one = seconds(lambda: train(seeded[0], folder / f"{tag}-single"))
         if repeat:
             alone.append(one)
         for k in ks:
-            together = seconds(lambda: train_stack(seeded[:k], [folder / f"{tag}-k{k}-{s}" for s in range(k)]))
+            with peaks.of(k):
+                together = seconds(lambda: train_stack(seeded[:k], [folder / f"{tag}-k{k}-{s}" for s in range(k)]))
             if repeat:
                 timings[k].append(together)
     single = statistics.median(alone)
-    return {k: statistics.median(timings[k]) / k / single for k in ks} | {"single_seconds": single}
+    if not torch.cuda.is_available():
+        peaks.update({key: peak_resident(name, epochs, 0 if key == "single" else key) for key in ["single", *ks]})
+    return {k: statistics.median(timings[k]) / k / single for k in ks} | {"single_seconds": single}, peaks
 
 
 def main() -> None:
@@ -110,19 +158,27 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whole", type=int, metavar="EPOCHS", help="time whole runs of this many epochs instead of training steps")
+    parser.add_argument("--peak-of", type=int, help=argparse.SUPPRESS)  # the child that measures one training's resident peak
     args = parser.parse_args()
+    if args.peak_of is not None:
+        print(train_once_for_peak(args.models[0], args.whole, args.peak_of))
+        return
     what = f"whole runs of {args.whole} epochs" if args.whole else f"{args.batches} steps each"
-    print(f"{torch.get_num_threads()} threads; {what}; per-seed time of a k-stack relative to one independent run")
-    print("| model | batch | one run (s) | " + " | ".join(f"k = {k}" for k in args.ks) + " |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in args.ks) + " |")
+    memory = (" (peak GPU memory allocated)" if torch.cuda.is_available() else " (peak resident memory)") if args.whole else ""
+    print(f"{torch.get_num_threads()} threads; {what}; per-seed time of a k-stack relative to one independent run{memory}")
+    print("| model | batch | one run (s) | " + ("one run MiB | " if args.whole else "") + " | ".join(f"k = {k}" for k in args.ks) + " |")
+    print("| --- | --- | --- | " + ("--- | " if args.whole else "") + " | ".join("---" for _ in args.ks) + " |")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
+            peaks = None
             if args.whole:
-                ratios = measure_whole(name, args.ks, args.whole, args.repeats, Path(folder))
+                ratios, peaks = measure_whole(name, args.ks, args.whole, args.repeats, Path(folder))
             else:
                 ratios = measure(name, args.ks, args.batches, args.repeats, Path(folder))
             batch = base_recipe(name).train.batch_size
-            print(f"| {name} | {batch} | {ratios['single_seconds']:.2f} | " + " | ".join(f"{ratios[k]:.2f}" for k in args.ks) + " |", flush=True)
+            cells = [f"{ratios[k]:.2f}" + (f" ({peaks[k]:.0f} MiB)" if peaks else "") for k in args.ks]
+            alone = f"{ratios['single_seconds']:.2f} | " + (f"{peaks['single']:.0f} | " if peaks else "")
+            print(f"| {name} | {batch} | {alone}" + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

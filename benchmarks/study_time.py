@@ -7,9 +7,12 @@ reach the same conclusions.
 
     python benchmarks/study_time.py examples/ablation.yaml --variant train.amp=bf16 [--before REV] [--workers 2] [--out FILE.md]
 
-``--before REV``: first the recipe as it is, run by reglab's source as it was at git revision
-``REV`` (exported to a temporary folder and put first on ``PYTHONPATH``, the workers included), so
-that the table's ratios are against that code's wall time on the same machine, in the same session.
+``--before REV``: first the study as it was at git revision ``REV``: its recipe file (and those it
+builds on) from that revision's ``examples/`` when it is one of them, run by reglab's source as it
+was then (both exported to a temporary folder, the source put first on ``PYTHONPATH``, the workers
+included), so that the table's ratios are against that code's wall time on the same machine, in
+the same session. A recipe that pins its old settings under today's defaults (as
+``instrunet_study.yaml`` pins float32 and width 0.25) is then compared with itself.
 
 Writes a Markdown table (stdout, and ``--out``); each study runs in a fresh temporary directory.
 """
@@ -33,10 +36,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def exported_source(revision: str, folder: Path) -> Path:
-    """reglab's ``src`` as it was at ``revision``, written under ``folder``."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], capture_output=True, check=True).stdout
+    """reglab's ``src`` and ``examples`` as they were at ``revision``, written under ``folder``;
+    returns the source folder."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src", "examples"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder / "src"
+
+
+def recipe_at(recipe: str, exported: Path) -> str:
+    """``recipe`` as exported under ``exported`` when it is one of the project's files there (data
+    paths in recipes are relative to where the command runs, so they still find the data)."""
+    path = Path(recipe).resolve()
+    if path.is_relative_to(ROOT) and (exported / path.relative_to(ROOT)).is_file():
+        return str(exported / path.relative_to(ROOT))
+    return recipe
 
 
 def timed_study(recipe: str, overrides: list[str], workers: int, source: Path | None = None) -> dict:
@@ -68,7 +81,7 @@ def main() -> None:
     parser.add_argument("recipes", nargs="+", help="study recipes")
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]", help="overrides to time against the recipe as it is")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--before", metavar="REV", help="first time the recipe as written with reglab's source at this git revision")
+    parser.add_argument("--before", metavar="REV", help="first time the study as it was at this git revision: its recipe file and reglab's source then")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
     lines = ["| study | variant | wall | runs | peak memory (largest process) | verdicts |", "| --- | --- | --- | --- | --- | --- |"]
@@ -77,7 +90,8 @@ def main() -> None:
         for recipe in args.recipes:
             baseline = None
             for label, variant, source in before + [(variant or "as written", variant, None) for variant in [""] + args.variant]:
-                result = timed_study(recipe, [part for part in variant.split(",") if part], args.workers, source)
+                file = recipe_at(recipe, Path(exported)) if source else recipe
+                result = timed_study(file, [part for part in variant.split(",") if part], args.workers, source)
                 baseline = baseline or result["seconds"]
                 verdicts = "; ".join(f"{arm}: {verdict}" for arm, verdict in result["verdicts"].items())
                 lines.append(f"| {Path(recipe).name} | {label} | {result['seconds'] / 60:.1f} min "

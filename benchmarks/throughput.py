@@ -36,7 +36,8 @@ loop (each precision of reglab's, the idiomatic one with its DataLoader workers)
 alone in a fresh process of this script (Linux): the largest resident set from the loop's start
 (``VmHWM`` after ``/proc/self/clear_refs``, so the data's decoding does not count; the data, model
 and optimizer in memory do) or of a reaped worker (``ru_maxrss``); the timed rounds stay side by
-side in this process.
+side in this process. On CUDA the columns are always there and hold the GPU's peak allocated memory
+(``torch.cuda.max_memory_allocated``) over each loop's timed epochs, measured in the same process.
 
 ``--before``: reglab as it was before issue 16's changes, for the before/after table: glibc's
 default allocation (freed memory returned to the kernel), torch's ``nn.LocalResponseNorm`` and
@@ -306,13 +307,16 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
         own = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
         del loader, eval_loader  # its DataLoader workers end and are reaped
         return {"peak_mib": max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024}
-    rates, warm_up = {key: [] for key in timed}, {}
+    rates, warm_up, gpu_peaks = {key: [] for key in timed}, {}, {}
     for repeat in range(args.repeats + 1):  # the first round warms up (and compiles) and is not counted
         for key, run in timed.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             started = time.perf_counter()
             seen = run()
             if device.type == "cuda":
                 torch.cuda.synchronize()
+                gpu_peaks[key] = max(gpu_peaks.get(key, 0.0), torch.cuda.max_memory_allocated() / 2**20)
             if repeat:
                 rates[key].append(seen / (time.perf_counter() - started))
             else:
@@ -322,8 +326,9 @@ def measure(name: str, augment: bool, batch: int, args, device) -> dict:
     heaviest = {key: profile(functools.partial(reglab_epoch, learner), args.profile) for key, learner in variants.items()} if args.profile else {}
     sample = data.x[:batch].to(device)
     flops = flops_per_sample(model, sample, targets_for(data.y[:batch].to(device), n_classes), loss_fn)
+    memory = {"peak_mib": {key: gpu_peaks[key] for key in ["idiomatic", *variants]}} if gpu_peaks else {}  # CUDA's, from the rounds
     return {"model": name, "augment": augment, "batch": batch, "flops_per_sample": flops, "profile": heaviest,
-            "compile_seconds": compile_seconds, "variants": list(variants), "evaluation": evaluation, **rates}  # fmt: skip
+            "compile_seconds": compile_seconds, "variants": list(variants), "evaluation": evaluation, **rates, **memory}  # fmt: skip
 
 
 def peak_memory(name: str, augment: bool, batch: int, key: str, args) -> float:
@@ -375,17 +380,19 @@ def main() -> None:
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device) if device.type == "cuda" or cpu_has_bf16() else float("nan")
     print(f"reglab {'before' if args.before else 'after'} issue 16; device {device}, {torch.get_num_threads()} threads; 2048² matmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
-    memory = " reglab peak MiB | idiomatic peak MiB |" if args.memory else ""
+    show_memory = args.memory or device.type == "cuda"  # on CUDA measured in the timed rounds themselves
+    where = " GPU" if device.type == "cuda" else ""
+    memory = f" reglab peak{where} MiB | idiomatic peak{where} MiB |" if show_memory else ""
     print("| model | augment | batch | reglab | reglab samples/s | idiomatic (fp32) | ratio | GFLOP/sample | reglab GFLOP/s | share of fp32 rate "
           f"| share of bf16 rate | compile s | eval reglab | eval idiomatic | eval ratio |{memory}")
-    print("| --- " * (15 + 2 * args.memory) + "|")
+    print("| --- " * (15 + 2 * show_memory) + "|")
     rows = []
     for name in args.models:
         for augment in (False, True):
             for batch in args.batches:
                 row = measure(name, augment, batch, args, device)
                 rows.append(row)
-                if args.memory:
+                if args.memory and device.type != "cuda":
                     row["peak_mib"] = {key: peak_memory(name, augment, batch, key, args) for key in ["idiomatic"] + row["variants"]}
                 for key in row["variants"]:
                     gflops = row[key] * row["flops_per_sample"] / 1e9
@@ -395,7 +402,7 @@ def main() -> None:
                     print(f"| {name} | {'on' if augment else 'off'} | {batch} | {key.replace('reglab bf16', 'bf16').replace('reglab', 'fp32')} | {row[key]:.0f} | "
                           f"{row['idiomatic']:.0f} | {row[key] / row['idiomatic']:.2f} | {row['flops_per_sample'] / 1e9:.3f} | {gflops:.0f} | {gflops / fp32:.0%} | {gflops / bf16:.0%} | "
                           f"{compile_seconds} | {row[f'{evaluated} eval']:.0f} | {row['idiomatic eval']:.0f} | {row[f'{evaluated} eval'] / row['idiomatic eval']:.2f} |"
-                          + (f" {row['peak_mib'][key]:.0f} | {row['peak_mib']['idiomatic']:.0f} |" if args.memory else ""), flush=True)  # fmt: skip
+                          + (f" {row['peak_mib'][key]:.0f} | {row['peak_mib']['idiomatic']:.0f} |" if show_memory else ""), flush=True)  # fmt: skip
                 for key, heaviest in row["profile"].items():
                     print(f"  {key} epoch, share of self CPU time: {heaviest}", flush=True)
     if args.json:
