@@ -1,5 +1,6 @@
 """Benchmark scripts that must behave on any machine."""
 
+import importlib.util
 import subprocess
 import sys
 
@@ -17,7 +18,17 @@ def test_the_cuda_check_says_in_one_line_that_there_is_no_gpu_and_exits_0(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_changes_its_sound(tmp_path):
+def recording_chain(monkeypatch, *args) -> None:
+    """``benchmarks/recording_chain.py ARGS`` run in this process (a subprocess would import torch
+    again, seconds each time); its refusal of bad input is checked as a command, below."""
+    spec = importlib.util.spec_from_file_location("recording_chain", ROOT / "benchmarks" / "recording_chain.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["recording_chain.py", *map(str, args)])
+    script.main()
+
+
+def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_changes_its_sound(tmp_path, monkeypatch):
     import numpy as np
     import soundfile
 
@@ -28,9 +39,7 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
         tone = 0.3 * np.sin(2 * np.pi * frequency * t)
         soundfile.write(source / f"excerpt_{n}.flac", np.stack([tone, 0.5 * tone], axis=1), rate)
         (source / f"excerpt_{n}.txt").write_text("pia\n")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(source), str(out), "--seed", "3"],
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    recording_chain(monkeypatch, source, out, "--seed", "3")
     for n in range(2):
         clean, _ = soundfile.read(source / f"excerpt_{n}.flac", always_2d=True)
         chained, chained_rate = soundfile.read(out / f"excerpt_{n}.flac", always_2d=True)
@@ -45,17 +54,13 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
             soundfile.write(train / label / f"{label}_{n}.flac", np.stack([tone, tone], axis=1), rate)
     run.mkdir()
     (run / "val_predictions.csv").write_text("id,label,predicted\npia/pia_1,pia,pia\nvoi/voi_0,voi,pia\n")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(valid), "--validation-of", str(run)],
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    recording_chain(monkeypatch, train, valid, "--validation-of", run)
     assert sorted(p.name for p in valid.iterdir()) == ["pia_pia_1.flac", "pia_pia_1.txt", "voi_voi_0.flac", "voi_voi_0.txt"]  # its validation clips only
     assert (valid / "voi_voi_0.txt").read_text() == "voi\n"
     labels = {}
     for stages in ("eq,reverb,compress,level", ""):  # polyphonic validation excerpts, the same ones whatever the stages
         mixed = tmp_path / f"mixed-{stages}"
-        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(mixed), "--validation-of", str(run),
-                               "--mixtures", "6", "--stages", stages], capture_output=True, text=True)  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        recording_chain(monkeypatch, train, mixed, "--validation-of", run, "--mixtures", "6", "--stages", stages)
         labels[stages] = [(mixed / f"mix_{n:04d}.txt").read_text() for n in range(6)]
         assert all(soundfile.info(mixed / f"mix_{n:04d}.flac").frames == len(tone) for n in range(6))
     assert labels[""] == labels["eq,reverb,compress,level"] and {"pia\nvoi\n", "pia\n", "voi\n"} >= set(labels[""])
