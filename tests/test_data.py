@@ -20,7 +20,7 @@ def test_image_folder_decodes_once_into_uint8_and_resizes(image_tree):
     assert data.ids[0] == "blue/blue_000"
 
 
-def test_decoded_images_are_cached_and_decoded_again_when_a_file_changes(image_tree, tmp_path, monkeypatch):
+def test_decoded_images_are_cached_and_decoded_again_when_a_file_changes(image_tree, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
     from reglab.data import images
@@ -36,6 +36,10 @@ def test_decoded_images_are_cached_and_decoded_again_when_a_file_changes(image_t
     index = changed.ids.index("red/red_000")
     assert changed.x[index].max() == 0 and first.x[index].max() > 0
     assert sources.load(config.model_copy(update={"image_size": 4})).x.shape[-1] == 4  # another size: its own entry
+    for entry in (tmp_path / "cache").glob("*.pt"):  # an entry of the right name holding something else
+        torch.save({"x": torch.zeros(3, 3, 8, 8, dtype=torch.uint8)}, entry)
+    assert torch.equal(sources.load(config).x, changed.x)
+    assert "does not hold these images; decoding them again" in capsys.readouterr().err
 
 
 def test_class_subset_and_grey_channels(image_tree):

@@ -3,6 +3,7 @@ study or a sweep reads one file instead of decoding them all again), and resizin
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -50,10 +51,18 @@ def decode_images(paths: list[Path], size: Optional[int], channels: int, cache_d
     cache = FeatureCache(cache_dir)
     entry = cache.get(key, ("x",))
     if entry is not None:
-        return entry["x"]
+        if holds(entry["x"], len(paths), channels, size):
+            return entry["x"]
+        print(f"reglab: warning: {cache.directory / key}.pt: a cache entry that does not hold these images; decoding them again", file=sys.stderr)
     x = _decode_all(paths, size, channels)
     cache.put(key, {"x": x})
     return x
+
+
+def holds(x, count: int, channels: int, size: Optional[int]) -> bool:
+    """Whether a cache entry's tensor can be ``count`` decoded images of this shape."""
+    shape_ok = isinstance(x, torch.Tensor) and x.dim() == 4 and tuple(x.shape[:2]) == (count, channels)
+    return shape_ok and x.dtype == torch.uint8 and (size is None or tuple(x.shape[2:]) == (size, size))
 
 
 def _decode_all(paths: list[Path], size: Optional[int], channels: int) -> torch.Tensor:
