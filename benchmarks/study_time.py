@@ -11,8 +11,9 @@ reach the same conclusions.
 builds on) from that revision's ``examples/`` when it is one of them, run by reglab's source as it
 was then (both exported to a temporary folder, the source put first on ``PYTHONPATH``, the workers
 included), so that the table's ratios are against that code's wall time on the same machine, in
-the same session. A recipe that pins its old settings under today's defaults (as
-``instrunet_study.yaml`` pins float32 and width 0.25) is then compared with itself.
+the same session. So a study whose file now pins what its base recipe has since changed (as
+``instrunet_study.yaml`` pins float32, width 0.25 and the old schedule) runs as written then, by the
+code of then, against itself as written now.
 
 Writes a Markdown table (stdout, and ``--out``); each study runs in a fresh temporary directory.
 """
