@@ -5,7 +5,10 @@ each study's peak resident memory (the largest of its processes) and each arm's 
 compared metric, its difference from the baseline and its verdict, so a faster variant is seen to
 reach the same conclusions.
 
-    python benchmarks/study_time.py examples/ablation.yaml --variant train.amp=bf16 [--before REV] [--workers 2] [--out FILE.md]
+    python benchmarks/study_time.py examples/ablation.yaml --variant train.amp=bf16 [--before REV] [--set KEY=VALUE ...] [--workers 2] [--out FILE.md]
+
+``--set``: overrides for every study timed, the one run by ``--before``'s code included (e.g.
+``study.seeds=[0]``, a shorter study of the same runs).
 
 ``--before REV``: first the study as it was at git revision ``REV``: its recipe file (and those it
 builds on) from that revision's ``examples/`` when it is one of them, run by reglab's source as it
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]", help="overrides to time against the recipe as it is")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--before", metavar="REV", help="first time the study as it was at this git revision: its recipe file and reglab's source then")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override for every study timed, the --before one included")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
     lines = ["| study | variant | wall | runs | peak memory (largest process) | verdicts |", "| --- | --- | --- | --- | --- | --- |"]
@@ -92,10 +96,10 @@ def main() -> None:
             baseline = None
             for label, variant, source in before + [(variant or "as written", variant, None) for variant in [""] + args.variant]:
                 file = recipe_at(recipe, Path(exported)) if source else recipe
-                result = timed_study(file, [part for part in variant.split(",") if part], args.workers, source)
+                result = timed_study(file, args.set + [part for part in variant.split(",") if part], args.workers, source)
                 baseline = baseline or result["seconds"]
                 verdicts = "; ".join(f"{arm}: {verdict}" for arm, verdict in result["verdicts"].items())
-                lines.append(f"| {Path(recipe).name} | {label} | {result['seconds'] / 60:.1f} min "
+                lines.append(f"| {' '.join([Path(recipe).name, *args.set])} | {label} | {result['seconds'] / 60:.1f} min "
                              f"({result['seconds'] / baseline:.2f}x) | {result['runs']} | {result['peak_mib']:.0f} MiB | {verdicts} |")  # fmt: skip
                 print(lines[-1], flush=True)
     print("\n".join(lines))
