@@ -47,6 +47,8 @@ def decode_images(paths: list[Path], size: Optional[int], channels: int, cache_d
         return torch.zeros((0, channels, size or 1, size or 1), dtype=torch.uint8)
     if size is not None:
         require(len(paths) * channels * size * size, f"data.image_size: {len(paths)} images of {size}x{size}")
+    if cache_dir is None:  # no cache: no file to stat
+        return _decode_all(paths, size, channels)
     key = cache_key(paths, {"decoded_images": {"size": size, "channels": channels}})
     cache = FeatureCache(cache_dir)
     entry = cache.get(key, ("x",))
