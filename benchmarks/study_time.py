@@ -15,15 +15,18 @@ builds on) from that revision's ``examples/`` when it is one of them, run by reg
 was then (both exported to a temporary folder, the source put first on ``PYTHONPATH``, the workers
 included), so that the table's ratios are against that code's wall time on the same machine, in
 the same session. So a study whose file now pins what its base recipe has since changed (as
-``instrunet_study.yaml`` pins float32, width 0.25 and the old schedule) runs as written then, by the
+``instrunet_study.yaml`` pins width 0.25 and the old schedule) runs as written then, by the
 code of then, against itself as written now.
 
-Writes a Markdown table (stdout, and ``--out``); each study runs in a fresh temporary directory.
+Writes a Markdown table (stdout, and ``--out``); each study runs in a fresh temporary directory, or
+with ``--keep DIR`` in ``DIR/1``, ``DIR/2``, ... (in the table's order), kept so that its runs can be
+scored afterwards (``reglab evaluate``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -56,11 +59,14 @@ def recipe_at(recipe: str, exported: Path) -> str:
     return recipe
 
 
-def timed_study(recipe: str, overrides: list[str], workers: int, source: Path | None = None) -> dict:
-    """Run one study as a user would (with reglab from ``source`` if given); its wall time, peak
-    memory (the largest process, MiB), runs and each arm's verdict."""
+def timed_study(recipe: str, overrides: list[str], workers: int, source: Path | None = None, keep: Path | None = None) -> dict:
+    """Run one study as a user would (with reglab from ``source`` if given; in ``keep``, which must
+    not exist yet, if given); its wall time, peak memory (the largest process, MiB), runs and each
+    arm's verdict."""
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))) if source else None
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = scratch if keep is None else keep
+        Path(folder).mkdir(parents=True, exist_ok=keep is None)
         table = Path(folder) / "table.json"
         command = [sys.executable, "-m", "reglab.cli", "study", recipe, *overrides, "--workers", str(workers), "--out",
                    str(Path(folder) / "study"), "--json", str(table), "--quiet"]  # fmt: skip
@@ -88,7 +94,11 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="first time the study as it was at this git revision: its recipe file and reglab's source then")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override for every study timed, the --before one included")
     parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep each study (its runs, table.json) in DIR/1, DIR/2, ... in the table's order")
     args = parser.parse_args()
+    if args.keep and args.keep.exists():
+        raise SystemExit(f"--keep: {args.keep} exists; name a new folder (nothing is overwritten)")
+    numbers = itertools.count(1)  # the kept studies' folders, in the table's order
     lines = ["| study | variant | wall | runs | peak memory (largest process) | verdicts |", "| --- | --- | --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory() as exported:
         before = [(f"as written, reglab at {args.before}", "", exported_source(args.before, Path(exported)))] if args.before else []
@@ -96,7 +106,8 @@ def main() -> None:
             baseline = None
             for label, variant, source in before + [(variant or "as written", variant, None) for variant in [""] + args.variant]:
                 file = recipe_at(recipe, Path(exported)) if source else recipe
-                result = timed_study(file, args.set + [part for part in variant.split(",") if part], args.workers, source)
+                result = timed_study(file, args.set + [part for part in variant.split(",") if part], args.workers, source,
+                                     args.keep / str(next(numbers)) if args.keep else None)
                 baseline = baseline or result["seconds"]
                 verdicts = "; ".join(f"{arm}: {verdict}" for arm, verdict in result["verdicts"].items())
                 lines.append(f"| {' '.join([Path(recipe).name, *args.set])} | {label} | {result['seconds'] / 60:.1f} min "

@@ -18,13 +18,13 @@ def test_the_cuda_check_says_in_one_line_that_there_is_no_gpu_and_exits_0(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-def recording_chain(monkeypatch, *args) -> None:
-    """``benchmarks/recording_chain.py ARGS`` run in this process (a subprocess would import torch
-    again, seconds each time); its refusal of bad input is checked as a command, below."""
-    spec = importlib.util.spec_from_file_location("recording_chain", ROOT / "benchmarks" / "recording_chain.py")
+def benchmark(monkeypatch, name: str, *args) -> None:
+    """``benchmarks/NAME.py ARGS`` run in this process (a subprocess would import torch again,
+    seconds each time); the recording chain's refusal of bad input is checked as a command, below."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, "argv", ["recording_chain.py", *map(str, args)])
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *map(str, args)])
     script.main()
 
 
@@ -39,7 +39,7 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
         tone = 0.3 * np.sin(2 * np.pi * frequency * t)
         soundfile.write(source / f"excerpt_{n}.flac", np.stack([tone, 0.5 * tone], axis=1), rate)
         (source / f"excerpt_{n}.txt").write_text("pia\n")
-    recording_chain(monkeypatch, source, out, "--seed", "3")
+    benchmark(monkeypatch, "recording_chain", source, out, "--seed", "3")
     for n in range(2):
         clean, _ = soundfile.read(source / f"excerpt_{n}.flac", always_2d=True)
         chained, chained_rate = soundfile.read(out / f"excerpt_{n}.flac", always_2d=True)
@@ -54,13 +54,13 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
             soundfile.write(train / label / f"{label}_{n}.flac", np.stack([tone, tone], axis=1), rate)
     run.mkdir()
     (run / "val_predictions.csv").write_text("id,label,predicted\npia/pia_1,pia,pia\nvoi/voi_0,voi,pia\n")
-    recording_chain(monkeypatch, train, valid, "--validation-of", run)
+    benchmark(monkeypatch, "recording_chain", train, valid, "--validation-of", run)
     assert sorted(p.name for p in valid.iterdir()) == ["pia_pia_1.flac", "pia_pia_1.txt", "voi_voi_0.flac", "voi_voi_0.txt"]  # its validation clips only
     assert (valid / "voi_voi_0.txt").read_text() == "voi\n"
     labels = {}
     for stages in ("eq,reverb,compress,level", ""):  # polyphonic validation excerpts, the same ones whatever the stages
         mixed = tmp_path / f"mixed-{stages}"
-        recording_chain(monkeypatch, train, mixed, "--validation-of", run, "--mixtures", "6", "--stages", stages)
+        benchmark(monkeypatch, "recording_chain", train, mixed, "--validation-of", run, "--mixtures", "6", "--stages", stages)
         labels[stages] = [(mixed / f"mix_{n:04d}.txt").read_text() for n in range(6)]
         assert all(soundfile.info(mixed / f"mix_{n:04d}.flac").frames == len(tone) for n in range(6))
     assert labels[""] == labels["eq,reverb,compress,level"] and {"pia\nvoi\n", "pia\n", "voi\n"} >= set(labels[""])
@@ -69,3 +69,12 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(tmp_path / "other"), "--validation-of", str(run)],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode != 0 and "no audio file for cel/cel_0" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_study_timer_never_writes_its_kept_studies_over_an_existing_folder(tmp_path, monkeypatch):
+    kept = tmp_path / "kept"
+    (kept / "1").mkdir(parents=True)
+    (kept / "1" / "table.json").write_text("{}")
+    with pytest.raises(SystemExit, match="--keep: .*kept exists"):
+        benchmark(monkeypatch, "study_time", ROOT / "examples" / "ablation.yaml", "--keep", kept)
+    assert (kept / "1" / "table.json").read_text() == "{}" and sorted(p.name for p in kept.iterdir()) == ["1"]
