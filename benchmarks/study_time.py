@@ -26,6 +26,7 @@ scored afterwards (``reglab evaluate``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -64,9 +65,8 @@ def timed_study(recipe: str, overrides: list[str], workers: int, source: Path | 
     not exist yet, if given); its wall time, peak memory (the largest process, MiB), runs and each
     arm's verdict."""
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))) if source else None
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = scratch if keep is None else keep
-        Path(folder).mkdir(parents=True, exist_ok=keep is None)
+    with tempfile.TemporaryDirectory() if keep is None else contextlib.nullcontext(keep) as folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)  # a kept folder is new: main refuses one that exists
         table = Path(folder) / "table.json"
         command = [sys.executable, "-m", "reglab.cli", "study", recipe, *overrides, "--workers", str(workers), "--out",
                    str(Path(folder) / "study"), "--json", str(table), "--quiet"]  # fmt: skip
