@@ -3,6 +3,7 @@ started on loopback here) see every epoch a run records, its recipe and its resu
 parent MLflow run whose children carry their arm, seed and verdict."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -42,11 +43,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """A real MLflow tracking server on loopback with a sqlite backend, for this module's tests."""
+    """A real MLflow tracking server on loopback with a sqlite backend, for this module's tests;
+    without its job execution (eight more processes running GenAI jobs, which tracking never uses)."""
     folder, port = tmp_path_factory.mktemp("mlflow"), free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                                "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                              cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
