@@ -109,6 +109,17 @@ def test_sweep_show_ranks_runs_and_a_diverged_one_is_last(small, tmp_path, capsy
     assert "rank" in table and "augment.mix?" in table and "diverged" in table and "best.yaml" in table
 
 
+def test_the_command_of_a_finished_sweep_run_again_starts_no_worker(small, monkeypatch, capsys):
+    """Nothing left to run: the command shows the table again at once, without starting worker processes."""
+    from types import SimpleNamespace
+
+    from reglab.experiments import worker
+
+    monkeypatch.setattr(worker, "subprocess", SimpleNamespace(Popen=lambda *args, **kwargs: pytest.fail("a worker was started for a finished sweep")))
+    assert main(["sweep", str(small.parent / "small.yaml"), "--out", str(small), "--workers", "2"]) == 0
+    assert "sweep small: 6/6 configurations run" in capsys.readouterr().out
+
+
 def test_a_conditional_parameter_exists_only_where_its_regularizer_is_on(small):
     for run in (small / "runs").iterdir():
         recipe = load_recipe(run / "recipe.yaml", saved=True)

@@ -140,8 +140,12 @@ class Worker:
                             f"and this machine cannot ({exc})") from None
 
     def run_workers(self, workers: int, quiet: bool = False, device: Optional[str] = None, timeout: Optional[float] = None) -> None:
-        """Start ``workers`` local worker processes, each with its share of the CPU threads."""
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        """Start ``workers`` local worker processes, each with its share of the CPU threads — no more
+        than there are trials left (waiting, or running: a stale one comes back queued), and none
+        for a plan with nothing left to run, as when a finished study's command is run again."""
+        threads = max(1, (os.cpu_count() or 1) // workers)  # from the number asked for: a run's numbers depend on its threads
+        if not self.wants_more():
+            workers = min(workers, len(self.optuna.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))))
         command = [sys.executable, "-m", "reglab.cli", "worker", str(self.directory), "--storage", self.storage_url,
                    "--threads", str(threads)] + (["--quiet"] if quiet else []) + (["--device", device] if device else [])  # fmt: skip
         command += ["--timeout", str(timeout)] if timeout else []
