@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import time
@@ -73,6 +74,19 @@ def worker_mid_run(read: Callable[[], list], epochs: int, ready: Callable[[list]
                     and (pids is None or pid in pids):  # fmt: skip
                 return pid, trial.number
     raise AssertionError("no worker's run got past its first epoch with an epoch to spare")
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Torch's intra-op threads set to ``count`` for the block, then back (a run's numbers depend on them)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def trials_reader(directory: Path, engine) -> Callable[[], list]:

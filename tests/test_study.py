@@ -23,7 +23,7 @@ from reglab.experiments.storage import POINT as PAIR
 from reglab.experiments.storage import make_storage
 from reglab.experiments.study import Study
 
-from .conftest import trials_reader, worker_mid_run
+from .conftest import torch_threads, trials_reader, worker_mid_run
 
 STUDY = """
 name: kill-test
@@ -63,16 +63,11 @@ def study_recipe(tmp_path_factory):
 def uninterrupted(study_recipe, tmp_path_factory):
     """The study never stopped: this process as its one worker, at the thread count each of two
     local workers gets (a run's numbers depend on its threads)."""
-    import torch
-
-    out, threads = tmp_path_factory.mktemp("clean") / "study", torch.get_num_threads()
+    out = tmp_path_factory.mktemp("clean") / "study"
     study = Study.prepare(study_recipe, [], out, None)
     study.quiet = True
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
-    try:
+    with torch_threads(max(1, (os.cpu_count() or 1) // 2)):
         study.work()
-    finally:
-        torch.set_num_threads(threads)
     return completed(out)
 
 

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -22,7 +21,7 @@ from reglab.experiments.study import Study, run_value
 from reglab.experiments.sweep import Sweep
 from reglab.training.run import train
 
-from .conftest import SHARED_DATA, trials_reader, worker_mid_run
+from .conftest import SHARED_DATA, torch_threads, trials_reader, worker_mid_run
 
 def on_digits(name: str, model: str, optim: str, epochs: int, search: str) -> str:
     """A sweep recipe on the built-in digits, ranked by validation accuracy."""
@@ -134,12 +133,8 @@ def test_best_yaml_trains_to_the_value_the_sweep_reported(small, tmp_path):
     best = json.loads((tmp_path / "show.json").read_text())["runs"][0]
     text = (small / "best.yaml").read_text()
     assert f"{best['value']:.4f}" in text.splitlines()[0] and f"OMP_NUM_THREADS={best['threads']}" in text
-    threads = torch.get_num_threads()
-    torch.set_num_threads(best["threads"])
-    try:
+    with torch_threads(best["threads"]):
         result = train(load_recipe(small / "best.yaml"), tmp_path / "again")
-    finally:
-        torch.set_num_threads(threads)
     assert run_value(result.history, Sweep(small).config) == best["value"]
 
 
