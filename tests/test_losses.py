@@ -1,3 +1,6 @@
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -69,3 +72,18 @@ def test_logit_adjusted_loss_adds_tau_log_prior_to_the_logits():
     loss = create_loss(section("loss", name="cross_entropy", logit_adjustment=1.5), counts)
     shifted = logits + 1.5 * torch.log(counts / 100.0)
     assert torch.allclose(loss(logits, targets), F.cross_entropy(shifted, labels), atol=1e-6)
+
+
+def test_view_consistency_is_the_jensen_shannon_divergence_of_the_two_halves():
+    """Identical views cost nothing; opposite certain predictions cost log 2 per class (sigmoid)
+    or per sample (softmax), the divergence's bound; it is symmetric and scales with its weight."""
+    from reglab.training.losses import ViewConsistency, js_divergence
+
+    for sigmoid in (True, False):
+        same = torch.tensor([[2.0, -1.0], [0.5, 0.3]]).repeat(2, 1)
+        assert ViewConsistency(3.0, sigmoid)(same).item() == pytest.approx(0.0, abs=1e-6)
+        certain = torch.tensor([[30.0, -30.0]])
+        assert js_divergence(certain, -certain, sigmoid).item() == pytest.approx(math.log(2), rel=1e-4)
+        a, b = torch.randn(2, 8, 5, generator=torch.Generator().manual_seed(1))
+        assert js_divergence(a, b, sigmoid).item() == pytest.approx(js_divergence(b, a, sigmoid).item()) and js_divergence(a, b, sigmoid) > 0
+        assert ViewConsistency(3.0, sigmoid)(torch.cat([a, b])).item() == pytest.approx(3.0 * js_divergence(a, b, sigmoid).item())

@@ -98,3 +98,34 @@ def test_rooms_come_with_the_training_clips_and_are_refused_for_images(tmp_path)
     assert clips.subset(torch.tensor([4, 1])).variants.shape[0] == 2
     with pytest.raises(UserError, match="data.rooms"):
         load_recipe(None, ["data={source: digits, rooms: {copies: 2}}"])
+    from reglab import api  # a run with the rooms' consistency term trains, and validates on the clips alone
+
+    paired = load_recipe(None, [f"data={{source: irmas, path: {tmp_path}, sample_rate: {RATE}, clip_seconds: 1.0, cache_dir: null,"
+                                " rooms: {copies: 2, consistency: 5.0}}", "model={name: instrunet, width: 0.25}", "train={epochs: 2, batch_size: 4}"])  # fmt: skip
+    result = api.train(paired, tmp_path / "run", report=False)
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and result.metrics["epochs_run"] == 2
+
+
+def test_with_consistency_each_visit_is_heard_again_in_a_room_through_the_same_augmentation():
+    """``data.rooms.consistency``: a batch of visits is followed by the same visits, each in one of
+    its rooms, mixed with the same partners at the same gains, masked and shifted alike: here a
+    "room" adds 2 to a clip's log powers, so the second half is the first plus 2 everywhere."""
+    from reglab.augment import BatchOps
+    from reglab.recipe.schema import AugmentConfig
+    from reglab.training.epoch import Member
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 1, 16, 30)
+    labels = torch.arange(40) % 4
+    clips = Samples(x, labels, list("abcd"), [str(i) for i in range(40)], (x + 2.0).unsqueeze(1).repeat(1, 3, 1, 1, 1), 0.0)
+    config = AugmentConfig(mixtures={"p": 0.8, "max_sources": 3, "gain_db": 6.0}, specaugment={"freq_masks": 2, "freq_width": 4, "time_masks": 2, "time_width": 5},
+                           random_gain_db=6.0, time_shift=0.3)  # fmt: skip
+    augment = BatchOps(config, torch.full((4,), 10), (1, 16, 30), section("data", source="irmas", path="x"))
+    index, extra = torch.randint(40, (16,)), torch.zeros(16, dtype=torch.bool)
+    batch, targets = Member(clips, augment, None, None, in_rooms_too=True).batch(index, 4, extra)
+    assert batch.shape == (32, 1, 16, 30) and torch.equal(targets[:16], targets[16:])
+    assert targets[:16].sum(1).max() > 1  # mixed: the same partners in both halves
+    assert torch.allclose(batch[16:] - batch[:16], torch.full_like(batch[:16], 2.0), atol=1e-4)
+    once, once_targets = Member(clips, augment, None, None).batch(index, 4, extra)
+    assert once.shape == (16, 1, 16, 30) and once_targets.shape == (16, 4)

@@ -41,7 +41,7 @@ def load_irmas_clips(config) -> Samples:
     """The training clips' features and, with ``data.rooms``, their features in simulated rooms."""
     files, labels, classes = list_training(config.path, config.classes)
     cache = FeatureCache(config.cache_dir)
-    rooms = config.rooms.model_dump(exclude={"p"}) if config.rooms else None
+    rooms = config.rooms.model_dump(exclude={"p", "consistency"}) if config.rooms else None
     key = cache_key(files, frontend_params(config, "clips") | ({"rooms": rooms} if rooms else {}))
     payload = cache.get(key, ("x", "kept") + (("variants",) if rooms else ()))
     if payload is None:

@@ -38,6 +38,7 @@ class RoomsConfig(Section):
     eq_db: float = Field(0.0, ge=0.0, le=24.0, description="each copy also through three peaking filters of gains U(-eq_db, eq_db) dB; 0: none")
     steady: bool = Field(False, description="the response wraps around, as if the clip had been playing in the room before it starts")
     seed: int = Field(0, description="draws the rooms (the same for every run of a recipe, whatever its train.seed)")
+    consistency: float = Field(0.0, ge=0.0, description="each visit also heard in one of the clip's rooms beside it in the batch (the same mixtures, gains and masks; a batch of batch_size visits holds twice as many rows), the loss plus this weight times the Jensen-Shannon divergence of the two hearings' predictions (AugMix's consistency, Hendrycks et al. 2020); 0: off")
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -73,6 +74,11 @@ class DataConfig(Section):
         """Recordings (log-mel features), not images."""
         return self.source in ("irmas", "irmas_test")
 
+    @property
+    def consistency(self) -> float:
+        """The weight of the consistency term between a visit and its hearing in a room (0: off)."""
+        return self.rooms.consistency if self.rooms else 0.0
+
     def frame_rate(self, input_shape: tuple[int, int, int]) -> float:
         """Frames per second of log-mel inputs ``(C, mels, frames)`` (a clip's frames over its length,
         so that it holds for resized features too)."""
@@ -100,6 +106,7 @@ class PluginDataConfig(PluginSection):
     path: ClassVar[None] = None
     labels: ClassVar[None] = None
     is_audio: ClassVar[bool] = False
+    consistency: ClassVar[float] = 0.0
 
     @model_validator(mode="after")
     def _callable(self):

@@ -38,6 +38,21 @@ class Member:
     augment: BatchOps
     learner: Learner
     reporter: Any
+    in_rooms_too: bool = False  # each visit also heard in a room, the batch's second half (data.rooms.consistency)
+
+    def batch(self, index: torch.Tensor, n_classes: int, is_extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The visits ``index`` as the step sees them, augmented as a whole; with ``in_rooms_too``
+        followed by the same visits each in one of its rooms, through the same draws of every batch
+        operation (the same mixtures, gains and masks), so that the two halves differ by the room."""
+        targets = targets_for(self.data.y[index], n_classes)
+        if not self.in_rooms_too:
+            return self.augment(self.data.visited(index), targets, is_extra)
+        visited, in_rooms = self.data.visited(index), self.data.varied(index)
+        cuda = [index.device] if index.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # the stream is back where it was after the first half
+            first, first_targets = self.augment(visited, targets, is_extra)
+        second, _ = self.augment(in_rooms, targets, is_extra)
+        return torch.cat([first, second]), torch.cat([first_targets, first_targets])
 
 
 def one_run(learner: Learner) -> Step:
@@ -68,7 +83,7 @@ def run_epoch(members: list[Member], plans: list[EpochPlan], batch_size: int, st
         for j, member in enumerate(members):
             index = orders[j][batch]
             with drawing(j):
-                xb, tb = member.augment(member.data.visited(index), targets_for(member.data.y[index], n_classes), extras[j][batch])
+                xb, tb = member.batch(index, n_classes, extras[j][batch])
             inputs.append(xb)
             targets.append(tb)
         logits, losses = step(inputs, targets)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import torch
 
+from .losses import ViewConsistency
 from .optim import Optimizer
 from .schedules import Schedule
 from .swa import StochasticWeightAverage
@@ -29,6 +30,7 @@ class Learner:
     swa: Optional[StochasticWeightAverage] = None
     scheduled: bool = True  # False while stochastic weight averaging holds the rate
     penalties: Any = 0.0  # the penalties added to the loss, summed over the epoch's steps (on the device)
+    consistency: Optional[ViewConsistency] = None  # a term between the batch's two halves (data.rooms.consistency)
 
     def __post_init__(self):
         if self.forward is None:
@@ -66,7 +68,9 @@ class Learner:
         self.penalties = self.penalties + (penalty.detach() if isinstance(penalty, torch.Tensor) else penalty)
 
     def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
+        """The training loss, in full precision under bfloat16 autocast."""
+        loss = self.loss_fn(logits.float(), targets)
+        return loss + self.consistency(logits) if self.consistency else loss
 
     def update(self) -> None:
         """Everything after the backward pass: the optimizer's step, the per-step schedule, the average."""

@@ -7,7 +7,9 @@
   on single-label data this is the one-vs-all ("multiple BCE") classifier, on multi-label data the
   usual multi-label loss.
 
-Any of them combines with class weights, label smoothing and (softmax losses) logit adjustment.
+Any of them combines with class weights, label smoothing and (softmax losses) logit adjustment;
+with two views of every visit in a batch (``data.rooms.consistency``) the training loss also takes
+a Jensen-Shannon consistency term between them (``ViewConsistency``).
 Class weights multiply each sample's loss by its class's weight and the batch is averaged as in
 Keras' ``class_weight`` (not normalized by the weights' sum); for the BCE losses they weight the
 positive term (``pos_weight``). Label smoothing (Szegedy et al. 2016) mixes the targets with the
@@ -16,6 +18,8 @@ uniform distribution (softmax) or with 0.5 (sigmoid).
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -96,6 +100,32 @@ def sigmoid_loss(config, weight: Optional[torch.Tensor], counts: torch.Tensor) -
 
 for _name, _build in {"cross_entropy": softmax_loss, "focal": softmax_loss, "ovr_bce": sigmoid_loss, "bce": sigmoid_loss}.items():
     LOSSES.register(_name, _build, builtin=True)
+
+
+@dataclass
+class ViewConsistency:
+    """For a batch of two views of the same visits (the first half and the second): ``weight``
+    times the Jensen-Shannon divergence between the views' predicted distributions, AugMix's
+    consistency term (Hendrycks et al. 2020, "AugMix"), added to the training loss; for sigmoid
+    scores per class between Bernoulli distributions, averaged over classes."""
+
+    weight: float
+    sigmoid: bool
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        first, second = logits.float().chunk(2)
+        return self.weight * js_divergence(first, second, self.sigmoid)
+
+
+def js_divergence(first: torch.Tensor, second: torch.Tensor, sigmoid: bool) -> torch.Tensor:
+    """Jensen-Shannon divergence between the distributions two batches of logits give, averaged
+    over the batch (sigmoid: over classes too, each class a Bernoulli distribution)."""
+    if sigmoid:  # each class's [p, 1 − p] as a two-outcome distribution
+        first, second = (torch.stack([F.logsigmoid(z), F.logsigmoid(-z)], dim=-1) for z in (first, second))
+    else:
+        first, second = F.log_softmax(first, dim=-1), F.log_softmax(second, dim=-1)
+    middle = torch.logaddexp(first, second) - math.log(2.0)
+    return sum((log_p.exp() * (log_p - middle)).sum(-1) for log_p in (first, second)).mean() / 2
 
 
 class UserLoss(nn.Module):

@@ -29,7 +29,7 @@ from ..rundir import RunDir
 from .callbacks import EarlyStopping
 from .epoch import Member, batches_in, one_run, random_state, run_epoch, set_random_state
 from .learner import Learner
-from .losses import create_loss
+from .losses import ViewConsistency, create_loss
 from .optim import Optimizer
 from .schedules import Schedule
 from .split import Split
@@ -151,6 +151,7 @@ class Trainee:
             WeightAverage(model, recipe.train.ema_decay) if recipe.train.ema_decay else None, amp,
             compiled(model, device) if compiles else None,
             StochasticWeightAverage(model, recipe.train.swa) if recipe.train.swa else None,
+            consistency=ViewConsistency(recipe.data.consistency, recipe.loss.sigmoid) if recipe.data.consistency else None,
         )  # fmt: skip
         stopper = EarlyStopping(recipe.train.early_stopping)
         if not resume:
@@ -180,7 +181,7 @@ class Trainee:
     @property
     def member(self) -> Member:
         """What the epoch's steps need of this run."""
-        return Member(self.split.train_data, self.augment, self.learner, self.reporter)
+        return Member(self.split.train_data, self.augment, self.learner, self.reporter, bool(self.recipe.data.consistency))
 
     def wants_epoch(self) -> bool:
         """Whether another epoch runs: none past the last, after an early stop, a prune or a divergence."""
