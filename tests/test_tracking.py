@@ -44,12 +44,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server on loopback with a sqlite backend, for this module's tests;
-    without its job execution (eight more processes running GenAI jobs, which tracking never uses)."""
+    without its job execution (eight more processes running GenAI jobs, which tracking never uses),
+    its temporary files (the database's initialization lock) in its own folder rather than /tmp."""
     folder, port = tmp_path_factory.mktemp("mlflow"), free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                                "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                               cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # fmt: skip
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "TMPDIR": str(folder)})  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
