@@ -1,8 +1,10 @@
 """The report as a reader meets it: opened from disk in a real headless Chromium, offline."""
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -15,8 +17,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def open_headless(scratch):
-    """Headless Chromium whose temporary files (profile, singleton socket) go under ``scratch``, not /tmp."""
+@contextlib.contextmanager
+def headless():
+    """Headless Chromium, quit afterwards; its temporary files (profile, singleton socket) go in a
+    folder of their own, removed afterwards, not loose in /tmp (a short path: a socket's is limited
+    to 107 characters, which a test's tmp_path under pytest-xdist exceeds)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -25,7 +30,12 @@ def open_headless(scratch):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER, env={**os.environ, "TMPDIR": str(scratch)}), options=options)
+    with tempfile.TemporaryDirectory(prefix="chromium-") as scratch:
+        browser = webdriver.Chrome(service=Service(DRIVER, env={**os.environ, "TMPDIR": scratch}), options=options)
+        try:
+            yield browser
+        finally:
+            browser.quit()
 
 
 def loads_cleanly(browser, page, title: str, figures: int) -> None:
@@ -50,12 +60,9 @@ def test_run_report_loads_in_chromium_without_errors(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data: {source: digits}\nmodel: {name: instrunet, width: 0.25}\ntrain: {epochs: 2, batch_size: 64}\n")
     assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    browser = open_headless(tmp_path)
-    try:
+    with headless() as browser:
         loads_cleanly(browser, tmp_path / "run" / "report.html", "Run report: run", 8)
         assert "Calibration (validation)" in headings(browser) and "Learnt weights" in headings(browser)
-    finally:
-        browser.quit()
 
 
 def test_sweep_report_loads_in_chromium_without_errors(tmp_path):
@@ -65,12 +72,9 @@ def test_sweep_report_loads_in_chromium_without_errors(tmp_path):
                       "  metrics: [val_macro_f1, val_ece]\n"
                       "  space: {optim.lr: {choice: [0.01, 0.1]}}\n  cocktail: {augment.mix: {mixup_alpha: {choice: [0.4]}}}\n")  # fmt: skip
     assert main(["sweep", str(recipe), "--workers", "1", "--out", str(tmp_path / "sweep"), "--quiet"]) == 0
-    browser = open_headless(tmp_path)
-    try:
+    with headless() as browser:
         loads_cleanly(browser, tmp_path / "sweep" / "report.html", "Sweep report: s", 4)
         assert headings(browser) == ["Configurations", "Pareto front", "The metric against each parameter", "Curves"]
-    finally:
-        browser.quit()
 
 
 def test_study_report_with_arms_side_by_side_loads_in_chromium_without_errors(tmp_path):
@@ -78,10 +82,7 @@ def test_study_report_with_arms_side_by_side_loads_in_chromium_without_errors(tm
     recipe.write_text("data: {source: digits}\nmodel: {name: linear}\ntrain: {epochs: 2}\n"
                       "study: {arms: {softmax: {}, one_vs_all: {loss.name: ovr_bce}}, baseline: softmax, seeds: [0, 1]}\n")  # fmt: skip
     assert main(["study", str(recipe), "--workers", "1", "--out", str(tmp_path / "study"), "--quiet"]) == 0
-    browser = open_headless(tmp_path)
-    try:
+    with headless() as browser:
         loads_cleanly(browser, tmp_path / "study" / "report.html", "Study report: study", 11)
         assert "Calibration and the probability of the true class, arm beside arm" in headings(browser)
         assert "Learnt weights, arm beside arm" in headings(browser)
-    finally:
-        browser.quit()
