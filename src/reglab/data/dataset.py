@@ -48,11 +48,11 @@ class Samples(Named):
         ``variant_p``, one of its variants drawn uniformly (from torch's current random stream)."""
         if self.variants is None:
             return self.x[index]
-        heard = self.varied(index)  # the variant drawn before the coin: the order a seed's numbers depend on
+        heard = self.a_variant(index)  # the variant drawn before the coin: the order a seed's numbers depend on
         varied = (torch.rand(len(index), device=index.device) < self.variant_p).view(-1, *[1] * (self.x.dim() - 1))
         return torch.where(varied, heard, self.x[index])
 
-    def varied(self, index: torch.Tensor) -> torch.Tensor:
+    def a_variant(self, index: torch.Tensor) -> torch.Tensor:
         """Each sample of ``index`` in one of its variants, drawn uniformly."""
         return self.variants[index, torch.randint(self.variants.shape[1], (len(index),), device=index.device)]
 

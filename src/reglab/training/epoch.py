@@ -47,12 +47,12 @@ class Member:
         targets = targets_for(self.data.y[index], n_classes)
         if not self.in_rooms_too:
             return self.augment(self.data.visited(index), targets, is_extra)
-        visited, in_rooms = self.data.visited(index), self.data.varied(index)
+        visited, in_rooms = self.data.visited(index), self.data.a_variant(index)
         cuda = [index.device] if index.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the stream is back where it was after the first half
             first, first_targets = self.augment(visited, targets, is_extra)
         second, _ = self.augment(in_rooms, targets, is_extra)
-        return torch.cat([first, second]), torch.cat([first_targets, first_targets])
+        return torch.cat([first, second]), first_targets.repeat(2, 1)
 
 
 def one_run(learner: Learner) -> Step:

@@ -30,7 +30,7 @@ class Learner:
     swa: Optional[StochasticWeightAverage] = None
     scheduled: bool = True  # False while stochastic weight averaging holds the rate
     penalties: Any = 0.0  # the penalties added to the loss, summed over the epoch's steps (on the device)
-    consistency: Optional[ViewConsistency] = None  # a term between the batch's two halves (data.rooms.consistency)
+    consistency: Optional[ViewConsistency] = None  # a penalty between the batch's two halves (data.rooms.consistency)
 
     def __post_init__(self):
         if self.forward is None:
@@ -58,19 +58,23 @@ class Learner:
         with self.amp:
             logits = self.forward(xb)
         loss = self.loss_of(logits, targets)
-        penalty = self.optimizer.penalty()
+        penalty = self.penalty_of(logits)
         self.optimizer.zero_grad()
         (loss + penalty).backward()
         return logits, loss, penalty
+
+    def penalty_of(self, logits: torch.Tensor) -> Any:
+        """What is added to the loss: the optimizer's weight penalties and, with two views of every
+        visit, their consistency term (a regularization loss on the activations, as Keras counts them)."""
+        penalty = self.optimizer.penalty()
+        return penalty + self.consistency(logits) if self.consistency else penalty
 
     def record_penalty(self, penalty) -> None:
         """Add a step's penalties to the epoch's sum (``train_penalty``: a Keras-style cost is loss plus penalties)."""
         self.penalties = self.penalties + (penalty.detach() if isinstance(penalty, torch.Tensor) else penalty)
 
     def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The training loss, in full precision under bfloat16 autocast."""
-        loss = self.loss_fn(logits.float(), targets)
-        return loss + self.consistency(logits) if self.consistency else loss
+        return self.loss_fn(logits.float(), targets)  # the loss in full precision under bfloat16 autocast
 
     def update(self) -> None:
         """Everything after the backward pass: the optimizer's step, the per-step schedule, the average."""

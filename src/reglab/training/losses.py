@@ -8,8 +8,8 @@
   usual multi-label loss.
 
 Any of them combines with class weights, label smoothing and (softmax losses) logit adjustment;
-with two views of every visit in a batch (``data.rooms.consistency``) the training loss also takes
-a Jensen-Shannon consistency term between them (``ViewConsistency``).
+with two views of every visit in a batch (``data.rooms.consistency``) a Jensen-Shannon consistency
+term between them (``ViewConsistency``) is added to it as a penalty.
 Class weights multiply each sample's loss by its class's weight and the batch is averaged as in
 Keras' ``class_weight`` (not normalized by the weights' sum); for the BCE losses they weight the
 positive term (``pos_weight``). Label smoothing (Szegedy et al. 2016) mixes the targets with the
@@ -106,7 +106,7 @@ for _name, _build in {"cross_entropy": softmax_loss, "focal": softmax_loss, "ovr
 class ViewConsistency:
     """For a batch of two views of the same visits (the first half and the second): ``weight``
     times the Jensen-Shannon divergence between the views' predicted distributions, AugMix's
-    consistency term (Hendrycks et al. 2020, "AugMix"), added to the training loss; for sigmoid
+    consistency term (Hendrycks et al. 2020, "AugMix"), added to the loss as a penalty; for sigmoid
     scores per class between Bernoulli distributions, averaged over classes."""
 
     weight: float

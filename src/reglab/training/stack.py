@@ -98,7 +98,7 @@ def stacked_step(trainees: list[Trainee], model: StackedModel, masks: list[dict]
         losses = [t.learner.loss_of(logits[j], targets[j]) for j, t in enumerate(trainees)]
         for t in trainees:
             t.learner.optimizer.zero_grad()
-        penalties = [t.learner.optimizer.penalty() for t in trainees]
+        penalties = [t.learner.penalty_of(logits[j]) for j, t in enumerate(trainees)]
         sum(loss + penalty for loss, penalty in zip(losses, penalties)).backward()
         for t, penalty in zip(trainees, penalties):
             t.learner.record_penalty(penalty)
