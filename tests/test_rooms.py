@@ -2,6 +2,7 @@
 their features, and how a training visit picks one."""
 
 import csv
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -117,6 +118,7 @@ def test_with_consistency_each_visit_is_heard_again_in_a_room_through_the_same_a
     from reglab.augment import BatchOps
     from reglab.recipe.schema import AugmentConfig
     from reglab.training.epoch import Member
+    from reglab.training.losses import ViewConsistency
 
     torch.manual_seed(0)
     x = torch.randn(40, 1, 16, 30)
@@ -126,9 +128,9 @@ def test_with_consistency_each_visit_is_heard_again_in_a_room_through_the_same_a
                            random_gain_db=6.0, time_shift=0.3)  # fmt: skip
     augment = BatchOps(config, torch.full((4,), 10), (1, 16, 30), section("data", source="irmas", path="x"))
     index, extra = torch.randint(40, (16,)), torch.zeros(16, dtype=torch.bool)
-    batch, targets = Member(clips, augment, None, None, in_rooms_too=True).batch(index, 4, extra)
+    batch, targets = Member(clips, augment, SimpleNamespace(consistency=ViewConsistency(1.0, True)), None).batch(index, 4, extra)
     assert batch.shape == (32, 1, 16, 30) and torch.equal(targets[:16], targets[16:])
     assert targets[:16].sum(1).max() > 1  # mixed: the same partners in both halves
     assert torch.allclose(batch[16:] - batch[:16], torch.full_like(batch[:16], 2.0), atol=1e-4)
-    once, once_targets = Member(clips, augment, None, None).batch(index, 4, extra)
+    once, once_targets = Member(clips, augment, SimpleNamespace(consistency=None), None).batch(index, 4, extra)
     assert once.shape == (16, 1, 16, 30) and once_targets.shape == (16, 4)

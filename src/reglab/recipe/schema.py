@@ -38,7 +38,7 @@ class RoomsConfig(Section):
     eq_db: float = Field(0.0, ge=0.0, le=24.0, description="each copy also through three peaking filters of gains U(-eq_db, eq_db) dB; 0: none")
     steady: bool = Field(False, description="the response wraps around, as if the clip had been playing in the room before it starts")
     seed: int = Field(0, description="draws the rooms (the same for every run of a recipe, whatever its train.seed)")
-    consistency: float = Field(0.0, ge=0.0, description="each visit also heard in one of the clip's rooms beside it in the batch (the same mixtures, gains and masks; a batch of batch_size visits holds twice as many rows), the loss plus this weight times the Jensen-Shannon divergence of the two hearings' predictions (AugMix's consistency, Hendrycks et al. 2020); 0: off")
+    consistency: float = Field(0.0, ge=0.0, description="each visit also heard in one of the clip's rooms beside it in the batch (the same mixtures, gains and masks; a batch of batch_size visits holds twice as many rows), and this weight times the Jensen-Shannon divergence of the two hearings' predictions (AugMix's consistency, Hendrycks et al. 2020) added to the loss as a penalty (train_penalty); 0: off")
 
     @model_validator(mode="after")
     def _ranges(self):

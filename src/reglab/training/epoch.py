@@ -38,14 +38,14 @@ class Member:
     augment: BatchOps
     learner: Learner
     reporter: Any
-    in_rooms_too: bool = False  # each visit also heard in a room, the batch's second half (data.rooms.consistency)
 
     def batch(self, index: torch.Tensor, n_classes: int, is_extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The visits ``index`` as the step sees them, augmented as a whole; with ``in_rooms_too``
-        followed by the same visits each in one of its rooms, through the same draws of every batch
-        operation (the same mixtures, gains and masks), so that the two halves differ by the room."""
+        """The visits ``index`` as the step sees them, augmented as a whole; when the learner has a
+        consistency penalty (``data.rooms.consistency``), followed by the same visits each in one of
+        its rooms, through the same draws of every batch operation (the same mixtures, gains and
+        masks), so that the two halves differ by the room."""
         targets = targets_for(self.data.y[index], n_classes)
-        if not self.in_rooms_too:
+        if self.learner.consistency is None:
             return self.augment(self.data.visited(index), targets, is_extra)
         visited, in_rooms = self.data.visited(index), self.data.a_variant(index)
         cuda = [index.device] if index.device.type == "cuda" else []

@@ -181,7 +181,7 @@ class Trainee:
     @property
     def member(self) -> Member:
         """What the epoch's steps need of this run."""
-        return Member(self.split.train_data, self.augment, self.learner, self.reporter, bool(self.recipe.data.consistency))
+        return Member(self.split.train_data, self.augment, self.learner, self.reporter)
 
     def wants_epoch(self) -> bool:
         """Whether another epoch runs: none past the last, after an early stop, a prune or a divergence."""
