@@ -258,7 +258,7 @@ data: {source: digits}
 model: {name: linear}
 optim: {name: sgd, lr: 0.05, momentum: 0.9}
 augment: {translate: {fraction: 0.1}, mix: {mixup_alpha: 0.2}}
-train: {epochs: 20, batch_size: 64}
+train: {epochs: 10, batch_size: 64}
 study:
   arms: {none: {}, l2: {optim.l2: 0.01}}
   baseline: none
@@ -279,7 +279,7 @@ def test_a_study_in_stacks_of_two_seeds_survives_a_kill_and_matches_the_study_ru
     expected = completed(tmp_path / "single")
 
     killed = subprocess.Popen(study_command(recipe, tmp_path / "stacked", 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim, number = worker_after_first_epoch(tmp_path / "stacked", epochs=20)
+    victim, number = worker_after_first_epoch(tmp_path / "stacked", epochs=10)
     partner = [t for t in Study(tmp_path / "stacked").optuna.get_trials(states=(TrialState.RUNNING,)) if t.number != number]
     assert [t.user_attrs["worker_pid"] for t in partner] == [victim]  # the other seed of the arm trains in the same stack
     os.kill(victim, signal.SIGKILL)
