@@ -119,8 +119,8 @@ def run_sections(path) -> tuple[str, str, list[Section]]:
         sections.append(Section("Training curves", figures=[
             Figure("loss", figures.curves(history, ["train_loss", "val_loss"] + (["train_cost"] if any(row.get("train_penalty") for row in history) else []),
                                           "loss", best), "Loss per epoch (learning rate in grey, right axis); train_cost adds the weight penalties"),
-            Figure("scores", figures.curves(history, ["train_accuracy", "val_accuracy", "val_macro_f1", "val_ece"], "score", best),
-                   "Accuracy, validation macro F1 and expected calibration error per epoch"),
+            Figure("scores", figures.curves(history, ["train_accuracy", "val_accuracy", "val_macro_f1", "val_mix_macro_f1", "val_ece"], "score", best),
+                   "Accuracy, validation macro F1 (val_mix: on validation mixtures, audio) and expected calibration error per epoch"),
         ]))  # fmt: skip
         sections.append(Section("Generalization gap", text="Train minus validation: a loss gap falling below zero and an accuracy gap rising above it mean overfitting.",
                                 figures=[Figure("gap", figures.curves(history, ["gap_loss", "gap_accuracy"], "train − validation", best), "Gap per epoch")]))  # fmt: skip
