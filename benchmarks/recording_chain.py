@@ -94,19 +94,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", default=",".join(STAGES), help=f"a comma-separated subset of {','.join(STAGES)} (to see which one costs what)")
     parser.add_argument("--validation-of", type=Path, metavar="RUN", help="the source is a training folder: take this run's validation clips")
+    parser.add_argument("--loops", type=int, default=1, metavar="K", help="with --validation-of: each excerpt played K times in a row before the chain")
     parser.add_argument("--mixtures", type=int, default=0, metavar="N",
                         help="with --validation-of: N polyphonic excerpts, each the sum of 1-3 validation clips of different classes, instead of the clips")  # fmt: skip
     args = parser.parse_args()
     stages = tuple(args.stages.split(",")) if args.stages else ()  # none: the clips as they are, for a side-by-side
     if unknown := set(stages) - set(STAGES):
         raise SystemExit(f"--stages: unknown {', '.join(sorted(unknown))} (known: {', '.join(STAGES)})")
-    if args.mixtures and args.validation_of is None:
-        raise SystemExit("--mixtures: mixes validation clips; give --validation-of RUN too")
+    if (args.mixtures or args.loops != 1) and args.validation_of is None:
+        raise SystemExit("--mixtures, --loops: for validation clips; give --validation-of RUN too")
+    if args.loops < 1:
+        raise SystemExit(f"--loops: {args.loops}; give 1 or more")
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     found = sources(args.source, args.validation_of)
     excerpts = mixtures(found, args.mixtures, np.random.default_rng([args.seed, 1])) if args.mixtures else ((name, *read(path), labels) for path, name, labels in found)
     for name, audio, rate, labels in excerpts:
+        audio = np.tile(audio, (args.loops, 1))
         soundfile.write(args.out / f"{name}.flac", chain(audio, rate, rng, stages).astype(np.float32), rate)
         (args.out / f"{name}.txt").write_text(labels)
     print(f"{len(list(args.out.glob('*.txt')))} excerpts through the recording chain (seed {args.seed}, {','.join(stages) or 'no stage'}) into {args.out}")

@@ -65,6 +65,12 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
         assert all(soundfile.info(mixed / f"mix_{n:04d}.flac").frames == len(tone) for n in range(6))
     assert labels[""] == labels["eq,reverb,compress,level"] and {"pia\nvoi\n", "pia\n", "voi\n"} >= set(labels[""])
     assert len(set(labels[""])) > 1
+    looped = tmp_path / "looped"  # played 3 times in a row: 3 times as long, the same excerpts and labels
+    benchmark(monkeypatch, "recording_chain", train, looped, "--validation-of", run, "--mixtures", "6", "--loops", "3", "--stages", "")
+    assert [(looped / f"mix_{n:04d}.txt").read_text() for n in range(6)] == labels[""]
+    once, _ = soundfile.read(tmp_path / "mixed-" / "mix_0000.flac")
+    thrice, _ = soundfile.read(looped / "mix_0000.flac")
+    assert np.allclose(thrice, np.tile(once, 3), atol=1e-4)
     (run / "val_predictions.csv").write_text("id,label,predicted\ncel/cel_0,cel,pia\n")  # a run of another training folder
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(tmp_path / "other"), "--validation-of", str(run)],
                           capture_output=True, text=True)  # fmt: skip
