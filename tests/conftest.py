@@ -17,13 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
-    """Under pytest-xdist each worker process gets its share of the cores for torch, so that two
-    workers on two cores do not each run two threads."""
+    """Under pytest-xdist each worker process gets its share of the cores for torch, and so do the
+    ``reglab`` processes its tests start (OMP_NUM_THREADS), so that two workers on two cores do not
+    each run two threads."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def pytest_collection_modifyitems(session, config, items):
