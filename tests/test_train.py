@@ -166,7 +166,7 @@ def test_auto_takes_bf16_for_models_shown_to_learn_as_well_in_it_and_compiles_on
 @pytest.mark.slow  # compiles a model (the second compiled run finds its kernels cached)
 def test_compiled_training_learns_as_eager_does_and_repeats_itself(tmp_path):
     # 1,344 training digits: 21 full batches of 64 and one graph to build (a last, smaller batch
-    # would compile a second, which doubled the test's time and checked nothing more)
+    # would compile a second: 46 s instead of 27 with a cold kernel cache, checking nothing more)
     shape = ("model.name=instrunet", "model.width=0.25", "data.val_fraction=0.2519")
     recipe = digits_recipe("train.compile=true", *shape)
     eager = train(digits_recipe(*shape), tmp_path / "eager").history
