@@ -13,7 +13,11 @@ which recipes may be compared (use another ``--seed`` than the test condition's)
 ``--mixtures N`` as well, it writes N polyphonic excerpts mixed from those clips instead, as the
 test's are polyphonic (the mixtures drawn from their own stream: the same seed mixes the same
 excerpts whatever ``--stages`` says). ``--stages eq,reverb`` applies only the stages named
-(``--stages ""`` none), to see which stage costs what.
+(``--stages ""`` none), to see which stage costs what. ``--loops K`` plays each validation excerpt
+K times in a row before the chain (the test's excerpts last 6-10 s, the clips 3 s: without it most
+of a validation excerpt's windows start in a silent room). ``--stereo`` pans each clip of a
+mixture across a stereo field, as the test's excerpts are stereo (``evaluate.channels: each``
+scores each channel beside the downmix).
 
 The chain, per excerpt and applied to every channel alike:
 - equalization: three peaking filters (RBJ biquads) at log-uniform centres 100 Hz–6 kHz, gains
@@ -94,6 +98,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", default=",".join(STAGES), help=f"a comma-separated subset of {','.join(STAGES)} (to see which one costs what)")
     parser.add_argument("--validation-of", type=Path, metavar="RUN", help="the source is a training folder: take this run's validation clips")
+    parser.add_argument("--stereo", action="store_true", help="with --mixtures: each clip panned across a stereo field, as the test's excerpts are stereo")
     parser.add_argument("--loops", type=int, default=1, metavar="K", help="with --validation-of: each excerpt played K times in a row before the chain")
     parser.add_argument("--mixtures", type=int, default=0, metavar="N",
                         help="with --validation-of: N polyphonic excerpts, each the sum of 1-3 validation clips of different classes, instead of the clips")  # fmt: skip
@@ -103,12 +108,14 @@ def main() -> None:
         raise SystemExit(f"--stages: unknown {', '.join(sorted(unknown))} (known: {', '.join(STAGES)})")
     if (args.mixtures or args.loops != 1) and args.validation_of is None:
         raise SystemExit("--mixtures, --loops: for validation clips; give --validation-of RUN too")
+    if args.stereo and not args.mixtures:
+        raise SystemExit("--stereo: pans the clips of mixtures; give --mixtures N too")
     if args.loops < 1:
         raise SystemExit(f"--loops: {args.loops}; give 1 or more")
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     found = sources(args.source, args.validation_of)
-    excerpts = mixtures(found, args.mixtures, np.random.default_rng([args.seed, 1])) if args.mixtures else ((name, *read(path), labels) for path, name, labels in found)
+    excerpts = mixtures(found, args.mixtures, np.random.default_rng([args.seed, 1]), np.random.default_rng([args.seed, 2]) if args.stereo else None) if args.mixtures else ((name, *read(path), labels) for path, name, labels in found)
     for name, audio, rate, labels in excerpts:
         audio = np.tile(audio, (args.loops, 1))
         soundfile.write(args.out / f"{name}.flac", chain(audio, rate, rng, stages).astype(np.float32), rate)
@@ -120,10 +127,12 @@ def read(path: Path) -> tuple[np.ndarray, int]:
     return soundfile.read(path, always_2d=True, dtype="float64")
 
 
-def mixtures(clips: list[tuple[Path, str, str]], count: int, rng: np.random.Generator):
+def mixtures(clips: list[tuple[Path, str, str]], count: int, rng: np.random.Generator, pans: np.random.Generator | None = None):
     """``count`` polyphonic excerpts ``(name, audio, rate, labels)`` like the test's (1-3
     instruments at once): 1-3 clips of different classes summed at gains U(-6, 6) dB, scaled to a
-    peak of 0.5, labelled with the union of their labels."""
+    peak of 0.5, labelled with the union of their labels. With ``pans`` each clip is placed in a
+    stereo field as the test's excerpts are (constant-power panning, drawn from that stream so that
+    the mixtures are the same ones as without it)."""
     by_label: dict[str, list[Path]] = {}
     for path, _, labels in clips:
         by_label.setdefault(labels.strip(), []).append(path)
@@ -132,9 +141,18 @@ def mixtures(clips: list[tuple[Path, str, str]], count: int, rng: np.random.Gene
         chosen = rng.choice(len(names), size=min(int(rng.integers(1, 4)), len(names)), replace=False)
         parts = [read(by_label[names[i]][rng.integers(len(by_label[names[i]]))]) for i in chosen]
         length, rate = min(len(audio) for audio, _ in parts), parts[0][1]
-        audio = sum(audio[:length].mean(axis=1, keepdims=True) * 10 ** (rng.uniform(-6, 6) / 20) for audio, _ in parts)
+        audio = sum(audio[:length].mean(axis=1, keepdims=True) * 10 ** (rng.uniform(-6, 6) / 20) * placement(pans) for audio, _ in parts)
         audio *= 0.5 / max(np.abs(audio).max(), 1e-9)
         yield f"mix_{n:04d}", audio, rate, "".join(f"{names[i]}\n" for i in sorted(chosen))
+
+
+def placement(pans: np.random.Generator | None) -> np.ndarray:
+    """Channel gains ``[1]`` (mono), or ``[left, right]`` for a position drawn uniformly across the
+    stereo field (sine-cosine law: the same power wherever the source stands, both gains 1 at the centre)."""
+    if pans is None:
+        return np.ones(1)
+    angle = pans.uniform(0, np.pi / 2)
+    return np.sqrt(2) * np.array([np.cos(angle), np.sin(angle)])
 
 
 def sources(folder: Path, run: Path | None) -> list[tuple[Path, str, str]]:

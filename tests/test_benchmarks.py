@@ -71,6 +71,11 @@ def test_the_recording_chain_keeps_each_excerpt_its_length_and_labels_and_change
     once, _ = soundfile.read(tmp_path / "mixed-" / "mix_0000.flac")
     thrice, _ = soundfile.read(looped / "mix_0000.flac")
     assert np.allclose(thrice, np.tile(once, 3), atol=1e-4)
+    stereo = tmp_path / "stereo"  # the same mixtures, each clip panned: two channels that differ
+    benchmark(monkeypatch, "recording_chain", train, stereo, "--validation-of", run, "--mixtures", "6", "--stereo", "--stages", "")
+    assert [(stereo / f"mix_{n:04d}.txt").read_text() for n in range(6)] == labels[""]
+    panned = [soundfile.read(stereo / f"mix_{n:04d}.flac", always_2d=True)[0] for n in range(6)]
+    assert all(p.shape == (len(tone), 2) for p in panned) and any(not np.allclose(p[:, 0], p[:, 1], atol=1e-3) for p in panned)
     (run / "val_predictions.csv").write_text("id,label,predicted\ncel/cel_0,cel,pia\n")  # a run of another training folder
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recording_chain.py"), str(train), str(tmp_path / "other"), "--validation-of", str(run)],
                           capture_output=True, text=True)  # fmt: skip
